@@ -17,7 +17,7 @@ const LATE_FILE: &str = "late.txt";
 pub struct BenchArgs {
     /// Megabytes of random data the fixture compresses per platform, so the
     /// cold build does measurable work.
-    #[arg(long, default_value_t = 24)]
+    #[arg(long, default_value_t = 64)]
     pub work_mb: u32,
     /// Platforms (default: the fixture's, amd64 and arm64).
     #[arg(long, value_delimiter = ',')]
@@ -45,7 +45,7 @@ pub fn build(args: &BenchArgs) -> Result<()> {
         sbom: false,
         release: None,
         branch: None,
-        tag: vec![format!("bench-{}", std::process::id())],
+        tag: vec![],
         quiet: true,
         report: None,
     };
@@ -103,7 +103,13 @@ fn scratch_catalog(repo: &Catalog, fixture: &Image, dir: &Path) -> Result<Catalo
     let context = dir.join("context");
     copy_dir(&fixture.context, &context)?;
     let dockerfile_rel = fixture.dockerfile.strip_prefix(&fixture.context).context("the fixture's Dockerfile is in its context")?;
-    let image = Image { dockerfile: context.join(dockerfile_rel), context, ..fixture.clone() };
+    let image = Image {
+        dockerfile: context.join(dockerfile_rel),
+        context,
+        // Its own repository, so the benchmark never retags the real fixture.
+        repository: format!("{}-bench", fixture.repository),
+        ..fixture.clone()
+    };
     Ok(Catalog { path: dir.join("images.toml"), images: vec![image], ..repo.clone() })
 }
 

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The test command (README.md and .ci/run): the xtask's unit and integration
+# tests against the real Docker engine and registry, then the worker's tests
+# against a real PostgreSQL. Needs a host prepared by scripts/setup-host.sh.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+
+passed=0
+failed=0
+status=0
+
+# count_results PATTERN: adds up "N passed; M failed" style lines in $log.
+count_results() {
+  local p f
+  while read -r p f; do
+    passed=$((passed + p))
+    failed=$((failed + f))
+  done < <(sed -nE "$1" "$log")
+}
+
+echo "==> xtask: cargo test"
+cargo test --workspace --color never 2>&1 | tee "$log" || status=1
+count_results 's/^test result: [a-zA-Z]+\. ([0-9]+) passed; ([0-9]+) failed.*/\1 \2/p'
+
+if [[ -f test/worker/run.sh ]]; then
+  echo "==> worker: test/worker/run.sh"
+  bash test/worker/run.sh 2>&1 | tee "$log" || status=1
+  count_results 's/^worker: ([0-9]+) passed, ([0-9]+) failed$/\1 \2/p'
+fi
+
+if ((status != 0 && failed == 0)); then
+  failed=1 # a suite failed without reporting a count (a build error, say)
+fi
+echo
+echo "all: $passed passed, $failed failed"
+exit "$status"
