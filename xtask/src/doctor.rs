@@ -48,22 +48,23 @@ pub fn run(json: bool) -> Result<()> {
 
 fn checks() -> Vec<Check> {
     let mut out = Vec::new();
-    let daemon = docker::daemon_version();
+    let daemon = docker::daemon_version().map_err(|_| anyhow::anyhow!("not running or not reachable"));
     let daemon_up = daemon.is_ok();
-    out.push(tool("docker client", true, "docker", &["version", "--format", "{{.Client.Version}}"], SETUP_HINT));
+    // `docker version` fails when the daemon is down; `--version` is the client's alone.
+    out.push(tool("docker client", true, "docker", &["--version"], SETUP_HINT));
     out.push(from_result("docker daemon", true, daemon.and_then(check_min_engine), SETUP_HINT));
     out.push(from_result("buildx", true, docker::buildx_version(), "install Debian's docker-buildx (scripts/setup-host.sh)"));
     out.push(from_result(
         "containerd image store",
         true,
-        if daemon_up { docker::containerd_image_store() } else { Ok(false) }
-            .and_then(|on| if on { Ok("enabled".into()) } else { bail!("disabled or daemon down") }),
+        needs_daemon(daemon_up, docker::containerd_image_store)
+            .and_then(|on| if on { Ok("enabled".into()) } else { bail!("disabled") }),
         "set features.containerd-snapshotter in /etc/docker/daemon.json and restart dockerd",
     ));
     out.push(from_result(
         "arm64 emulation",
         true,
-        if daemon_up { docker::builder_platforms() } else { Ok(vec![]) }.and_then(|ps| {
+        needs_daemon(daemon_up, docker::builder_platforms).and_then(|ps| {
             if ps.iter().any(|p| p.arch == "arm64") {
                 Ok("linux/arm64 in the builder".into())
             } else {
@@ -94,6 +95,14 @@ fn checks() -> Vec<Check> {
         out.push(file(if arch == "amd64" { "busybox-static amd64" } else { "busybox-static arm64" }, &path));
     }
     out
+}
+
+fn needs_daemon<T>(daemon_up: bool, query: impl FnOnce() -> Result<T>) -> Result<T> {
+    if daemon_up {
+        query()
+    } else {
+        bail!("unknown: the daemon is down")
+    }
 }
 
 fn check_min_engine(version: String) -> Result<String> {

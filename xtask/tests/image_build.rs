@@ -11,7 +11,7 @@ use support::{run_ok, Fixture, REGISTRY};
 fn multi_arch_push_matches_the_registry_index() {
     let _engine = support::engine();
     let fx = Fixture::new("push");
-    let out = fx.xtask(&["image", "build", "fx", "--push", "--registry", REGISTRY, "--report", "report.json", "--quiet"]);
+    let out = fx.xtask(&["image", "build", "fx", "--push", "--registry", REGISTRY, "--provenance", "--report", "report.json", "--quiet"]);
     assert!(out.status.success(), "{}", out.stderr);
     let report = fx.report("report.json");
     let image = &report["images"][0];
@@ -26,10 +26,13 @@ fn multi_arch_push_matches_the_registry_index() {
 
     // …which lists both platforms with the report's per-platform digests.
     let raw: serde_json::Value = serde_json::from_str(&run_ok("docker", &["buildx", "imagetools", "inspect", "--raw", &reference])).unwrap();
-    let in_registry: Vec<(String, String)> = raw["manifests"]
-        .as_array()
-        .unwrap()
+    let manifests = raw["manifests"].as_array().unwrap();
+    // --provenance adds an attestation manifest per platform; the report leaves them out.
+    let attestations = manifests.iter().filter(|m| m["annotations"]["vnd.docker.reference.type"] == "attestation-manifest").count();
+    assert_eq!(attestations, 2, "{raw}");
+    let in_registry: Vec<(String, String)> = manifests
         .iter()
+        .filter(|m| m["platform"]["os"] == "linux")
         .map(|m| (format!("{}/{}", m["platform"]["os"].as_str().unwrap(), m["platform"]["architecture"].as_str().unwrap()), m["digest"].as_str().unwrap().to_string()))
         .collect();
     let in_report: Vec<(String, String)> = image["platforms"]
@@ -39,6 +42,7 @@ fn multi_arch_push_matches_the_registry_index() {
         .map(|p| (p["platform"].as_str().unwrap().to_string(), p["digest"].as_str().expect("pushed images report platform digests").to_string()))
         .collect();
     assert_eq!(in_registry.len(), 2, "{raw}");
+    assert_eq!(in_report.len(), 2);
     for entry in &in_report {
         assert!(in_registry.contains(entry), "{entry:?} not in {in_registry:?}");
     }
