@@ -45,6 +45,8 @@ main() {
   start_dockerd
   start_registry
   extract_host_material
+  bootstrap_debian_rootfs
+  fetch_claude_code
   log "host ready: run \`cargo xtask doctor\` for the full picture"
 }
 
@@ -212,6 +214,49 @@ extract_host_material() {
   mkdir -p "$HOST_DIR/busybox/arm64" "$HOST_DIR/musl/arm64"
   install -m 0755 "$dir/root/bin/busybox" "$HOST_DIR/busybox/arm64/busybox"
   cp -L "$dir/root/lib/aarch64-linux-musl/libc.so" "$HOST_DIR/musl/arm64/ld-musl-aarch64.so.1"
+}
+
+# Debian 12 minbase root filesystems for both architectures: the base of the
+# stand-in images (nothing can be pulled here). arm64 runs under emulation.
+bootstrap_debian_rootfs() {
+  local arch dir tar
+  mkdir -p "$HOST_DIR/rootfs"
+  for arch in amd64 arm64; do
+    tar="$HOST_DIR/rootfs/$arch.tar"
+    if [[ -f $tar ]]; then
+      log "Debian 12 rootfs ($arch): present"
+      continue
+    fi
+    log "Debian 12 rootfs ($arch): debootstrap --variant=minbase (log: $LOG_DIR/debootstrap-$arch.log)"
+    dir="$STATE_DIR/rootfs-$arch"
+    rm -rf "$dir"
+    debootstrap --variant=minbase --arch="$arch" bookworm "$dir" http://deb.debian.org/debian \
+      >"$LOG_DIR/debootstrap-$arch.log" 2>&1 || die "debootstrap for $arch failed: see $LOG_DIR/debootstrap-$arch.log"
+    rm -rf "$dir"/var/cache/apt/archives/*.deb "$dir"/var/lib/apt/lists/*
+    tar --numeric-owner -C "$dir" -cf "$tar.part" .
+    mv "$tar.part" "$tar"
+    rm -rf "$dir"
+  done
+}
+
+# The pinned Claude Code tarballs (docker/claude-code.pins), verified by
+# sha512, for hermetic stand-in builds: HTTPS from inside a build fails here.
+fetch_claude_code() {
+  local variant arch out
+  out=$(mktemp -d)
+  for variant in musl glibc; do
+    for arch in amd64 arm64; do
+      (
+        set -a
+        # shellcheck source=docker/claude-code.pins
+        source "$here/../docker/claude-code.pins"
+        set +a
+        CLAUDE_CACHE_DIR="$HOST_DIR/claude" sh "$here/../docker/fetch-claude.sh" "$variant" "$arch" "$out/$variant-$arch"
+      )
+    done
+  done
+  rm -rf "$out"
+  log "Claude Code tarballs: verified in $HOST_DIR/claude"
 }
 
 main "$@"

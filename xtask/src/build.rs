@@ -117,10 +117,12 @@ struct Plan<'a> {
     refs: Vec<String>,
     labels: BTreeMap<String, String>,
     build_args: Vec<(String, String)>,
+    /// Named contexts for the images this one builds on: (name, image ref).
+    needs: Vec<(String, String)>,
 }
 
 pub fn run(catalog: &Catalog, args: &BuildArgs) -> Result<BuildReport> {
-    let images = selected_images(catalog, &args.images)?;
+    let images = catalog.with_needs(&selected_images(catalog, &args.images)?);
     let requested = catalog::Platform::parse_list(&args.platform)?;
     let mut git = GitInfo::discover();
     if let Some(branch) = &args.branch {
@@ -142,7 +144,7 @@ pub fn run(catalog: &Catalog, args: &BuildArgs) -> Result<BuildReport> {
     tags.extend(args.tag.iter().cloned());
     let created = tags::rfc3339_utc(git.commit_time.unwrap_or_else(now_unix));
 
-    let mut plans = Vec::new();
+    let mut plans: Vec<Plan> = Vec::new();
     for image in images {
         check_paths(image)?;
         let platforms = image.select_platforms(&requested)?;
@@ -151,7 +153,16 @@ pub fn run(catalog: &Catalog, args: &BuildArgs) -> Result<BuildReport> {
         let labels = tags::oci_labels(&image.repository, &image.description, &git, release.as_ref(), catalog.source.as_deref(), &created);
         let mut build_args: Vec<(String, String)> = image.args.clone().into_iter().collect();
         build_args.extend(extra_args.iter().cloned());
-        plans.push(Plan { image, platforms, tags: tags.clone(), refs, labels, build_args });
+        // What it needs was planned before it (catalog order): use its most specific tag.
+        let needs = image
+            .needs
+            .iter()
+            .map(|need| {
+                let planned = plans.iter().find(|p| &p.image.name == need).expect("needs are planned first");
+                (need.clone(), planned.refs[0].clone())
+            })
+            .collect();
+        plans.push(Plan { image, platforms, tags: tags.clone(), refs, labels, build_args, needs });
     }
 
     // The machine: checked once, before anything is built or pushed.
@@ -320,6 +331,9 @@ fn buildx_command(catalog: &Catalog, plan: &Plan, args: &BuildArgs, metadata_fil
     }
     for (name, dir) in &image.contexts {
         cmd = cmd.arg("--build-context").arg(format!("{name}={}", dir.display()));
+    }
+    for (name, reference) in &plan.needs {
+        cmd = cmd.arg("--build-context").arg(format!("{name}=docker-image://{reference}"));
     }
     cmd = cmd.arg(if args.provenance { "--provenance=mode=max" } else { "--provenance=false" });
     cmd = cmd.arg(format!("--sbom={}", args.sbom));

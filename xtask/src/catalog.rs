@@ -63,6 +63,12 @@ struct ImageEntry {
     platforms: Option<Vec<String>>,
     #[serde(default)]
     args: BTreeMap<String, String>,
+    /// A KEY=VALUE file of more build args (`args` wins on a clash).
+    args_file: Option<PathBuf>,
+    /// Catalog images this one builds on: built first, and passed as named
+    /// contexts (`FROM NAME` in the Dockerfile resolves to the built image).
+    #[serde(default)]
+    needs: Vec<String>,
     /// Named build contexts (`COPY --from=NAME`), path relative to the catalog.
     #[serde(default)]
     contexts: BTreeMap<String, PathBuf>,
@@ -116,6 +122,7 @@ pub struct Image {
     pub target: Option<String>,
     pub platforms: Vec<Platform>,
     pub args: BTreeMap<String, String>,
+    pub needs: Vec<String>,
     pub contexts: BTreeMap<String, PathBuf>,
     pub networked: bool,
 }
@@ -146,6 +153,21 @@ impl Catalog {
                 .map(|p| Platform::parse(p))
                 .collect::<Result<Vec<_>>>()
                 .with_context(|| format!("{}: image `{}`", path.display(), entry.name))?;
+            for need in &entry.needs {
+                if !images.iter().any(|i| &i.name == need) {
+                    bail!(
+                        "{}: image `{}` needs `{need}`, which is not declared before it: declare `{need}` earlier in the catalog",
+                        path.display(),
+                        entry.name
+                    );
+                }
+            }
+            let mut args = match &entry.args_file {
+                Some(file) => read_args_file(&base.join(file))
+                    .with_context(|| format!("{}: image `{}`", path.display(), entry.name))?,
+                None => BTreeMap::new(),
+            };
+            args.extend(entry.args);
             images.push(Image {
                 repository: entry.repository.unwrap_or_else(|| entry.name.clone()),
                 name: entry.name,
@@ -155,7 +177,8 @@ impl Catalog {
                 context: base.join(entry.context),
                 target: entry.target,
                 platforms,
-                args: entry.args,
+                args,
+                needs: entry.needs,
                 contexts: entry.contexts.into_iter().map(|(k, v)| (k, base.join(v))).collect(),
                 networked: entry.networked,
             });
@@ -175,15 +198,32 @@ impl Catalog {
     /// The images named, in catalog order; none named means every image.
     pub fn select(&self, names: &[String]) -> Result<Vec<&Image>> {
         for name in names {
-            if !self.images.iter().any(|i| &i.name == name) {
-                bail!(
-                    "unknown image `{name}`: the catalog {} has {}",
-                    self.path.display(),
-                    self.names().join(", ")
-                );
-            }
+            self.get(name)?;
         }
         Ok(self.images.iter().filter(|i| names.is_empty() || names.contains(&i.name)).collect())
+    }
+
+    pub fn get(&self, name: &str) -> Result<&Image> {
+        self.images.iter().find(|i| i.name == name).ok_or_else(|| {
+            anyhow::anyhow!("unknown image `{name}`: the catalog {} has {}", self.path.display(), self.names().join(", "))
+        })
+    }
+
+    /// `images` plus everything they need, each once, in catalog order (a
+    /// need is always declared before the images that need it).
+    pub fn with_needs<'a>(&'a self, images: &[&'a Image]) -> Vec<&'a Image> {
+        let mut wanted: Vec<&str> = images.iter().map(|i| i.name.as_str()).collect();
+        let mut i = 0;
+        while i < wanted.len() {
+            let image = self.images.iter().find(|img| img.name == wanted[i]).expect("selected from the catalog");
+            for need in &image.needs {
+                if !wanted.contains(&need.as_str()) {
+                    wanted.push(need);
+                }
+            }
+            i += 1;
+        }
+        self.images.iter().filter(|img| wanted.contains(&img.name.as_str())).collect()
     }
 }
 
@@ -205,6 +245,29 @@ impl Image {
         }
         Ok(requested.to_vec())
     }
+}
+
+/// Reads `KEY=VALUE` lines; blank lines and `#` comments are skipped.
+pub fn read_args_file(path: &Path) -> Result<BTreeMap<String, String>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read args_file {}", path.display()))?;
+    parse_args_file(&text).with_context(|| format!("in {}", path.display()))
+}
+
+pub fn parse_args_file(text: &str) -> Result<BTreeMap<String, String>> {
+    let mut args = BTreeMap::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        match line.split_once('=') {
+            Some((k, v)) if !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => {
+                args.insert(k.to_string(), v.to_string());
+            }
+            _ => bail!("line {}: `{line}` is not KEY=VALUE", n + 1),
+        }
+    }
+    Ok(args)
 }
 
 pub fn join(platforms: &[Platform]) -> String {
@@ -364,6 +427,27 @@ mod tests {
         assert_eq!(c.select(&["fixture".into()]).unwrap()[0].name, "fixture");
         let err = c.select(&["wroker".into()]).unwrap_err().to_string();
         assert!(err.contains("unknown image `wroker`") && err.contains("worker, fixture"), "{err}");
+    }
+
+    #[test]
+    fn needs_come_first_and_must_be_declared_earlier() {
+        let text = "[[image]]\nname='base'\ndockerfile='B'\n[[image]]\nname='app'\ndockerfile='A'\nneeds=['base']\n[[image]]\nname='other'\ndockerfile='O'\n";
+        let c = Catalog::parse(text, Path::new("c.toml"), Path::new(".")).unwrap();
+        let app = c.select(&["app".into()]).unwrap();
+        let names: Vec<&str> = c.with_needs(&app).iter().map(|i| i.name.as_str()).collect();
+        assert_eq!(names, vec!["base", "app"]);
+        let backwards = "[[image]]\nname='app'\ndockerfile='A'\nneeds=['base']\n[[image]]\nname='base'\ndockerfile='B'\n";
+        let err = Catalog::parse(backwards, Path::new("c.toml"), Path::new(".")).unwrap_err().to_string();
+        assert!(err.contains("needs `base`, which is not declared before it"), "{err}");
+    }
+
+    #[test]
+    fn args_files_are_key_value_lines() {
+        let args = parse_args_file("# pins\nCLAUDE_VERSION=2.1.328\n\nSHA=ab=cd\n").unwrap();
+        assert_eq!(args["CLAUDE_VERSION"], "2.1.328");
+        assert_eq!(args["SHA"], "ab=cd");
+        let err = format!("{:#}", parse_args_file("OK=1\nnot a pin\n").unwrap_err());
+        assert!(err.contains("line 2: `not a pin` is not KEY=VALUE"), "{err}");
     }
 
     #[test]

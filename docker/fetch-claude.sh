@@ -1,0 +1,71 @@
+#!/bin/sh
+# Fetches the native Claude Code binary for one architecture from the npm
+# registry, verifies the tarball's pinned sha512, and installs it under DEST as
+#   DEST/usr/local/share/claude/VERSION/claude
+#   DEST/usr/local/bin/claude -> /usr/local/share/claude/VERSION/claude
+# Used by the build stage of every worker Dockerfile (POSIX sh: it runs on
+# Alpine's ash as well as on bash).
+#
+# usage: fetch-claude.sh musl|glibc TARGETARCH DEST
+# env:   CLAUDE_VERSION, CLAUDE_SHA512_<MUSL|GLIBC>_<AMD64|ARM64> (docker/claude-code.pins)
+#        CLAUDE_TARBALL_DIR  a directory already holding the tarball (hermetic builds)
+#        CLAUDE_CACHE_DIR    where downloads are kept between builds (a cache mount)
+set -eu
+
+die() {
+  echo "fetch-claude: $*" >&2
+  exit 1
+}
+
+[ $# -eq 3 ] || die "usage: fetch-claude.sh musl|glibc TARGETARCH DEST"
+variant=$1
+target_arch=$2
+dest=$3
+: "${CLAUDE_VERSION:?CLAUDE_VERSION is not set: pass the build args from docker/claude-code.pins}"
+
+case "$target_arch" in
+  amd64) npm_arch=x64 ;;
+  arm64) npm_arch=arm64 ;;
+  *) die "unsupported TARGETARCH '$target_arch': Claude Code ships for amd64 and arm64 only; build with --platform linux/amd64 or linux/arm64" ;;
+esac
+case "$variant" in
+  musl) suffix=-musl pin_var=CLAUDE_SHA512_MUSL_ ;;
+  glibc) suffix='' pin_var=CLAUDE_SHA512_GLIBC_ ;;
+  *) die "unknown variant '$variant': use musl or glibc" ;;
+esac
+pin_var="$pin_var$(echo "$target_arch" | tr '[:lower:]' '[:upper:]')"
+eval "sha512=\${$pin_var:-}"
+# shellcheck disable=SC2154 # set by the eval above
+[ -n "$sha512" ] || die "$pin_var is not set: pass the build args from docker/claude-code.pins"
+
+package="claude-code-linux-$npm_arch$suffix"
+tarball="$package-$CLAUDE_VERSION.tgz"
+url="https://registry.npmjs.org/@anthropic-ai/$package/-/$tarball"
+cache=${CLAUDE_CACHE_DIR:-/tmp/claude-cache}
+mkdir -p "$cache"
+
+verified() {
+  [ -f "$1" ] && echo "$sha512  $1" | sha512sum -c - >/dev/null 2>&1
+}
+
+if [ -n "${CLAUDE_TARBALL_DIR:-}" ] && [ -f "$CLAUDE_TARBALL_DIR/$tarball" ]; then
+  cp "$CLAUDE_TARBALL_DIR/$tarball" "$cache/$tarball.part"
+  mv "$cache/$tarball.part" "$cache/$tarball"
+elif ! verified "$cache/$tarball"; then
+  echo "fetch-claude: downloading $url" >&2
+  if command -v curl >/dev/null 2>&1; then
+    curl -fsSL --retry 3 -o "$cache/$tarball.part" "$url"
+  else
+    wget -q -O "$cache/$tarball.part" "$url"
+  fi
+  mv "$cache/$tarball.part" "$cache/$tarball"
+fi
+verified "$cache/$tarball" || die "$tarball does not match the pinned sha512 ($pin_var): refusing to install it"
+
+work=$(mktemp -d)
+tar -xzf "$cache/$tarball" -C "$work" package/claude
+mkdir -p "$dest/usr/local/share/claude/$CLAUDE_VERSION" "$dest/usr/local/bin"
+install -m 0755 "$work/package/claude" "$dest/usr/local/share/claude/$CLAUDE_VERSION/claude"
+ln -sf "/usr/local/share/claude/$CLAUDE_VERSION/claude" "$dest/usr/local/bin/claude"
+rm -rf "$work"
+echo "fetch-claude: Claude Code $CLAUDE_VERSION ($package) verified and installed" >&2

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Entrypoint of the Python-runtime images: starts the status server when
+# RALPH_STATUS_ADDR is set, then becomes the worker entrypoint (exec, so the
+# worker stays the direct child of tini, which forwards signals to the whole
+# process group: the worker and the status server both get SIGTERM).
+set -euo pipefail
+
+if [[ -n ${RALPH_STATUS_ADDR:-} ]]; then
+  python -m ralph_status "$RALPH_STATUS_ADDR" &
+fi
+exec "${RALPH_HOME:-/opt/ralph}/docker/entrypoint.sh" "$@"
