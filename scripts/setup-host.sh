@@ -47,6 +47,7 @@ main() {
   extract_host_material
   bootstrap_debian_rootfs
   fetch_claude_code
+  fetch_uv_wheels
   log "host ready: run \`cargo xtask doctor\` for the full picture"
 }
 
@@ -257,6 +258,18 @@ fetch_claude_code() {
   done
   rm -rf "$out"
   log "Claude Code tarballs: verified in $HOST_DIR/claude"
+}
+
+# uv's wheels for both architectures (docker/uv-requirements.txt, hash-checked),
+# for the Python stand-in's builder stage.
+fetch_uv_wheels() {
+  local platform
+  mkdir -p "$HOST_DIR/wheels"
+  for platform in manylinux_2_17_x86_64 manylinux_2_17_aarch64; do
+    "$TOOLS_VENV/bin/pip" download --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
+      --platform "$platform" --require-hashes -r "$here/../docker/uv-requirements.txt" -d "$HOST_DIR/wheels"
+  done
+  log "uv wheels: verified in $HOST_DIR/wheels"
 }
 
 main "$@"

@@ -8,6 +8,7 @@ mod build;
 mod catalog;
 mod docker;
 mod doctor;
+mod pin;
 mod process;
 mod progress;
 mod tags;
@@ -51,6 +52,8 @@ enum Command {
 enum ImageCommand {
     /// Build images with docker buildx (both architectures by default).
     Build(build::BuildArgs),
+    /// Update digest-pinned base images (`NAME:TAG@sha256:…`) to what their tags point at now.
+    Pin(pin::PinArgs),
     /// Print the catalog as a CI matrix (JSON, one entry per image and platform).
     Matrix {
         /// Images to include (default: all).
@@ -84,6 +87,18 @@ fn run(cli: Cli) -> Result<()> {
             let catalog = catalog::Catalog::load(&catalog_path)?;
             let report = build::run(&catalog, &args)?;
             build::print_table(&report);
+            Ok(())
+        }
+        Command::Image(ImageCommand::Pin(args)) => {
+            let catalog = catalog::Catalog::load(&catalog_path)?;
+            let report = pin::run(&catalog, &args)?;
+            pin::print_table(&report);
+            if let Some(path) = &args.report {
+                build::write_report(path, &report)?;
+            }
+            if args.check {
+                pin::ensure_fresh(&report)?;
+            }
             Ok(())
         }
         Command::Image(ImageCommand::Matrix { images }) => {
