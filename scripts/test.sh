@@ -21,9 +21,24 @@ count_results() {
   done < <(sed -nE "$1" "$log")
 }
 
+# count_unittest: Python unittest's "Ran N tests" and "FAILED (failures=F, errors=E)".
+count_unittest() {
+  local ran bad=0 n
+  ran=$(sed -nE 's/^Ran ([0-9]+) tests? in .*/\1/p' "$log" | tail -1)
+  while read -r n; do
+    bad=$((bad + n))
+  done < <(grep -oE '(failures|errors)=[0-9]+' "$log" | cut -d= -f2)
+  passed=$((passed + ${ran:-0} - bad))
+  failed=$((failed + bad))
+}
+
 echo "==> xtask: cargo test"
 cargo test --workspace --color never 2>&1 | tee "$log" || status=1
 count_results 's/^test result: [a-zA-Z]+\. ([0-9]+) passed; ([0-9]+) failed.*/\1 \2/p'
+
+echo "==> ralph-status: python unittest"
+(cd status && PYTHONPATH=src PYTHONDONTWRITEBYTECODE=1 python3 -m unittest discover -s tests -v) 2>&1 | tee "$log" || status=1
+count_unittest
 
 if [[ -f test/worker/run.sh ]]; then
   echo "==> worker: test/worker/run.sh"
