@@ -24,16 +24,30 @@ ralph_usage() {
   cat <<'USAGE'
 usage: ralph.sh [--model ALIAS] COMMAND [ARGS]
 
-  build [--max-iterations N] [--until-empty]   the worker loop
-  task ARGS…                                   the task CLI (task --help)
+Commands:
+  build [--max-iterations N] [--until-empty]   the worker loop (ralph.sh build --help)
+  task ARGS…                                   the task store CLI (ralph.sh task --help)
   init                                         apply the task store schema
-  --help | --version
+  models                                       the model aliases (models.json)
 
-The model alias comes from models.json (--model or RALPH_MODEL; default: its
-"default"). Needs RALPH_DB_URL; build also needs RALPH_REPO_URL. Every
-variable is documented in .env.example.
-Exit codes: 0 ok, 1 error, 2 bad input.
+Options:
+  --model ALIAS   the model for build: an alias from models.json (default: its
+                  "default"; also RALPH_MODEL)
+  --help          this text
+  --version       ralph's version
+
+Needs RALPH_DB_URL; build also needs RALPH_REPO_URL. Every variable ralph
+reads is documented in .env.example.
+
+Exit codes: 0 ok, 1 error, 2 bad input (the command line or the environment);
+`task` adds 3 (nothing to claim) and 4 (unknown task or agent).
 USAGE
+}
+
+# --model ALIAS: refused at once when models.json doesn't know it.
+ralph_set_model() {
+  model_id "$1" >/dev/null
+  export RALPH_MODEL=$1
 }
 
 main() {
@@ -41,13 +55,8 @@ main() {
     case $1 in
       -h | --help) ralph_usage; return 0 ;;
       --version) echo "ralph $RALPH_VERSION"; return 0 ;;
-      --model)
-        require_value "$1" "${2:-}"
-        model_id "$2" >/dev/null
-        export RALPH_MODEL=$2
-        shift 2
-        ;;
-      --model=*) model_id "${1#--model=}" >/dev/null; export RALPH_MODEL=${1#--model=}; shift ;;
+      --model) require_value "$1" "${2:-}"; ralph_set_model "$2"; shift 2 ;;
+      --model=*) ralph_set_model "${1#--model=}"; shift ;;
       -*) usage_error "unknown option '$1': see ralph.sh --help" ;;
       *) break ;;
     esac
@@ -56,10 +65,12 @@ main() {
   local cmd=$1
   shift
   case $cmd in
-    build) export RALPH_AGENT_PID=$$; worker_build "$@" ;;
+    build) worker_build "$@" ;;
     task) exec "$RALPH_HOME/task" "$@" ;;
-    init) db_apply_schema && log "schema applied" ;;
+    init) db_apply_schema || return "$EXIT_ERROR"; log "schema applied" ;;
+    models) models_list ;;
     help) ralph_usage ;;
+    version) echo "ralph $RALPH_VERSION" ;;
     *) usage_error "unknown command '$cmd': see ralph.sh --help" ;;
   esac
 }

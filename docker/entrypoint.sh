@@ -1,48 +1,81 @@
 #!/usr/bin/env bash
-# Container entrypoint: --help and --version need nothing; otherwise check the
-# required variables, wait for PostgreSQL (bounded), apply the schema, set the
-# git identity, and exec ralph.sh with the container's arguments (so signals
-# reach the worker directly).
+# The container entrypoint (/opt/ralph/docker/entrypoint.sh in the images).
+# --help and --version need no environment. Otherwise: check the required
+# variables (a message naming the missing one), wait for PostgreSQL with
+# pg_isready (bounded by RALPH_DB_WAIT_SECONDS), apply the schema, set the
+# git identity, and exec ralph.sh with the container's arguments, so the
+# worker is the process signals reach.
 set -euo pipefail
 
 RALPH_HOME=${RALPH_HOME:-$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)}
 export RALPH_HOME
 ralph="$RALPH_HOME/ralph.sh"
 
-fail() {
+fail() { # fail CODE MESSAGE
+  local code=$1
+  shift
   printf 'ralph-entrypoint: %s\n' "$*" >&2
-  exit 2
+  exit "$code"
 }
 
-(($#)) || set -- build
-for arg in "$@"; do
-  case $arg in
-    -h | --help | help | --version) exec "$ralph" "$@" ;;
-  esac
-done
+[[ -x $ralph ]] || fail 1 "$ralph is missing: set RALPH_HOME to where ralph is installed (default /opt/ralph)"
 
-[[ -n ${RALPH_DB_URL:-} ]] || fail "RALPH_DB_URL is not set: pass -e RALPH_DB_URL=postgresql://USER:PASSWORD@HOST:5432/DATABASE"
-if [[ " $* " == *" build "* ]]; then
-  [[ -n ${RALPH_REPO_URL:-} ]] || fail "RALPH_REPO_URL is not set: pass -e RALPH_REPO_URL=<the git repository to work on>"
+(($#)) || set -- build
+
+# The command ralph.sh will run: the first argument that is not an option
+# (or the value of --model).
+command_of() {
+  while (($#)); do
+    case $1 in
+      --model) shift 2 || return 0 ;;
+      -*) shift ;;
+      *) printf '%s\n' "$1"; return 0 ;;
+    esac
+  done
+}
+cmd=$(command_of "$@")
+
+# Help and version need nothing.
+case " $* " in
+  *" --help "* | *" -h "* | *" --version "*) exec "$ralph" "$@" ;;
+esac
+case $cmd in
+  help | version | models) exec "$ralph" "$@" ;;
+esac
+
+[[ -n ${RALPH_DB_URL:-} ]] \
+  || fail 2 "RALPH_DB_URL is not set: pass -e RALPH_DB_URL=postgresql://USER:PASSWORD@HOST:5432/DATABASE"
+if [[ $cmd == build ]]; then
+  [[ -n ${RALPH_REPO_URL:-} ]] \
+    || fail 2 "RALPH_REPO_URL is not set: pass -e RALPH_REPO_URL=<the git repository the worker changes>"
 fi
 
 wait_seconds=${RALPH_DB_WAIT_SECONDS:-60}
-[[ $wait_seconds =~ ^[0-9]+$ ]] || fail "RALPH_DB_WAIT_SECONDS='$wait_seconds' is not a number of seconds"
+[[ $wait_seconds =~ ^[0-9]+$ ]] \
+  || fail 2 "RALPH_DB_WAIT_SECONDS='$wait_seconds' is not a number of seconds"
+command -v pg_isready >/dev/null \
+  || fail 1 "pg_isready is not installed: install the PostgreSQL client"
 deadline=$((SECONDS + wait_seconds))
 until pg_isready -q -d "$RALPH_DB_URL" -t 2; do
   if ((SECONDS >= deadline)); then
-    printf 'ralph-entrypoint: PostgreSQL did not answer within %ss (RALPH_DB_URL): check that the database is up and reachable, or raise RALPH_DB_WAIT_SECONDS\n' "$wait_seconds" >&2
-    exit 1
+    fail 1 "PostgreSQL did not answer within ${wait_seconds}s (RALPH_DB_URL): check that the database is up and reachable, or raise RALPH_DB_WAIT_SECONDS"
   fi
   sleep 1
 done
 
 "$ralph" init
 
-# Through the environment: works with a read-only HOME too.
-export GIT_AUTHOR_NAME=${RALPH_GIT_NAME:-ralph}
-export GIT_AUTHOR_EMAIL=${RALPH_GIT_EMAIL:-ralph@localhost}
-export GIT_COMMITTER_NAME=$GIT_AUTHOR_NAME
-export GIT_COMMITTER_EMAIL=$GIT_AUTHOR_EMAIL
+# The git identity, through the environment: works with a read-only root
+# filesystem and a read-only or tmpfs HOME alike.
+export GIT_AUTHOR_NAME=${GIT_AUTHOR_NAME:-${RALPH_GIT_NAME:-ralph}}
+export GIT_AUTHOR_EMAIL=${GIT_AUTHOR_EMAIL:-${RALPH_GIT_EMAIL:-ralph@localhost}}
+export GIT_COMMITTER_NAME=${GIT_COMMITTER_NAME:-$GIT_AUTHOR_NAME}
+export GIT_COMMITTER_EMAIL=${GIT_COMMITTER_EMAIL:-$GIT_AUTHOR_EMAIL}
+# A workspace volume owned by another uid is still trusted (git's
+# safe.directory, as command-line configuration: no config file written).
+workspace=${RALPH_WORKSPACE:-/workspace}
+if [[ -z ${GIT_CONFIG_COUNT:-} ]]; then
+  export GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0=safe.directory GIT_CONFIG_VALUE_0=$workspace
+fi
 
 exec "$ralph" "$@"

@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
-# Claude Code SessionEnd hook: finalizes the worker's view of the session.
-# The worker normally records the result itself when the agent exits; if the
-# worker is gone (killed while its agent ran on), the session's end releases
-# the task so another worker can take it now instead of after the lease.
+# Claude Code SessionEnd hook: finalizes the worker's side of the session.
+# It records why the session ended (RALPH_STATE_DIR/session-end.json, for
+# the worker's log). The worker itself commits and records the result when
+# the agent exits; but if the worker is gone (killed while its agent ran
+# on), the session's end releases the task so another worker can take it
+# now instead of when the lease expires.
 # Reads the hook's JSON ({session_id, reason, …}) on stdin; never blocks.
 set -uo pipefail
 
+here=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")" && pwd)
+task_cli=${RALPH_HOME:-$here/..}/task
+
 input=$(cat)
-reason=$(jq -r '.reason // "unknown"' <<<"$input" 2>/dev/null || echo unknown)
+reason=$(jq -r '.reason // "unknown"' <<<"$input" 2>/dev/null) || reason=unknown
 state=${RALPH_STATE_DIR:-}
 if [[ -n $state && -d $state ]]; then
   jq -nc --arg reason "$reason" --arg task "${RALPH_TASK_ID:-}" '{reason: $reason, task: $task}' \
@@ -16,6 +21,8 @@ fi
 
 if [[ -n ${RALPH_TASK_ID:-} && -n ${RALPH_AGENT_ID:-} && -n ${RALPH_WORKER_PID:-} ]] \
   && ! kill -0 "$RALPH_WORKER_PID" 2>/dev/null; then
-  "${RALPH_HOME:-/opt/ralph}/task" release "$RALPH_TASK_ID" --agent "$RALPH_AGENT_ID" >/dev/null 2>&1 || true
+  if "$task_cli" release "$RALPH_TASK_ID" --agent "$RALPH_AGENT_ID" >/dev/null 2>&1; then
+    printf 'ralph: worker %s is gone: released task %s\n' "$RALPH_WORKER_PID" "$RALPH_TASK_ID" >&2
+  fi
 fi
 exit 0

@@ -8,42 +8,81 @@ db_require_url() {
     || usage_error "RALPH_DB_URL is not set: export RALPH_DB_URL=postgresql://USER:PASSWORD@HOST:5432/DATABASE"
 }
 
-# db_run [PSQL_ARGS…] <<<SQL: runs SQL in one session (unaligned, tuples
-# only). Variables come as `-v name=value` and are used as :'name' in SQL.
+# The psql binary. Debian's /usr/bin/psql is a Perl wrapper that costs a few
+# tens of milliseconds per call; the binary behind it is used directly.
+db_psql_path() {
+  if [[ -n ${RALPH_PSQL:-} ]]; then
+    DB_PSQL=$RALPH_PSQL
+    return
+  fi
+  DB_PSQL=psql
+  local wrapper=/usr/share/postgresql-common/pg_wrapper found="" candidate
+  if [[ -e $wrapper ]] && [[ $(type -P psql) -ef $wrapper ]]; then
+    for candidate in /usr/lib/postgresql/*/bin/psql; do
+      [[ -x $candidate ]] && found=$candidate
+    done
+    # The glob sorts lexically: prefer the highest major version.
+    for candidate in /usr/lib/postgresql/[1-9][0-9]/bin/psql; do
+      [[ -x $candidate ]] && found=$candidate
+    done
+    [[ -z $found ]] || DB_PSQL=$found
+  fi
+}
+DB_PSQL=""
+
+# db_run [PSQL_ARGS…] <<<SQL: runs SQL in one psql session (unaligned,
+# tuples only) and sets DB_OUT to what it selects. Values come as
+# `-v name=value` and are used as :'name' in SQL (psql quotes them: no
+# injection). On failure: one line on stderr, return 1.
+# The schema is applied on first use: when the store has none yet, the SQL
+# fails on its first statement (before any write), the schema is applied,
+# and the SQL runs again. One fork and one exec per call otherwise: `task
+# claim` is on every worker's hot path.
 db_run() {
   db_require_url
-  local err rc=0 out
-  err=$(mktemp)
-  out=$(
-    {
-      db_schema_prelude
-      cat
-    } | PGCONNECT_TIMEOUT=${PGCONNECT_TIMEOUT:-5} psql "$RALPH_DB_URL" -X -q -A -t -v ON_ERROR_STOP=1 "$@" -f - 2>"$err"
-  ) || rc=$?
+  [[ -n $DB_PSQL ]] || db_psql_path
+  local rc=0 body=""
+  IFS= read -r -d '' body || true
+  db_psql "$body" "$@" || rc=$?
+  if ((rc != 0)) && db_schema_missing "$DB_OUT"; then
+    db_apply_schema || return "$EXIT_ERROR"
+    rc=0
+    db_psql "$body" "$@" || rc=$?
+  fi
   if ((rc != 0)); then
-    db_explain_error "$rc" "$(cat "$err")"
-    rm -f "$err"
+    db_explain_error "$rc" "$DB_OUT"
+    DB_OUT=""
     return "$EXIT_ERROR"
   fi
-  rm -f "$err"
-  [[ -z $out ]] || printf '%s\n' "$out"
+}
+DB_OUT=""
+
+# db_psql SQL [PSQL_ARGS…]: psql's output (stdout and stderr: with
+# client_min_messages=warning and -q it writes to stderr only when something
+# failed) in DB_OUT; psql's status.
+db_psql() {
+  local sql=$1
+  shift
+  DB_OUT=$(
+    PGCONNECT_TIMEOUT=${PGCONNECT_TIMEOUT:-5} PGAPPNAME=${PGAPPNAME:-ralph} \
+      PGOPTIONS="${PGOPTIONS:+$PGOPTIONS }-c client_min_messages=warning" \
+      exec "$DB_PSQL" "$RALPH_DB_URL" -X -q -A -t -v ON_ERROR_STOP=1 "$@" -f - 2>&1 <<<"$sql"
+  )
 }
 
-# Applies db/schema.sql when the store has no schema yet (psql's \if).
-db_schema_prelude() {
-  cat <<SQL
-SELECT to_regproc('ralph_claim') IS NULL AS ralph_need_schema \gset
-\if :ralph_need_schema
-\i $RALPH_HOME/db/schema.sql
-\endif
-SQL
+# db_schema_missing PSQL_OUTPUT: the failure was a store without ralph's
+# schema (or part of it).
+db_schema_missing() {
+  [[ $1 =~ (relation\ \"(tasks|task_dependencies|agents)\"|function\ ralph_[a-z_]+\(.*\))\ does\ not\ exist ]]
 }
 
 db_apply_schema() {
   db_require_url
-  local err
-  if ! err=$(PGCONNECT_TIMEOUT=${PGCONNECT_TIMEOUT:-5} psql "$RALPH_DB_URL" -X -q -v ON_ERROR_STOP=1 -f "$RALPH_HOME/db/schema.sql" 2>&1 >/dev/null); then
-    db_explain_error 1 "$err"
+  [[ -n $DB_PSQL ]] || db_psql_path
+  local out
+  if ! out=$(PGCONNECT_TIMEOUT=${PGCONNECT_TIMEOUT:-5} PGAPPNAME=${PGAPPNAME:-ralph} \
+    "$DB_PSQL" "$RALPH_DB_URL" -X -q -v ON_ERROR_STOP=1 -f "$RALPH_HOME/db/schema.sql" 2>&1); then
+    db_explain_error 1 "$out"
     return "$EXIT_ERROR"
   fi
 }
@@ -53,15 +92,19 @@ db_explain_error() {
   local rc=$1 text=$2 line
   line=$(grep -m1 -E 'ERROR:|FATAL:|error:' <<<"$text" || true)
   [[ -n $line ]] || line=$(head -n1 <<<"$text")
-  if [[ $text == *"connection to server"* || $text == *"could not translate host name"* || $text == *"timeout expired"* ]]; then
+  if [[ $text == *"connection to server"* || $text == *"could not translate host name"* || $text == *"timeout expired"* || $text == *"could not connect"* ]]; then
     line=${line#*error: }
     log "cannot reach the database (RALPH_DB_URL): ${line}: check that PostgreSQL is running and RALPH_DB_URL points at it"
   elif [[ $text == *"password authentication failed"* ]]; then
     log "the database refused the credentials in RALPH_DB_URL: fix the user or password"
+  elif [[ $text == *"database \""*"\" does not exist"* ]]; then
+    log "${line#*FATAL:  }: create it (createdb) or fix the database name in RALPH_DB_URL"
   elif [[ $text == *'"tasks_pkey"'* ]]; then
     log "a task with that id already exists: choose another id (\`task show ID\` shows it)"
   elif [[ $text == *'task_dependencies_blocked_by_fkey'* ]]; then
     log "unknown blocker: add the blocking task first (\`task list\` shows the ids)"
+  elif [[ $text == *'invalid input syntax for type json'* ]]; then
+    log "the result is not valid JSON: pass a JSON object, for example '{\"commit\": \"abc123\"}'"
   elif [[ $line == *"ERROR:"* ]]; then
     log "${line#*ERROR:  }"
   else
@@ -69,17 +112,13 @@ db_explain_error() {
   fi
 }
 
-# db_task_state ID: "status|assignee|deleted" of a task, empty when unknown.
-db_task_state() {
-  db_run -v id="$1" <<'SQL'
+# db_require_task ID: sets TASK_STATE to "status|assignee|deleted", or
+# exits 4 naming the unknown task.
+db_require_task() {
+  db_run -v id="$1" <<'SQL' || exit "$EXIT_ERROR"
 SELECT status || '|' || coalesce(assignee, '') || '|' || (deleted_at IS NOT NULL) FROM tasks WHERE id = :'id';
 SQL
+  TASK_STATE=$DB_OUT
+  [[ -n $TASK_STATE ]] || die "$EXIT_NOT_FOUND" "unknown task '$1': \`task list --all\` shows the task ids"
 }
-
-# db_require_task ID: the state, or exit 4 naming the task.
-db_require_task() {
-  local state
-  state=$(db_task_state "$1") || exit "$EXIT_ERROR"
-  [[ -n $state ]] || die "$EXIT_NOT_FOUND" "unknown task '$1': \`task list\` shows the task ids"
-  printf '%s\n' "$state"
-}
+TASK_STATE=""

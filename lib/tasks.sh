@@ -1,32 +1,37 @@
 #!/usr/bin/env bash
-# The `task` commands. Each write is one explicit transaction; each command
-# prints readable text, or JSON with --json (TASK_JSON=1).
+# The `task` commands. Each write is one explicit transaction (BEGIN …
+# COMMIT in one psql session: a failure anywhere rolls all of it back). Each
+# command prints readable text, or JSON with --json (TASK_JSON=1); the text
+# and the JSON are made by PostgreSQL, so a command is one psql call.
 # Needs lib/common.sh and lib/db.sh.
 
 readonly TASK_CATEGORIES="bug feat test refactor doc"
+readonly TASK_STATUSES="open active done deleted"
 TASK_JSON=${TASK_JSON:-0}
 
-# The columns every command shows, as one JSON object per row.
-readonly TASK_ROW_SQL="json_build_object('id', t.id, 'description', t.description, 'category', t.category,
-  'priority', t.priority, 'status', t.status, 'spec_ref', t.spec_ref, 'ref', t.ref, 'steps', t.steps,
-  'result', t.result, 'assignee', t.assignee, 'lease_expires_at', t.lease_expires_at,
-  'retry_count', t.retry_count, 'created_at', t.created_at, 'updated_at', t.updated_at,
-  'deleted_at', t.deleted_at,
-  'blocked_by', coalesce((SELECT json_agg(d.blocked_by ORDER BY d.blocked_by) FROM task_dependencies d
-                          WHERE d.task_id = t.id), '[]'::json))"
+# What single-task commands print: the task as JSON, or one readable line
+# starting with the psql variable :verb. Used as `SELECT $TASK_OUT FROM … t`.
+readonly TASK_OUT="CASE WHEN :'json'::boolean THEN ralph_task_json(t)::text ELSE ralph_task_line(:'verb', t) END"
 
-lease_seconds() {
-  local s=${RALPH_LEASE_SECONDS:-300}
-  if ! is_uint "$s" || ((s == 0)); then
-    usage_error "RALPH_LEASE_SECONDS='$s' is not a positive number of seconds"
-  fi
-  printf '%s\n' "$s"
+# task_sql VERB [PSQL_ARGS…] <<<SQL: db_run with the output mode and verb set.
+task_sql() {
+  local verb=$1
+  shift
+  db_run -v json="$TASK_JSON" -v verb="$verb" "$@"
 }
 
-agent_from() { # agent_from VALUE: --agent, else RALPH_AGENT_ID
-  local agent=${1:-${RALPH_AGENT_ID:-}}
-  [[ -n $agent ]] || usage_error "no agent: pass --agent ID or set RALPH_AGENT_ID (\`task agent register\` makes one)"
-  printf '%s\n' "$agent"
+# Sets LEASE from RALPH_LEASE_SECONDS (default 300).
+lease_seconds() {
+  LEASE=${RALPH_LEASE_SECONDS:-300}
+  if ! is_uint "$LEASE" || ((LEASE == 0 || LEASE > 86400)); then
+    usage_error "RALPH_LEASE_SECONDS='$LEASE' is not a number of seconds between 1 and 86400"
+  fi
+}
+
+# Sets AGENT from --agent's value, else RALPH_AGENT_ID.
+agent_from() {
+  AGENT=${1:-${RALPH_AGENT_ID:-}}
+  [[ -n $AGENT ]] || usage_error "no agent: pass --agent ID or set RALPH_AGENT_ID (\`task agent register\` makes one)"
 }
 
 validate_category() {
@@ -34,7 +39,7 @@ validate_category() {
 }
 
 validate_priority() {
-  [[ $1 =~ ^[0-3]$ ]] || usage_error "invalid priority '$1': use 0 (most urgent) to 3"
+  [[ $1 =~ ^[0-3]$ ]] || usage_error "invalid priority '$1': use 0 (most urgent) to 3 (default 2)"
 }
 
 validate_task_id() {
@@ -42,35 +47,58 @@ validate_task_id() {
     || usage_error "invalid task id '$1': use letters, digits and . _ / - (for example task-cli/03)"
 }
 
-# print_rows: JSON rows on stdin, as JSON (an array) or a readable table.
+# json_array VALUE…: the values as a JSON array of strings (for psql -v).
+json_array() {
+  if (($#)); then
+    jq -nc '$ARGS.positional' --args "$@"
+  else
+    printf '[]\n'
+  fi
+}
+
+# print_table: rows of tab-separated fields on stdin, aligned in columns
+# under a header (bash only: no column(1) in minimal images).
+print_table() {
+  local -a header=(ID PRI CATEGORY STATUS ASSIGNEE RETRIES DESCRIPTION) widths=() rows=() fields
+  local line i
+  for i in "${!header[@]}"; do widths[i]=${#header[i]}; done
+  while IFS= read -r line; do
+    [[ -n $line ]] || continue
+    rows+=("$line")
+    IFS=$'\t' read -r -a fields <<<"$line"
+    for i in "${!fields[@]}"; do
+      ((${#fields[i]} <= ${widths[i]:-0})) || widths[i]=${#fields[i]}
+    done
+  done
+  print_table_row "${header[*]}" " "
+  for line in "${rows[@]}"; do print_table_row "$line" $'\t'; done
+}
+
+print_table_row() { # print_table_row LINE SEPARATOR (uses widths)
+  local -a fields
+  local i out=""
+  IFS=$2 read -r -a fields <<<"$1"
+  for i in "${!fields[@]}"; do
+    if ((i == ${#fields[@]} - 1)); then
+      out+=${fields[i]}
+    else
+      printf -v out '%s%-*s  ' "$out" "${widths[i]}" "${fields[i]}"
+    fi
+  done
+  printf '%s\n' "$out"
+}
+
+# The rows list and peek print: a JSON array, or tab-separated fields.
+readonly TASK_ROWS_JSON="coalesce(json_agg(ralph_task_json(t) ORDER BY t.priority, t.created_at, t.id), '[]')"
+readonly TASK_ROW_TSV="concat_ws(E'\t', t.id, t.priority, t.category, t.status, coalesce(t.assignee, '-'),
+  t.retry_count, left(regexp_replace(t.description, '\s+', ' ', 'g'), 60))"
+
+# print_rows: list/peek output on stdin, as it is (JSON) or as a table.
 print_rows() {
   if ((TASK_JSON)); then
-    jq -s '.'
+    cat
   else
-    jq -rs '(["ID", "PRI", "CATEGORY", "STATUS", "ASSIGNEE", "RETRIES", "DESCRIPTION"] | @tsv),
-            (.[] | [.id, .priority, .category, .status, (.assignee // "-"), .retry_count,
-                    (.description | gsub("\\s+"; " ") | .[0:60])] | @tsv)' | column -t -s $'\t'
-  fi
-}
-
-# print_result TEXT JQ_FILTER [JQ_ARGS…]: TEXT, or the filter's JSON with --json.
-print_result() {
-  local text=$1 filter=$2
-  shift 2
-  if ((TASK_JSON)); then
-    jq -n "$@" "$filter"
-  else
-    printf '%s\n' "$text"
-  fi
-}
-
-# print_row VERB: one JSON row on stdin, as JSON or "VERB ID (details)".
-print_row() {
-  local verb=$1
-  if ((TASK_JSON)); then
-    jq '.'
-  else
-    jq -r --arg verb "$verb" '"\($verb) \(.id): \(.description | gsub("\\s+"; " ") | .[0:70]) [p\(.priority) \(.category), \(.status)\(if .assignee then ", " + .assignee else "" end)\(if .lease_expires_at and .status == "active" then ", lease until " + .lease_expires_at else "" end)]"'
+    print_table
   fi
 }
 
@@ -88,7 +116,13 @@ cmd_add() {
       --blocked-by) require_value "$1" "${2:-}"; blockers+=("$2"); shift 2 ;;
       -*) usage_error "add: unknown option $1 (see task --help)" ;;
       *)
-        if [[ -z $id ]]; then id=$1; elif [[ -z $description ]]; then description=$1; else usage_error "add: unexpected argument '$1'"; fi
+        if [[ -z $id ]]; then
+          id=$1
+        elif [[ -z $description ]]; then
+          description=$1
+        else
+          usage_error "add: unexpected argument '$1': quote the description"
+        fi
         shift
         ;;
     esac
@@ -101,25 +135,35 @@ cmd_add() {
   local b
   for b in "${blockers[@]}"; do validate_task_id "$b"; done
   local steps_json blockers_json
-  steps_json=$(printf '%s\0' "${steps[@]}" | jq -Rsc 'split("\u0000") | map(select(. != ""))')
-  blockers_json=$(printf '%s\0' "${blockers[@]}" | jq -Rsc 'split("\u0000") | map(select(. != ""))')
+  steps_json=$(json_array "${steps[@]}")
+  blockers_json=$(json_array "${blockers[@]}")
 
-  db_run -v id="$id" -v description="$description" -v category="$category" -v priority="$priority" \
-    -v spec_ref="$spec_ref" -v ref="$ref" -v steps="$steps_json" -v blockers="$blockers_json" <<SQL | print_row added
+  local out
+  task_sql added -v id="$id" -v description="$description" -v category="$category" -v priority="$priority" \
+    -v spec_ref="$spec_ref" -v ref="$ref" -v steps="$steps_json" -v blockers="$blockers_json" <<SQL || exit "$EXIT_ERROR"
 BEGIN;
+SELECT string_agg(b, ' ') AS missing FROM json_array_elements_text(:'blockers'::json) b
+WHERE NOT EXISTS (SELECT 1 FROM tasks t WHERE t.id = b) \gset
+\if :{?missing}
+ROLLBACK;
+SELECT 'missing: ' || :'missing';
+\else
 INSERT INTO tasks (id, description, category, priority, spec_ref, ref, steps)
 VALUES (:'id', :'description', :'category', :'priority'::smallint, nullif(:'spec_ref', ''), nullif(:'ref', ''),
         ARRAY(SELECT json_array_elements_text(:'steps'::json)));
 INSERT INTO task_dependencies (task_id, blocked_by)
-SELECT :'id', b FROM json_array_elements_text(:'blockers'::json) b;
-SELECT $TASK_ROW_SQL FROM tasks t WHERE t.id = :'id';
+SELECT DISTINCT :'id', b FROM json_array_elements_text(:'blockers'::json) b;
+SELECT $TASK_OUT FROM tasks t WHERE t.id = :'id';
 COMMIT;
+\endif
 SQL
+  out=$DB_OUT
+  if [[ $out == "missing: "* ]]; then
+    out=${out#missing: }
+    die "$EXIT_NOT_FOUND" "add: unknown blocker '${out%% *}': add the blocking task first (\`task list\` shows the ids)"
+  fi
+  printf '%s\n' "$out"
 }
-
-# psql doesn't interpolate :'var' inside a dollar-quoted DO block, so values
-# a DO block needs go through a temporary table (ralph_vars) first.
-sql_var() { printf "(SELECT v FROM ralph_vars WHERE k = '%s')" "$1"; }
 
 cmd_list() {
   local status="" all=false
@@ -127,54 +171,72 @@ cmd_list() {
     case $1 in
       --status) require_value "$1" "${2:-}"; status=$2; shift 2 ;;
       --all) all=true; shift ;;
-      *) usage_error "list: unknown argument $1 (see task --help)" ;;
+      *) usage_error "list: unknown argument '$1' (task list [--status S] [--all])" ;;
     esac
   done
-  if [[ -n $status && ! " open active done deleted " == *" $status "* ]]; then
-    usage_error "list: invalid status '$status': use open, active, done or deleted"
+  if [[ -n $status && " $TASK_STATUSES " != *" $status "* ]]; then
+    usage_error "list: invalid status '$status': use one of ${TASK_STATUSES// /, }"
   fi
-  db_run -v status="$status" -v all="$all" <<SQL | print_rows
-SELECT $TASK_ROW_SQL FROM tasks t
-WHERE (:'all'::boolean OR t.deleted_at IS NULL)
-  AND (:'status' = '' OR t.status = :'status')
+  # Deleted tasks show only with --all or --status deleted.
+  [[ $status != deleted ]] || all=true
+  local out
+  task_sql list -v status="$status" -v all="$all" <<SQL || exit "$EXIT_ERROR"
+\if :json
+SELECT $TASK_ROWS_JSON FROM tasks t
+WHERE (:'all'::boolean OR t.deleted_at IS NULL) AND (:'status' = '' OR t.status = :'status');
+\else
+SELECT $TASK_ROW_TSV FROM tasks t
+WHERE (:'all'::boolean OR t.deleted_at IS NULL) AND (:'status' = '' OR t.status = :'status')
 ORDER BY t.priority, t.created_at, t.id;
+\endif
 SQL
+  out=$DB_OUT
+  print_rows <<<"$out"
 }
 
 cmd_show() {
   (($# == 1)) || usage_error "show: task show ID"
-  db_require_task "$1" >/dev/null
-  local row
-  row=$(db_run -v id="$1" <<SQL
-SELECT $TASK_ROW_SQL FROM tasks t WHERE t.id = :'id';
+  local out
+  task_sql show -v id="$1" <<'SQL' || exit "$EXIT_ERROR"
+\if :json
+SELECT ralph_task_json(t) FROM tasks t WHERE t.id = :'id';
+\else
+SELECT j.key || ': ' || coalesce(j.value, '-') FROM tasks t, json_each_text(ralph_task_json(t)) j WHERE t.id = :'id';
+\endif
 SQL
-  ) || exit "$EXIT_ERROR"
-  if ((TASK_JSON)); then
-    jq '.' <<<"$row"
-  else
-    jq -r 'to_entries[] | "\(.key): \(if (.value | type) == "array" or (.value | type) == "object" then (.value | tojson) else (.value // "-" | tostring) end)"' <<<"$row"
-  fi
+  out=$DB_OUT
+  [[ -n $out ]] || die "$EXIT_NOT_FOUND" "unknown task '$1': \`task list --all\` shows the task ids"
+  printf '%s\n' "$out"
 }
 
+# The tasks an agent may take next: claimable ones first (most urgent, then
+# oldest), then the active ones (to see what others hold).
 cmd_peek() {
   local n=5
   while (($#)); do
     case $1 in
       -n) require_value "$1" "${2:-}"; n=$2; shift 2 ;;
-      *) usage_error "peek: unknown argument $1 (task peek -n N)" ;;
+      *) usage_error "peek: unknown argument '$1' (task peek -n N)" ;;
     esac
   done
   if ! is_uint "$n" || ((n == 0)); then
-    usage_error "peek: -n needs a positive number"
+    usage_error "peek: -n needs a positive number, not '$n'"
   fi
-  db_run -v n="$n" <<SQL | print_rows
-SELECT $TASK_ROW_SQL FROM tasks t
-WHERE t.deleted_at IS NULL AND t.status IN ('open', 'active')
-  AND NOT EXISTS (SELECT 1 FROM task_dependencies d JOIN tasks b ON b.id = d.blocked_by
-                  WHERE d.task_id = t.id AND b.status NOT IN ('done', 'deleted') AND b.deleted_at IS NULL)
-ORDER BY (t.status = 'active'), t.priority, t.created_at, t.id
-LIMIT :'n'::int;
+  local out
+  task_sql peek -v n="$n" <<SQL || exit "$EXIT_ERROR"
+WITH peek AS (
+  SELECT t.* FROM tasks t
+  WHERE t.deleted_at IS NULL AND t.status IN ('open', 'active') AND ralph_unblocked(t.id)
+  ORDER BY (t.status = 'active' AND t.lease_expires_at >= clock_timestamp()), t.priority, t.created_at, t.id
+  LIMIT :'n'::int)
+\if :json
+SELECT coalesce(json_agg(ralph_task_json(t)), '[]') FROM peek t;
+\else
+SELECT $TASK_ROW_TSV FROM peek t;
+\endif
 SQL
+  out=$DB_OUT
+  print_rows <<<"$out"
 }
 
 cmd_claim() {
@@ -186,219 +248,241 @@ cmd_claim() {
       *) [[ -z $id ]] || usage_error "claim: one task id at most"; id=$1; shift ;;
     esac
   done
-  agent=$(agent_from "$agent")
-  local lease
-  lease=$(lease_seconds)
-  [[ -z $id ]] || db_require_task "$id" >/dev/null
-  local row
-  row=$(db_run -v agent="$agent" -v lease="$lease" -v id="$id" <<SQL
+  agent_from "$agent"
+  lease_seconds
+  local out
+  task_sql claimed -v agent="$AGENT" -v lease="$LEASE" -v id="$id" <<SQL || exit "$EXIT_ERROR"
 BEGIN;
-SELECT $TASK_ROW_SQL FROM ralph_claim(:'agent', :'lease'::int, nullif(:'id', '')) t;
+SELECT $TASK_OUT FROM ralph_claim(:'agent', :'lease'::int, nullif(:'id', '')) t;
 COMMIT;
 SQL
-  ) || exit "$EXIT_ERROR"
-  if [[ -z $row ]]; then
+  out=$DB_OUT
+  if [[ -z $out ]]; then
     if [[ -n $id ]]; then
-      die "$EXIT_NOTHING" "task $id is not claimable now (it is held, done, deleted or blocked): \`task show $id\`"
+      db_require_task "$id"
+      die "$EXIT_NOTHING" "task $id is not claimable now (it is held, done, deleted or blocked): see \`task show $id\`"
     fi
-    die "$EXIT_NOTHING" "nothing to claim: no open task whose blockers are done"
+    die "$EXIT_NOTHING" "nothing to claim: no open task whose blockers are all done"
   fi
-  print_row claimed <<<"$row"
+  printf '%s\n' "$out"
 }
 
-# Writes that need the caller to hold the task: one UPDATE, and when it
-# changes nothing, one line saying why.
+# When a write that needs the caller to hold the task changed nothing: one
+# line saying why (exit 4 for an unknown task, 1 otherwise).
 explain_not_held() { # explain_not_held ID AGENT ACTION
-  local state status assignee
-  state=$(db_require_task "$1") || exit "$EXIT_NOT_FOUND"
-  IFS='|' read -r status assignee _ <<<"$state"
+  local status assignee
+  db_require_task "$1"
+  IFS='|' read -r status assignee _ <<<"$TASK_STATE"
   die "$EXIT_ERROR" "cannot $3 task $1: it is $status${assignee:+ and held by $assignee}, not held by agent $2"
 }
 
-cmd_renew() {
-  local id="" agent=""
+# parse_held_args USAGE ARGS…: sets ID and AGENT_ARG for renew/release/done.
+parse_held_args() {
+  local usage=$1
+  shift
+  ID="" AGENT_ARG="" RESULT=""
   while (($#)); do
     case $1 in
-      --agent) require_value "$1" "${2:-}"; agent=$2; shift 2 ;;
-      *) id=$1; shift ;;
+      --agent) require_value "$1" "${2:-}"; AGENT_ARG=$2; shift 2 ;;
+      --result) require_value "$1" "${2:-}"; RESULT=$2; shift 2 ;;
+      -*) usage_error "unknown option $1: $usage" ;;
+      *) [[ -z $ID ]] || usage_error "unexpected argument '$1': $usage"; ID=$1; shift ;;
     esac
   done
-  [[ -n $id ]] || usage_error "renew: task renew ID --agent AGENT"
-  agent=$(agent_from "$agent")
-  local lease row
-  lease=$(lease_seconds)
-  row=$(db_run -v id="$id" -v agent="$agent" -v lease="$lease" <<SQL
+  [[ -n $ID ]] || usage_error "a task id is required: $usage"
+}
+
+cmd_renew() {
+  parse_held_args "task renew ID [--agent AGENT]" "$@"
+  [[ -z $RESULT ]] || usage_error "renew takes no --result"
+  agent_from "$AGENT_ARG"
+  lease_seconds
+  local out
+  task_sql renewed -v id="$ID" -v agent="$AGENT" -v lease="$LEASE" <<SQL || exit "$EXIT_ERROR"
 BEGIN;
-UPDATE tasks t SET lease_expires_at = clock_timestamp() + make_interval(secs => :'lease'::int)
+UPDATE tasks t SET lease_expires_at = clock_timestamp() + make_interval(secs => :'lease'::int), updated_at = clock_timestamp()
 WHERE t.id = :'id' AND t.status = 'active' AND t.assignee = :'agent' AND t.deleted_at IS NULL
-RETURNING $TASK_ROW_SQL;
+RETURNING $TASK_OUT;
+-- Renewing is a sign of life too.
+UPDATE agents SET last_heartbeat_at = clock_timestamp(), updated_at = clock_timestamp() WHERE id = :'agent';
 COMMIT;
 SQL
-  ) || exit "$EXIT_ERROR"
-  [[ -n $row ]] || explain_not_held "$id" "$agent" renew
-  print_row renewed <<<"$row"
+  out=$DB_OUT
+  [[ -n $out ]] || explain_not_held "$ID" "$AGENT" renew
+  printf '%s\n' "$out"
 }
 
 cmd_done() {
-  local id="" agent="" result=""
-  while (($#)); do
-    case $1 in
-      --agent) require_value "$1" "${2:-}"; agent=$2; shift 2 ;;
-      --result) require_value "$1" "${2:-}"; result=$2; shift 2 ;;
-      -*) usage_error "done: unknown option $1 (task done ID --result JSON)" ;;
-      *) id=$1; shift ;;
-    esac
-  done
-  [[ -n $id ]] || usage_error "done: task done ID --result JSON"
-  [[ -n $result ]] || usage_error "done: --result JSON is required (for example '{\"commit\": \"abc123\"}')"
-  jq -e 'type == "object"' >/dev/null 2>&1 <<<"$result" \
-    || usage_error "done: --result is not a JSON object: $(head -c 80 <<<"$result")"
-  agent=$(agent_from "$agent")
-  local row
-  row=$(db_run -v id="$id" -v agent="$agent" -v result="$result" <<SQL
+  parse_held_args "task done ID --result JSON [--agent AGENT]" "$@"
+  [[ -n $RESULT ]] || usage_error "done: --result JSON is required (for example '{\"commit\": \"abc123\"}')"
+  jq -e 'type == "object"' >/dev/null 2>&1 <<<"$RESULT" \
+    || usage_error "done: --result is not a JSON object: '${RESULT:0:60}' (for example '{\"commit\": \"abc123\"}')"
+  agent_from "$AGENT_ARG"
+  local out
+  task_sql "done" -v id="$ID" -v agent="$AGENT" -v result="$RESULT" <<SQL || exit "$EXIT_ERROR"
 BEGIN;
-UPDATE tasks t SET status = 'done', result = :'result'::jsonb, lease_expires_at = NULL
+UPDATE tasks t SET status = 'done', result = :'result'::jsonb, lease_expires_at = NULL, updated_at = clock_timestamp()
 WHERE t.id = :'id' AND t.status = 'active' AND t.assignee = :'agent' AND t.deleted_at IS NULL
-RETURNING $TASK_ROW_SQL;
+RETURNING $TASK_OUT;
 COMMIT;
 SQL
-  ) || exit "$EXIT_ERROR"
-  [[ -n $row ]] || explain_not_held "$id" "$agent" finish
-  print_row "done" <<<"$row"
+  out=$DB_OUT
+  [[ -n $out ]] || explain_not_held "$ID" "$AGENT" finish
+  printf '%s\n' "$out"
 }
 
+# Back to open. With an agent (--agent or RALPH_AGENT_ID), only if that
+# agent holds it; without one, whoever holds it (an operator's override).
 cmd_release() {
-  local id="" agent=""
-  while (($#)); do
-    case $1 in
-      --agent) require_value "$1" "${2:-}"; agent=$2; shift 2 ;;
-      *) id=$1; shift ;;
-    esac
-  done
-  [[ -n $id ]] || usage_error "release: task release ID [--agent AGENT]"
-  agent=${agent:-${RALPH_AGENT_ID:-}}
-  local row
-  row=$(db_run -v id="$id" -v agent="$agent" <<SQL
+  parse_held_args "task release ID [--agent AGENT]" "$@"
+  [[ -z $RESULT ]] || usage_error "release takes no --result"
+  local agent=${AGENT_ARG:-${RALPH_AGENT_ID:-}} out
+  task_sql released -v id="$ID" -v agent="$agent" <<SQL || exit "$EXIT_ERROR"
 BEGIN;
-UPDATE tasks t SET status = 'open', assignee = NULL, lease_expires_at = NULL
+UPDATE tasks t SET status = 'open', assignee = NULL, lease_expires_at = NULL, updated_at = clock_timestamp()
 WHERE t.id = :'id' AND t.status = 'active' AND (:'agent' = '' OR t.assignee = :'agent')
-RETURNING $TASK_ROW_SQL;
+RETURNING $TASK_OUT;
 COMMIT;
 SQL
-  ) || exit "$EXIT_ERROR"
-  [[ -n $row ]] || explain_not_held "$id" "${agent:-any agent}" release
-  print_row released <<<"$row"
+  out=$DB_OUT
+  [[ -n $out ]] || explain_not_held "$ID" "${agent:-any agent}" release
+  printf '%s\n' "$out"
 }
 
+# Soft delete: deleted_at set, hidden from list, peek and claim. A done task
+# keeps its status (done is final); it is only hidden.
 cmd_delete() {
   (($# == 1)) || usage_error "delete: task delete ID"
-  local row
-  db_require_task "$1" >/dev/null
-  # A done task keeps its status (done is final); it is only hidden.
-  row=$(db_run -v id="$1" <<SQL
+  local out
+  task_sql deleted -v id="$1" <<SQL || exit "$EXIT_ERROR"
 BEGIN;
 UPDATE tasks t SET deleted_at = coalesce(t.deleted_at, clock_timestamp()),
   status = CASE WHEN t.status = 'done' THEN 'done' ELSE 'deleted' END,
-  assignee = CASE WHEN t.status = 'done' THEN t.assignee END, lease_expires_at = NULL
+  assignee = CASE WHEN t.status = 'done' THEN t.assignee END,
+  lease_expires_at = NULL, updated_at = clock_timestamp()
 WHERE t.id = :'id'
-RETURNING $TASK_ROW_SQL;
+RETURNING $TASK_OUT;
 COMMIT;
 SQL
-  ) || exit "$EXIT_ERROR"
-  print_row deleted <<<"$row"
+  out=$DB_OUT
+  [[ -n $out ]] || die "$EXIT_NOT_FOUND" "unknown task '$1': \`task list --all\` shows the task ids"
+  printf '%s\n' "$out"
 }
 
-cmd_block() {
-  local id="" by=""
+# parse_pair_args NAME ARGS…: sets ID and BY for block/unblock.
+parse_pair_args() {
+  local name=$1
+  shift
+  ID="" BY=""
   while (($#)); do
     case $1 in
-      --by) require_value "$1" "${2:-}"; by=$2; shift 2 ;;
-      *) id=$1; shift ;;
+      --by) require_value "$1" "${2:-}"; BY=$2; shift 2 ;;
+      -*) usage_error "$name: unknown option $1 (task $name ID --by OTHER)" ;;
+      *) [[ -z $ID ]] || usage_error "$name: unexpected argument '$1' (task $name ID --by OTHER)"; ID=$1; shift ;;
     esac
   done
-  [[ -n $id && -n $by ]] || usage_error "block: task block ID --by OTHER"
-  [[ $id != "$by" ]] || usage_error "block: a task cannot block itself"
-  db_require_task "$id" >/dev/null
-  db_require_task "$by" >/dev/null
-  # Serialized with an advisory lock, so two concurrent blocks can't make a
-  # cycle that neither saw.
-  db_run -v id="$id" -v by="$by" <<SQL >/dev/null || exit "$EXIT_ERROR"
+  [[ -n $ID && -n $BY ]] || usage_error "$name: task $name ID --by OTHER"
+}
+
+# ID waits for OTHER. The schema's trigger refuses a dependency that would
+# close a cycle (serialized, so concurrent blocks can't make one either).
+cmd_block() {
+  parse_pair_args block "$@"
+  [[ $ID != "$BY" ]] || usage_error "block: a task cannot block itself"
+  local out
+  task_sql blocked -v id="$ID" -v by="$BY" <<'SQL' || exit "$EXIT_ERROR"
 BEGIN;
-SELECT pg_advisory_xact_lock(7426002);
-CREATE TEMP TABLE ralph_vars (k text PRIMARY KEY, v text) ON COMMIT DROP;
-INSERT INTO ralph_vars VALUES ('id', :'id'), ('by', :'by');
-DO \$\$ BEGIN
-  IF EXISTS (
-    WITH RECURSIVE upstream(id) AS (
-      SELECT $(sql_var by)
-      UNION
-      SELECT d.blocked_by FROM task_dependencies d JOIN upstream u ON d.task_id = u.id)
-    SELECT 1 FROM upstream WHERE id = $(sql_var id)) THEN
-    RAISE EXCEPTION 'blocking % by % would make a cycle (% already waits on %): remove a dependency with \`task unblock\`',
-      $(sql_var id), $(sql_var by), $(sql_var by), $(sql_var id);
-  END IF;
-END \$\$;
+SELECT string_agg(x.id, ' ') AS missing FROM (VALUES (:'id'), (:'by')) x(id)
+WHERE NOT EXISTS (SELECT 1 FROM tasks t WHERE t.id = x.id) \gset
+\if :{?missing}
+ROLLBACK;
+SELECT :'missing';
+\else
 INSERT INTO task_dependencies (task_id, blocked_by) VALUES (:'id', :'by') ON CONFLICT DO NOTHING;
 COMMIT;
+\endif
 SQL
-  print_result "blocked $id by $by" '{task: $id, blocked_by: $by}' --arg id "$id" --arg by "$by"
+  out=$DB_OUT
+  [[ -z $out ]] || die "$EXIT_NOT_FOUND" "unknown task '${out%% *}': \`task list --all\` shows the task ids"
+  print_message "blocked $ID by $BY" '{task: $id, blocked_by: $by}' --arg id "$ID" --arg by "$BY"
 }
 
 cmd_unblock() {
-  local id="" by=""
-  while (($#)); do
-    case $1 in
-      --by) require_value "$1" "${2:-}"; by=$2; shift 2 ;;
-      *) id=$1; shift ;;
-    esac
-  done
-  [[ -n $id && -n $by ]] || usage_error "unblock: task unblock ID --by OTHER"
+  parse_pair_args unblock "$@"
   local gone
-  gone=$(db_run -v id="$id" -v by="$by" <<'SQL'
+  task_sql unblocked -v id="$ID" -v by="$BY" <<'SQL' || exit "$EXIT_ERROR"
 BEGIN;
 DELETE FROM task_dependencies WHERE task_id = :'id' AND blocked_by = :'by' RETURNING task_id;
 COMMIT;
 SQL
-  ) || exit "$EXIT_ERROR"
-  [[ -n $gone ]] || die "$EXIT_NOT_FOUND" "task $id is not blocked by $by: \`task show $id\` lists its blockers"
-  print_result "unblocked $id from $by" '{task: $id, unblocked_from: $by}' --arg id "$id" --arg by "$by"
+  gone=$DB_OUT
+  [[ -n $gone ]] || die "$EXIT_NOT_FOUND" "task $ID is not blocked by $BY: \`task show $ID\` lists its blockers"
+  print_message "unblocked $ID from $BY" '{task: $id, unblocked_from: $by}' --arg id "$ID" --arg by "$BY"
+}
+
+# print_message TEXT JQ_FILTER [JQ_ARGS…]: TEXT, or the filter's JSON with --json.
+print_message() {
+  local text=$1 filter=$2
+  shift 2
+  if ((TASK_JSON)); then
+    jq -nc "$@" "$filter"
+  else
+    printf '%s\n' "$text"
+  fi
 }
 
 cmd_agent() {
   local action=${1:-}
   shift || true
   case $action in
-    register)
-      local id=""
-      [[ ${1:-} == --id ]] && { require_value --id "${2:-}"; id=$2; }
-      id=${id:-"$(hostname)-$$-$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')"}
-      db_run -v id="$id" -v pid="${RALPH_AGENT_PID:-$PPID}" -v host="$(hostname)" <<'SQL' >/dev/null || exit "$EXIT_ERROR"
+    register) agent_register "$@" ;;
+    heartbeat | stop) agent_update "$action" "$@" ;;
+    *) usage_error "agent: task agent register [--id ID] | heartbeat [ID] | stop [ID]" ;;
+  esac
+}
+
+# Registers (or re-registers) an agent and prints its id: --id, else
+# RALPH_AGENT_ID, else HOSTNAME-PID-RANDOM.
+agent_register() {
+  local id=${RALPH_AGENT_ID:-}
+  while (($#)); do
+    case $1 in
+      --id) require_value "$1" "${2:-}"; id=$2; shift 2 ;;
+      *) usage_error "agent register: unknown argument '$1' (task agent register [--id ID])" ;;
+    esac
+  done
+  local pid=${RALPH_AGENT_PID:-$PPID} host=${HOSTNAME:-unknown}
+  if [[ -z $id ]]; then
+    printf -v id '%s-%s-%04x%04x' "${host%%.*}" "$pid" "$RANDOM" "$RANDOM"
+  fi
+  is_uint "$pid" || usage_error "RALPH_AGENT_PID='$pid' is not a process id"
+  task_sql registered -v id="$id" -v pid="$pid" -v host="$host" <<'SQL' >/dev/null || exit "$EXIT_ERROR"
 BEGIN;
 INSERT INTO agents (id, pid, hostname) VALUES (:'id', :'pid'::int, :'host')
 ON CONFLICT (id) DO UPDATE SET pid = excluded.pid, hostname = excluded.hostname, status = 'active',
-  started_at = clock_timestamp(), last_heartbeat_at = clock_timestamp();
+  started_at = clock_timestamp(), last_heartbeat_at = clock_timestamp(), updated_at = clock_timestamp();
 COMMIT;
 SQL
-      print_result "$id" '{agent: $id}' --arg id "$id"
-      ;;
-    heartbeat | stop)
-      local id=${1:-${RALPH_AGENT_ID:-}}
-      [[ -n $id ]] || usage_error "agent $action: task agent $action ID"
-      local found
-      found=$(db_run -v id="$id" -v action="$action" <<'SQL'
+  print_message "$id" '{agent: $id}' --arg id "$id"
+}
+
+# heartbeat: the agent is alive. stop: the agent is stopped, and the tasks
+# it held go back to open.
+agent_update() {
+  local action=$1 id=${2:-${RALPH_AGENT_ID:-}}
+  (($# <= 2)) || usage_error "agent $action: task agent $action [ID]"
+  [[ -n $id ]] || usage_error "agent $action: task agent $action ID (or set RALPH_AGENT_ID)"
+  local found
+  task_sql "$action" -v id="$id" -v action="$action" <<'SQL' || exit "$EXIT_ERROR"
 BEGIN;
--- Stopping an agent hands its active tasks back.
-UPDATE tasks SET status = 'open', assignee = NULL, lease_expires_at = NULL
+UPDATE tasks SET status = 'open', assignee = NULL, lease_expires_at = NULL, updated_at = clock_timestamp()
 WHERE :'action' = 'stop' AND assignee = :'id' AND status = 'active';
-UPDATE agents SET last_heartbeat_at = clock_timestamp(),
-  status = CASE WHEN :'action' = 'stop' THEN 'stopped' ELSE status END
+UPDATE agents SET last_heartbeat_at = clock_timestamp(), updated_at = clock_timestamp(),
+  status = CASE WHEN :'action' = 'stop' THEN 'stopped' ELSE 'active' END
 WHERE id = :'id' RETURNING id;
 COMMIT;
 SQL
-      ) || exit "$EXIT_ERROR"
-      [[ -n $found ]] || die "$EXIT_NOT_FOUND" "unknown agent '$id': \`task agent register\` makes one"
-      print_result "agent $id: $action" '{agent: $id, action: $a}' --arg id "$id" --arg a "$action"
-      ;;
-    *) usage_error "agent: use task agent register [--id ID] | heartbeat ID | stop ID" ;;
-  esac
+  found=$DB_OUT
+  [[ -n $found ]] || die "$EXIT_NOT_FOUND" "unknown agent '$id': \`task agent register\` makes one"
+  print_message "agent $id: $action" '{agent: $id, action: $a}' --arg id "$id" --arg a "$action"
 }

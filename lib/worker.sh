@@ -1,24 +1,49 @@
 #!/usr/bin/env bash
-# `ralph.sh build`: the worker loop. Register the agent; then claim a task,
-# prepare its branch, run the agent while renewing the lease, commit, push,
-# and record the commit with `task done`. SIGTERM/SIGINT release the active
-# task and exit 0; a second signal exits at once. After a SIGKILL the task
-# becomes claimable again when its lease expires.
+# `ralph.sh build`: the worker loop. Register the agent; then, until stopped:
+# claim a task, prepare its branch, run the agent while the lease is renewed
+# in the background, commit, push the branch, and record the commit with
+# `task done`. Idle backoff with jitter when nothing is claimable.
+#
+# Signals: SIGTERM or SIGINT stops the agent, releases the active task (back
+# to open), marks the agent stopped and exits 0; a second signal exits at
+# once (130). After a SIGKILL nothing is lost: the lease stops being renewed
+# and the task becomes claimable when it expires.
+# Needs lib/common.sh, lib/db.sh, lib/models.sh, lib/workspace.sh, lib/agent.sh.
 
-WORKER_TASK=""
-WORKER_STOPPING=0
-RENEW_PID=""
-AGENT_PID=""
-
-task_cli() { "$RALPH_HOME/task" "$@"; }
+WORKER_TASK=""       # the task this worker holds
+WORKER_STOPPING=0    # a stop signal came
+WORKER_CHILD=""      # the foreground command worker_run waits for
+RENEW_PID=""         # the lease renewer
+RALPH_STATE_DIR=""   # this worker's scratch directory
 
 worker_usage() {
   cat <<'USAGE'
-usage: ralph.sh [--model ALIAS] build [--max-iterations N] [--until-empty]
+usage: ralph.sh [--model ALIAS] build [--max-iterations N] [--until-empty] [--model ALIAS]
 
-  --max-iterations N   stop after N tasks (default: run until stopped)
+  --max-iterations N   stop after N claimed tasks (default 0: run until stopped)
   --until-empty        stop when nothing is claimable instead of waiting
+  --model ALIAS        the model (an alias from models.json)
+
+SIGTERM or SIGINT releases the active task and exits 0; a second one exits now.
 USAGE
+}
+
+task_cli() { "$RALPH_HOME/task" "$@"; }
+
+# worker_run OUT ERR CMD…: runs CMD in the background, in a process group
+# of its own (so stopping it stops what it started), with stdout to OUT and
+# stderr to ERR, and waits for it: a signal is handled at once instead of
+# when CMD ends. Returns CMD's status.
+worker_run() {
+  local out=$1 err=$2 rc=0
+  shift 2
+  set -m
+  "$@" >"$out" 2>"$err" &
+  WORKER_CHILD=$!
+  set +m
+  wait "$WORKER_CHILD" || rc=$?
+  WORKER_CHILD=""
+  return "$rc"
 }
 
 worker_build() {
@@ -31,46 +56,67 @@ worker_build() {
         max_iterations=$2
         shift 2
         ;;
+      --max-iterations=*)
+        is_uint "${1#*=}" || usage_error "--max-iterations needs a number, not '${1#*=}'"
+        max_iterations=${1#*=}
+        shift
+        ;;
       --until-empty) until_empty=true; shift ;;
+      --model) require_value "$1" "${2:-}"; RALPH_MODEL=$2; shift 2 ;;
+      --model=*) RALPH_MODEL=${1#*=}; shift ;;
       -h | --help) worker_usage; return 0 ;;
       *) usage_error "build: unknown argument '$1' (see ralph.sh build --help)" ;;
     esac
   done
   db_require_url
-  [[ -n ${RALPH_REPO_URL:-} ]] || usage_error "RALPH_REPO_URL is not set: the repository the worker changes (a git URL)"
+  [[ -n ${RALPH_REPO_URL:-} ]] || usage_error "RALPH_REPO_URL is not set: export RALPH_REPO_URL=<the git repository the worker changes>"
+  local lease=${RALPH_LEASE_SECONDS:-300}
+  if ! is_uint "$lease" || ((lease == 0)); then
+    usage_error "RALPH_LEASE_SECONDS='$lease' is not a positive number of seconds"
+  fi
   local model
-  model=$(model_id "${RALPH_MODEL:-}")
+  model=$(model_id "${RALPH_MODEL:-}") || exit "$?"
+  if [[ -z ${RALPH_AGENT_CMD:-} ]] && ! command -v claude >/dev/null; then
+    usage_error "claude (Claude Code) is not on PATH: install it, or set RALPH_AGENT_CMD to another agent command"
+  fi
   worker_git_identity
 
-  RALPH_AGENT_ID=$(task_cli agent register ${RALPH_AGENT_ID:+--id "$RALPH_AGENT_ID"}) || die "$EXIT_ERROR" "could not register the agent"
-  export RALPH_AGENT_ID RALPH_WORKER_PID=$$
-  trap worker_on_signal TERM INT
-  log "agent $RALPH_AGENT_ID: working ${RALPH_REPO_URL} with $model"
-
   RALPH_STATE_DIR=$(mktemp -d "${TMPDIR:-/tmp}/ralph.XXXXXX")
-  export RALPH_STATE_DIR
+  export RALPH_STATE_DIR RALPH_WORKER_PID=$$ RALPH_AGENT_PID=$$
+  trap worker_cleanup EXIT
+  trap worker_on_signal TERM INT
+
+  local out="$RALPH_STATE_DIR/out" err="$RALPH_STATE_DIR/err"
+  if ! worker_run "$out" "$err" task_cli agent register; then
+    cat "$err" >&2
+    die "$EXIT_ERROR" "could not register the agent: check RALPH_DB_URL"
+  fi
+  RALPH_AGENT_ID=$(<"$out")
+  export RALPH_AGENT_ID
+  log "agent $RALPH_AGENT_ID: working on $RALPH_REPO_URL in $(workspace_dir) with $model"
+
   agent_settings "$RALPH_STATE_DIR/settings.json"
+  agent_tools_dir "$RALPH_STATE_DIR/bin"
   [[ -n ${RALPH_AGENT_CMD:-} ]] || agent_install_skills
 
-  local done_count=0 idle=0 row rc
-  while ((max_iterations == 0 || done_count < max_iterations)); do
-    task_cli agent heartbeat "$RALPH_AGENT_ID" >/dev/null || log "heartbeat failed; carrying on"
+  local claimed=0 idle=0 rc
+  while ((max_iterations == 0 || claimed < max_iterations)); do
     rc=0
-    row=$(task_cli --json claim --agent "$RALPH_AGENT_ID" 2>"$RALPH_STATE_DIR/claim.err") || rc=$?
-    # "Nothing to claim" is the normal idle state, not worth a line.
-    ((rc == EXIT_NOTHING)) || cat "$RALPH_STATE_DIR/claim.err" >&2
+    worker_run "$out" "$err" task_cli --json claim --agent "$RALPH_AGENT_ID" || rc=$?
     case $rc in
       0)
         idle=0
-        worker_work "$row" "$model"
-        done_count=$((done_count + 1))
+        claimed=$((claimed + 1))
+        worker_work "$(<"$out")" "$model" || worker_idle 0
         ;;
       "$EXIT_NOTHING")
         [[ $until_empty == false ]] || break
+        worker_run /dev/null /dev/null task_cli agent heartbeat "$RALPH_AGENT_ID" || true
         worker_idle "$idle"
         idle=$((idle + 1))
         ;;
       *)
+        cat "$err" >&2
         log "claim failed (exit $rc); backing off"
         worker_idle "$idle"
         idle=$((idle + 1))
@@ -78,9 +124,8 @@ worker_build() {
     esac
   done
   trap - TERM INT
-  task_cli agent stop "$RALPH_AGENT_ID" >/dev/null || true
-  rm -rf "$RALPH_STATE_DIR"
-  log "agent $RALPH_AGENT_ID: finished after $done_count task(s)"
+  task_cli agent stop "$RALPH_AGENT_ID" >/dev/null || log "could not mark agent $RALPH_AGENT_ID stopped"
+  log "agent $RALPH_AGENT_ID: stopped after $claimed task(s)"
 }
 
 # Commits need an identity; the entrypoint sets one, this covers hosts.
@@ -91,101 +136,151 @@ worker_git_identity() {
   export GIT_COMMITTER_EMAIL=${GIT_COMMITTER_EMAIL:-$GIT_AUTHOR_EMAIL}
 }
 
-# worker_idle N: sleep with exponential backoff and jitter, interruptible.
+# worker_idle N: sleeps after the Nth idle poll in a row: exponential backoff
+# from RALPH_IDLE_MIN_SECONDS (default 2) to RALPH_IDLE_MAX_SECONDS (default
+# 60), with jitter in [half, full] so workers that went idle together spread
+# out. Interruptible by a signal.
 worker_idle() {
-  local n=$1 min=${RALPH_IDLE_MIN_SECONDS:-2} max=${RALPH_IDLE_MAX_SECONDS:-60} base
-  base=$((min << (n < 6 ? n : 6)))
+  local n=$1 min=${RALPH_IDLE_MIN_SECONDS:-2} max=${RALPH_IDLE_MAX_SECONDS:-60}
+  if ! is_uint "$min" || ! is_uint "$max"; then
+    usage_error "RALPH_IDLE_MIN_SECONDS='$min' and RALPH_IDLE_MAX_SECONDS='$max' must be whole seconds"
+  fi
+  local base=$((min << (n < 10 ? n : 10)))
   ((base <= max)) || base=$max
-  # Jitter in [base/2, base]: workers that went idle together spread out.
-  local ms=$((base * 500 + RANDOM % (base * 500 + 1)))
-  sleep "$((ms / 1000)).$(printf '%03d' $((ms % 1000)))" &
-  wait $! || true
+  local ms=$((base * 500 + (RANDOM * 32768 + RANDOM) % (base * 500 + 1)))
+  ((ms > 0)) || return 0
+  worker_run /dev/null /dev/null sleep "$((ms / 1000)).$(printf '%03d' $((ms % 1000)))" || true
 }
 
-# worker_work ROW MODEL: one task, start to `task done`.
+# worker_work TASK_JSON MODEL: one claimed task, from the branch to `task
+# done`. Returns 1 when the task was handed back (the loop backs off).
 worker_work() {
-  local row=$1 model=$2 id ref branch commit prompt_file agent_rc=0
-  id=$(jq -r '.id' <<<"$row")
-  ref=$(jq -r '.ref // empty' <<<"$row")
+  local task=$1 model=$2 id ref branch commit changed=false agent_rc=0 out err
+  out="$RALPH_STATE_DIR/out" err="$RALPH_STATE_DIR/err"
+  id=$(jq -r '.id' <<<"$task")
+  ref=$(jq -r '.ref // empty' <<<"$task")
   WORKER_TASK=$id
   export RALPH_TASK_ID=$id
-  log "task $id: claimed (retry $(jq -r '.retry_count' <<<"$row"))"
-
-  if ! branch=$(workspace_prepare "$id" "$ref"); then
-    log "task $id: could not prepare the workspace; releasing it"
-    worker_release
-    return 0
-  fi
-  prompt_file="$RALPH_STATE_DIR/prompt.txt"
-  agent_prompt "$row" >"$prompt_file"
-
+  log "task $id: claimed (retry $(jq -r '.retry_count' <<<"$task"))"
   worker_renew_start "$id"
-  agent_start "$prompt_file" "$model" "$RALPH_STATE_DIR/settings.json"
-  wait "$AGENT_PID" || agent_rc=$?
-  AGENT_PID=""
-  worker_renew_stop
 
-  if ((agent_rc != 0)); then
-    log "task $id: the agent failed (exit $agent_rc); releasing it for another try"
-    worker_release
-    return 0
+  if ! worker_run "$out" "$err" workspace_prepare "$id" "$ref"; then
+    cat "$err" >&2
+    worker_hand_back "could not prepare the workspace from $RALPH_REPO_URL"
+    return 1
   fi
-  if ! commit=$(workspace_commit "$id" "$branch"); then
-    log "task $id: commit or push failed; releasing it"
-    worker_release
-    return 0
+  branch=$(<"$out")
+  local base
+  base=$(git -C "$(workspace_dir)" rev-parse --verify --quiet HEAD) || base=""
+  local prompt_file="$RALPH_STATE_DIR/prompt.txt" log_file="$RALPH_STATE_DIR/agent.log"
+  agent_prompt "$task" >"$prompt_file"
+
+  PATH="$RALPH_STATE_DIR/bin:$PATH" agent_start "$prompt_file" "$model" "$RALPH_STATE_DIR/settings.json" "$log_file"
+  log "task $id: agent running on $branch (pid $AGENT_PID)"
+  agent_wait || agent_rc=$?
+  # What the agent said (claude -p prints its final message), for the log.
+  sed "s|^|$RALPH_PROG: task $id: agent: |" "$log_file" >&2 || true
+  if ((agent_rc != 0)); then
+    worker_hand_back "the agent failed (exit $agent_rc)"
+    return 1
+  fi
+
+  local summary
+  summary=$(tail -c 2000 "$log_file")
+  if ! worker_run "$out" "$err" workspace_commit "$id" "$branch" "$(jq -r '.description' <<<"$task")"; then
+    cat "$err" >&2
+    worker_hand_back "commit or push of $branch failed"
+    return 1
+  fi
+  commit=$(<"$out")
+  # Changed: the commit's tree differs from the base's (whether the agent
+  # left its change in the working tree or committed it itself).
+  if [[ -z $base ]] || ! git -C "$(workspace_dir)" diff --quiet "$base" "$commit" --; then
+    changed=true
   fi
   local result
   result=$(jq -nc --arg commit "$commit" --arg branch "$branch" --arg agent "$RALPH_AGENT_ID" \
-    '{commit: $commit, branch: $branch, agent: $agent}')
-  if task_cli done "$id" --agent "$RALPH_AGENT_ID" --result "$result" >/dev/null; then
-    log "task $id: done at $commit on $branch"
+    --arg model "$model" --argjson changed "$changed" --arg summary "$summary" \
+    '{commit: $commit, branch: $branch, changed: $changed, agent: $agent, model: $model, summary: $summary}')
+  if worker_run "$out" "$err" task_cli "done" "$id" --agent "$RALPH_AGENT_ID" --result "$result"; then
+    log "task $id: done: $commit on $branch"
   else
-    log "task $id: could not record the result (lease lost?); the commit $commit is on $branch"
+    cat "$err" >&2
+    log "task $id: could not record the result (the lease was lost?); the commit $commit is on $branch"
   fi
+  worker_renew_stop
   WORKER_TASK=""
 }
 
-# The lease is renewed at a third of its length while the agent runs.
+# worker_hand_back REASON: the task goes back to open for another try.
+worker_hand_back() {
+  log "task $WORKER_TASK: $1; releasing it"
+  worker_renew_stop
+  worker_release
+}
+
+# The lease is renewed every third of its length while the task is held, by
+# a background loop that ends with the worker (also after a SIGKILL: it
+# checks that the worker is alive), so a dead worker's lease runs out.
 worker_renew_start() {
-  local id=$1 every
-  every=$(((${RALPH_LEASE_SECONDS:-300} + 2) / 3))
+  local id=$1 worker=$$ lease=${RALPH_LEASE_SECONDS:-300}
+  local ms=$((lease * 1000 / 3))
+  ((ms >= 200)) || ms=200
+  local every
+  printf -v every '%d.%03d' $((ms / 1000)) $((ms % 1000))
+  set -m
   (
-    trap - TERM INT
-    while sleep "$every"; do
-      "$RALPH_HOME/task" renew "$id" --agent "$RALPH_AGENT_ID" >/dev/null || exit 0
+    while sleep "$every" && kill -0 "$worker" 2>/dev/null; do
+      "$RALPH_HOME/task" renew "$id" --agent "$RALPH_AGENT_ID" >/dev/null \
+        || printf '%s: task %s: lease renewal failed; retrying\n' "$RALPH_PROG" "$id" >&2
     done
-  ) &
+  ) </dev/null &
   RENEW_PID=$!
+  set +m
 }
 
 worker_renew_stop() {
   [[ -n $RENEW_PID ]] || return 0
-  kill "$RENEW_PID" 2>/dev/null || true
+  kill -- "-$RENEW_PID" 2>/dev/null || true
   wait "$RENEW_PID" 2>/dev/null || true
   RENEW_PID=""
 }
 
 worker_release() {
   [[ -n $WORKER_TASK ]] || return 0
-  task_cli release "$WORKER_TASK" --agent "$RALPH_AGENT_ID" >/dev/null || log "could not release $WORKER_TASK"
+  PGCONNECT_TIMEOUT=${RALPH_STOP_CONNECT_TIMEOUT:-3} worker_run /dev/null "$RALPH_STATE_DIR/err" \
+    task_cli release "$WORKER_TASK" --agent "$RALPH_AGENT_ID" \
+    || log "could not release task $WORKER_TASK: $(tail -n1 "$RALPH_STATE_DIR/err"); it becomes claimable when its lease expires"
   WORKER_TASK=""
 }
 
-# First signal: stop the agent, hand the task back, deregister, exit 0.
-# Second signal: exit now.
+# First signal: stop the agent, hand the task back, mark the agent stopped,
+# exit 0. Second signal: kill what runs and exit 130 now.
 worker_on_signal() {
   if ((WORKER_STOPPING)); then
     log "second signal: exiting now"
     [[ -z $AGENT_PID ]] || kill -KILL -- "-$AGENT_PID" 2>/dev/null || true
+    [[ -z $WORKER_CHILD ]] || kill -KILL -- "-$WORKER_CHILD" 2>/dev/null || true
     exit 130
   fi
   WORKER_STOPPING=1
   log "stopping${WORKER_TASK:+: releasing task $WORKER_TASK}"
+  [[ -z $WORKER_CHILD ]] || kill -TERM -- "-$WORKER_CHILD" 2>/dev/null || true
   agent_stop
   worker_renew_stop
   worker_release
-  task_cli agent stop "$RALPH_AGENT_ID" >/dev/null || true
-  rm -rf "${RALPH_STATE_DIR:-/nonexistent}"
+  if [[ -n ${RALPH_AGENT_ID:-} ]]; then
+    PGCONNECT_TIMEOUT=${RALPH_STOP_CONNECT_TIMEOUT:-3} worker_run /dev/null /dev/null \
+      task_cli agent stop "$RALPH_AGENT_ID" || log "could not mark agent $RALPH_AGENT_ID stopped"
+  fi
+  log "stopped"
   exit 0
+}
+
+# On any exit: nothing of ours keeps running, the scratch directory goes.
+worker_cleanup() {
+  [[ -z $AGENT_PID ]] || kill -KILL -- "-$AGENT_PID" 2>/dev/null || true
+  [[ -z $RENEW_PID ]] || kill -- "-$RENEW_PID" 2>/dev/null || true
+  [[ -z $WORKER_CHILD ]] || kill -- "-$WORKER_CHILD" 2>/dev/null || true
+  [[ -z $RALPH_STATE_DIR ]] || rm -rf "$RALPH_STATE_DIR"
 }

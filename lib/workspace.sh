@@ -1,45 +1,77 @@
 #!/usr/bin/env bash
-# The git workspace a task runs in: a clone of RALPH_REPO_URL, a branch per task.
+# The git workspace a task runs in: a clone of RALPH_REPO_URL (in
+# RALPH_WORKSPACE, default /workspace), a fresh branch per task, committed
+# and pushed back to the remote when the agent is done.
+# Needs lib/common.sh.
 
 workspace_dir() { printf '%s\n' "${RALPH_WORKSPACE:-/workspace}"; }
 
-# task_branch ID: ralph/<id> with characters git refuses replaced.
+# task_branch ID: ralph/<id>, with what git refuses in a branch name replaced
+# (task ids are already restricted to letters, digits and . _ / -).
 task_branch() {
   local id=${1//[^A-Za-z0-9._\/-]/-}
-  printf 'ralph/%s\n' "${id//../.}"
+  while [[ $id == *..* ]]; do id=${id//../.}; done
+  while [[ $id == *//* ]]; do id=${id//\/\//\/}; done
+  id=${id%.lock}
+  id=${id%/}
+  id=${id%.}
+  printf 'ralph/%s\n' "$id"
 }
 
-# workspace_prepare ID: clone or fetch, then a fresh branch for the task from
-# the remote's default branch (or the task's ref). Prints the branch.
+# workspace_prepare ID [REF]: clone or fetch, then a fresh branch for the
+# task from REF (a branch, tag or commit of the remote) or the remote's
+# default branch, with a clean tree. Prints the branch.
 workspace_prepare() {
   local id=$1 ref=${2:-} dir branch base
   dir=$(workspace_dir)
   [[ -n ${RALPH_REPO_URL:-} ]] || usage_error "RALPH_REPO_URL is not set: the repository the worker changes (a git URL)"
   if [[ -d $dir/.git ]]; then
-    git -C "$dir" remote set-url origin "$RALPH_REPO_URL"
-    git -C "$dir" fetch --quiet --prune origin >&2
+    git -C "$dir" remote set-url origin "$RALPH_REPO_URL" >&2 || return 1
+    git -C "$dir" fetch --quiet --prune --tags origin >&2 || return 1
+    # The remote's default branch may have changed since the clone.
+    git -C "$dir" remote set-head origin --auto >/dev/null 2>&1 || true
   else
-    mkdir -p "$dir"
-    # An emptied workspace (a tmpfs, a fresh volume) is cloned into in place.
-    git clone --quiet "$RALPH_REPO_URL" "$dir" >&2
+    mkdir -p "$dir" || return 1
+    # An empty workspace (a fresh volume, a tmpfs) is cloned into in place.
+    if [[ -n $(ls -A "$dir") ]]; then
+      log "workspace $dir is not empty and not a git repository: empty it or point RALPH_WORKSPACE elsewhere"
+      return 1
+    fi
+    git clone --quiet "$RALPH_REPO_URL" "$dir" >&2 || return 1
   fi
-  base=${ref:-$(git -C "$dir" symbolic-ref --short refs/remotes/origin/HEAD 2>/dev/null || echo origin/main)}
-  [[ $base == origin/* || -z $ref ]] || base="origin/$base"
+  if [[ -n $ref ]]; then
+    if git -C "$dir" rev-parse --verify --quiet "refs/remotes/origin/$ref^{commit}" >/dev/null; then
+      base="refs/remotes/origin/$ref"
+    elif git -C "$dir" rev-parse --verify --quiet "$ref^{commit}" >/dev/null; then
+      base=$ref
+    else
+      log "task $id: ref '$ref' is not a branch, tag or commit of $RALPH_REPO_URL"
+      return 1
+    fi
+  else
+    base=$(git -C "$dir" symbolic-ref --quiet refs/remotes/origin/HEAD) || base=HEAD
+  fi
   branch=$(task_branch "$id")
-  git -C "$dir" reset --quiet --hard >&2
-  git -C "$dir" clean -qfdx >&2
-  git -C "$dir" checkout --quiet -B "$branch" "$base" >&2
+  git -C "$dir" reset --quiet --hard >&2 || return 1
+  git -C "$dir" clean -qffdx >&2 || return 1
+  if git -C "$dir" rev-parse --verify --quiet "$base^{commit}" >/dev/null; then
+    git -C "$dir" checkout --quiet --no-track -B "$branch" "$base" >&2 || return 1
+  else
+    # A repository without commits yet: the task's branch starts it.
+    git -C "$dir" checkout --quiet --orphan "$branch" >&2 || return 1
+  fi
   printf '%s\n' "$branch"
 }
 
-# workspace_commit ID BRANCH: commits whatever the agent changed (an empty
-# commit when nothing changed, so the result always names a commit), pushes
-# the branch, prints the commit.
+# workspace_commit ID BRANCH MESSAGE: commits whatever the agent changed (an
+# empty commit when nothing changed, so the result always names the commit
+# that records the task), pushes the branch to the remote, prints the commit.
 workspace_commit() {
-  local id=$1 branch=$2 dir
+  local id=$1 branch=$2 message=$3 dir
   dir=$(workspace_dir)
-  git -C "$dir" add -A
-  git -C "$dir" commit --quiet --allow-empty -m "ralph: $id" -m "Task $id, worked by agent ${RALPH_AGENT_ID:-?}." >&2
-  git -C "$dir" push --quiet --force-with-lease origin "$branch" >&2
+  git -C "$dir" add -A >&2 || return 1
+  git -C "$dir" commit --quiet --allow-empty --no-verify -m "ralph: $id" -m "$message" >&2 || return 1
+  # Force: a retried task replaces what an earlier attempt pushed.
+  git -C "$dir" push --quiet --force origin "HEAD:refs/heads/$branch" >&2 || return 1
   git -C "$dir" rev-parse HEAD
 }

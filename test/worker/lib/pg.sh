@@ -1,9 +1,25 @@
 #!/usr/bin/env bash
-# A throwaway PostgreSQL for the tests: initdb in a temp dir, a free loopback
-# port, run as the unprivileged `postgres` user when the tests run as root
-# (initdb refuses root). pg_start exports PG_TEST_URL; pg_stop removes it all.
+# A throwaway PostgreSQL for the tests and the benchmark: initdb in a temp
+# dir, a free port on 127.0.0.1 only, run as the unprivileged `postgres` user
+# when we are root (initdb and postgres refuse to run as root). pg_start
+# exports PG_TEST_URL (a superuser URL without a database); pg_stop stops the
+# server and removes the directory.
 
-PG_BIN=${PG_BIN:-$(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V | tail -n1)}
+PG_BIN=${PG_BIN:-}
+PG_TEST_DIR=${PG_TEST_DIR:-}
+
+pg_find_bin() {
+  local dir
+  if [[ -z $PG_BIN ]]; then
+    for dir in /usr/lib/postgresql/[0-9]*/bin /usr/lib/postgresql/[1-9][0-9]*/bin; do
+      [[ -x $dir/initdb ]] && PG_BIN=$dir
+    done
+  fi
+  [[ -n $PG_BIN && -x $PG_BIN/initdb ]] || {
+    echo "pg: no PostgreSQL server binaries in /usr/lib/postgresql/*/bin: apt-get install postgresql (or set PG_BIN)" >&2
+    return 1
+  }
+}
 
 pg_as_owner() {
   if ((EUID == 0)); then
@@ -13,33 +29,87 @@ pg_as_owner() {
   fi
 }
 
+# pg_port_in_use PORT: whether something listens on 127.0.0.1:PORT.
+pg_port_in_use() {
+  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# pg_init DIR: a new cluster in DIR/data (DIR is created, owned by the
+# server's user); superuser `ralph`, trusted on loopback.
+pg_init() {
+  local dir=$1
+  pg_find_bin || return 1
+  if ((EUID == 0)) && ! id postgres >/dev/null 2>&1; then
+    echo "pg: running as root needs the 'postgres' system user (apt-get install postgresql creates it)" >&2
+    return 1
+  fi
+  mkdir -p "$dir"
+  chmod 0755 "$dir"
+  ((EUID != 0)) || chown postgres: "$dir"
+  if ! pg_as_owner "$PG_BIN/initdb" -D "$dir/data" -U ralph --auth=trust -E UTF8 --no-sync \
+    >"$dir/initdb.log" 2>&1; then
+    cat "$dir/initdb.log" >&2
+    return 1
+  fi
+}
+
+# pg_run DIR PORT: starts the cluster in DIR on 127.0.0.1:PORT (only).
+pg_run() {
+  pg_as_owner "$PG_BIN/pg_ctl" -D "$1/data" -l "$1/server.log" -w -t 30 \
+    -o "-c listen_addresses=127.0.0.1 -p $2 -k $1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
+    start >/dev/null 2>&1
+}
+
+# pg_halt DIR: stops the cluster in DIR, if it runs.
+pg_halt() {
+  [[ -f $1/data/postmaster.pid ]] || return 0
+  pg_as_owner "$PG_BIN/pg_ctl" -D "$1/data" -m immediate -w -t 30 stop >/dev/null 2>&1 || true
+}
+
+# pg_free_port: a port nobody listens on (a start can still lose a race).
 pg_free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+  local port
+  while :; do
+    port=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
+    pg_port_in_use "$port" || break
+  done
+  printf '%s\n' "$port"
 }
 
 pg_start() {
-  [[ -x $PG_BIN/initdb ]] || { echo "pg: no PostgreSQL server binaries (apt-get install postgresql)" >&2; return 1; }
-  PG_TEST_DIR=$(mktemp -d /tmp/ralph-pg.XXXXXX)
-  chmod 0755 "$PG_TEST_DIR"
-  ((EUID != 0)) || chown postgres:postgres "$PG_TEST_DIR"
-  PG_TEST_PORT=$(pg_free_port)
-  pg_as_owner "$PG_BIN/initdb" -D "$PG_TEST_DIR/data" -U ralph --auth=trust -E UTF8 >"$PG_TEST_DIR/initdb.log" 2>&1 \
-    || { cat "$PG_TEST_DIR/initdb.log" >&2; return 1; }
-  pg_as_owner "$PG_BIN/pg_ctl" -D "$PG_TEST_DIR/data" -l "$PG_TEST_DIR/server.log" -w -t 30 \
-    -o "-h 127.0.0.1 -p $PG_TEST_PORT -k $PG_TEST_DIR -c fsync=off -c synchronous_commit=off -c max_connections=200" start >/dev/null \
-    || { cat "$PG_TEST_DIR/server.log" >&2; return 1; }
-  export PG_TEST_DIR PG_TEST_PORT
-  export PG_TEST_URL="postgresql://ralph@127.0.0.1:$PG_TEST_PORT"
+  PG_TEST_DIR=$(mktemp -d "${TMPDIR:-/tmp}/ralph-pg.XXXXXX")
+  export PG_TEST_DIR
+  pg_init "$PG_TEST_DIR" || return 1
+  # Another process may take the port between the check and the start: a
+  # failed start tries another one.
+  local attempt port
+  for attempt in 1 2 3 4 5; do
+    port=$(pg_free_port)
+    if pg_run "$PG_TEST_DIR" "$port"; then
+      export PG_TEST_PORT=$port
+      export PG_TEST_URL="postgresql://ralph@127.0.0.1:$port"
+      PG_TEST_VERSION_NUM=$(psql "$PG_TEST_URL/postgres" -X -A -t -c "SHOW server_version_num")
+      export PG_TEST_VERSION_NUM
+      return 0
+    fi
+    echo "pg: start on port $port failed (attempt $attempt): $(grep -m1 -E 'FATAL|ERROR|could not' "$PG_TEST_DIR/server.log")" >&2
+  done
+  cat "$PG_TEST_DIR/server.log" >&2
+  return 1
 }
 
 pg_stop() {
-  [[ -n ${PG_TEST_DIR:-} && -d $PG_TEST_DIR ]] || return 0
-  pg_as_owner "$PG_BIN/pg_ctl" -D "$PG_TEST_DIR/data" -m immediate -w stop >/dev/null 2>&1 || true
+  [[ -n $PG_TEST_DIR && -d $PG_TEST_DIR ]] || return 0
+  pg_halt "$PG_TEST_DIR"
   rm -rf "$PG_TEST_DIR"
+  PG_TEST_DIR=""
 }
 
 # pg_new_db NAME: a fresh database; prints its URL.
+# (FILE_COPY: no copy of the template through the WAL, PostgreSQL >= 15.)
 pg_new_db() {
-  psql "$PG_TEST_URL/postgres" -X -q -c "CREATE DATABASE \"$1\"" >/dev/null
+  local strategy=""
+  [[ ${PG_TEST_VERSION_NUM:-0} -lt 150000 ]] || strategy=" STRATEGY = FILE_COPY"
+  psql "$PG_TEST_URL/postgres" -X -q -v ON_ERROR_STOP=1 -c "CREATE DATABASE \"$1\"$strategy" >/dev/null || return 1
   printf '%s/%s\n' "$PG_TEST_URL" "$1"
 }

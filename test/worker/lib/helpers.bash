@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Loaded by every worker test (bats `load`): paths, a fresh database per test
+# on the PostgreSQL that run.sh started (PG_TEST_URL), and small helpers.
+
+REPO_ROOT=$(cd "$BATS_TEST_DIRNAME/../.." && pwd)
+export RALPH_HOME=$REPO_ROOT
+# shellcheck disable=SC2034 # used by the .bats files
+TASK="$REPO_ROOT/task"
+# shellcheck disable=SC2034
+RALPH="$REPO_ROOT/ralph.sh"
+# The tests set what they need; nothing leaks in from the caller.
+unset RALPH_DB_URL RALPH_REPO_URL RALPH_AGENT_ID RALPH_AGENT_CMD RALPH_MODEL RALPH_MODELS_FILE \
+  RALPH_LEASE_SECONDS RALPH_WORKSPACE RALPH_STATE_DIR RALPH_TASK_ID
+# shellcheck source=test/worker/lib/pg.sh
+source "$BATS_TEST_DIRNAME/lib/pg.sh"
+
+# fresh_db: a new, empty database for this test, in RALPH_DB_URL.
+fresh_db() {
+  [[ -n ${PG_TEST_URL:-} ]] || {
+    echo "PG_TEST_URL is not set: run the tests through test/worker/run.sh" >&2
+    return 1
+  }
+  RALPH_DB_URL=$(pg_new_db "t_$$_${BATS_SUITE_TEST_NUMBER:-0}_$RANDOM")
+  export RALPH_DB_URL
+}
+
+# sql QUERY: the result of one query on the test database.
+sql() { psql "$RALPH_DB_URL" -X -q -A -t -v ON_ERROR_STOP=1 -c "$1"; }
+
+# store_snapshot: every row of the store, to compare before and after a
+# refused command.
+store_snapshot() {
+  sql "SELECT coalesce(string_agg(t::text, E'\n' ORDER BY t.id), '') FROM tasks t;
+       SELECT coalesce(string_agg(d::text, E'\n' ORDER BY d.task_id, d.blocked_by), '') FROM task_dependencies d;
+       SELECT coalesce(string_agg(a::text, E'\n' ORDER BY a.id), '') FROM agents a"
+}
+
+# A bare repository with one commit on main (REMOTE), and the worker's
+# environment pointing at it with a workspace in the test's temp dir.
+make_remote() {
+  REMOTE="$BATS_TEST_TMPDIR/remote.git"
+  git init -q --bare -b main "$REMOTE"
+  local seed="$BATS_TEST_TMPDIR/seed"
+  git init -q -b main "$seed"
+  echo "# project" >"$seed/README.md"
+  git -C "$seed" add README.md
+  git -C "$seed" -c user.name=test -c user.email=test@localhost commit -qm init
+  git -C "$seed" push -q "$REMOTE" main
+  export RALPH_REPO_URL=$REMOTE RALPH_WORKSPACE="$BATS_TEST_TMPDIR/workspace"
+}
+
+# wait_for SECONDS COMMAND…: until COMMAND succeeds, or fail.
+wait_for() {
+  local deadline=$((SECONDS + $1))
+  shift
+  until "$@"; do
+    ((SECONDS < deadline)) || return 1
+    sleep 0.1
+  done
+}
+
+task_status() { sql "SELECT status FROM tasks WHERE id = '$1'"; }
+
+# task_is ID STATUS: the task has that status now.
+task_is() { [[ $(task_status "$1") == "$2" ]]; }
+
+# alive PID: the process exists (and is not a zombie).
+alive() {
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  stat=${stat##*) }
+  [[ ${stat:0:1} != Z ]]
+}

@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# The worker's tests, one entry point: shellcheck on every shell script of
+# the worker, then the bats suites against a throwaway PostgreSQL (started
+# here, in a temp dir on a loopback port, and stopped even on failure).
+# Prints "worker: N passed, M failed" last; exits non-zero on any failure.
+# Needs (Debian 12): postgresql, postgresql-client, shellcheck, bats, jq, git.
+#
+#   bash test/worker/run.sh [BATS_FILE…]
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/../.." && pwd)
+cd "$root"
+
+passed=0
+failed=0
+
+# Everything the run creates lives under one directory, removed at the end.
+run_tmp=$(mktemp -d "${TMPDIR:-/tmp}/ralph-worker-tests.XXXXXX")
+chmod 0755 "$run_tmp"
+export TMPDIR=$run_tmp
+# shellcheck source=test/worker/lib/pg.sh
+source "$here/lib/pg.sh"
+
+tap=""
+bats_status=""
+finish() {
+  local rc=$?
+  if [[ -n $tap && -f $tap ]]; then
+    passed=$((passed + $(grep -c '^ok ' "$tap" || true)))
+    failed=$((failed + $(grep -c '^not ok ' "$tap" || true)))
+    if [[ $bats_status != 0 ]] && ! grep -q '^not ok ' "$tap"; then
+      failed=$((failed + 1)) # bats failed (or was interrupted) without reporting a test
+    fi
+  fi
+  pg_stop
+  stray_processes
+  rm -rf "$run_tmp"
+  echo "worker: $passed passed, $failed failed"
+  ((failed == 0 && rc == 0)) || exit 1
+}
+trap finish EXIT
+trap 'exit 130' INT TERM
+
+# Processes still running from this run (their working directory or command
+# line is under run_tmp) are a failure: the tests must clean up after
+# themselves. They are stopped, so nothing outlives the run.
+stray_processes() {
+  local proc pid cwd cmdline strays=()
+  for proc in /proc/[0-9]*; do
+    pid=${proc#/proc/}
+    ((pid != $$ && pid != BASHPID)) || continue
+    cwd=$(readlink "$proc/cwd" 2>/dev/null) || continue
+    cmdline=$(tr '\0' ' ' <"$proc/cmdline" 2>/dev/null) || continue
+    if [[ $cwd == "$run_tmp"* || $cmdline == *"$run_tmp"* ]]; then
+      strays+=("$pid")
+      echo "not ok stray process $pid: $cmdline (cwd $cwd)"
+    fi
+  done
+  if ((${#strays[@]})); then
+    failed=$((failed + 1))
+    kill -KILL "${strays[@]}" 2>/dev/null || true
+  fi
+}
+
+missing=()
+for tool in shellcheck bats jq git psql pg_isready runuser; do
+  command -v "$tool" >/dev/null || missing+=("$tool")
+done
+if ((${#missing[@]})); then
+  echo "not ok prerequisites: missing ${missing[*]} (Debian: apt-get install postgresql postgresql-client shellcheck bats jq git)"
+  failed=$((failed + 1))
+  exit 1
+fi
+
+echo "--- shellcheck"
+# Every shell script of the worker, the tests included (ShellCheck reads
+# the .bats files as bats).
+scripts=(ralph.sh task install.sh lib/*.sh hooks/*.sh docker/entrypoint.sh
+  test/worker/run.sh test/worker/bench-claim.sh test/worker/lib/pg.sh test/worker/lib/helpers.bash
+  test/worker/*.bats)
+for script in "${scripts[@]}"; do
+  if shellcheck -x "$script"; then
+    passed=$((passed + 1))
+    echo "ok shellcheck $script"
+  else
+    failed=$((failed + 1))
+    echo "not ok shellcheck $script"
+  fi
+done
+
+echo "--- postgresql"
+if ! pg_start; then
+  echo "not ok start PostgreSQL"
+  failed=$((failed + 1))
+  exit 1
+fi
+echo "PostgreSQL on $PG_TEST_URL"
+
+echo "--- bats"
+suites=("$@")
+((${#suites[@]})) || suites=(test/worker/*.bats)
+tap="$run_tmp/bats.tap"
+bats_status=0
+# A hung test must not hang CI: the whole bats run is bounded.
+timeout --kill-after=10 "${RALPH_TEST_TIMEOUT:-900}" bats --tap "${suites[@]}" | tee "$tap" || bats_status=$?
