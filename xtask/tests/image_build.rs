@@ -153,6 +153,23 @@ fn docker_daemon_down_is_reported_before_any_build() {
 }
 
 #[test]
+fn buildx_missing_is_reported_before_any_build() {
+    // The real docker client without its plugins: a private mount namespace
+    // with an empty directory over the one Debian's docker-buildx installs into.
+    let fx = Fixture::new("nobuildx");
+    let script = format!(
+        "mount -t tmpfs none /usr/libexec/docker/cli-plugins && exec {} --catalog {} image build fx",
+        env!("CARGO_BIN_EXE_xtask"),
+        fx.dir.join("images.toml").display()
+    );
+    let out = std::process::Command::new("unshare").args(["--mount", "sh", "-c", &script]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    let last = stderr.lines().last().unwrap_or("");
+    assert!(last.starts_with("error: docker buildx is missing: install the buildx plugin"), "{stderr}");
+}
+
+#[test]
 fn matrix_lists_every_image_and_platform() {
     let fx = Fixture::new("matrix");
     let out = fx.xtask(&["image", "matrix"]);
