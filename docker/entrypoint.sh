@@ -2,7 +2,7 @@
 # The container entrypoint (/opt/ralph/docker/entrypoint.sh in the images).
 # --help and --version need no environment. Otherwise: check the required
 # variables (a message naming the missing one), wait for PostgreSQL with
-# pg_isready (bounded by RALPH_DB_WAIT_SECONDS), apply the schema, set the
+# pg_isready (bounded by RALPH_DB_WAIT_SECONDS; 0: no bound), apply the schema, set the
 # git identity, and exec ralph.sh with the container's arguments, so the
 # worker is the process signals reach.
 set -euo pipefail
@@ -55,10 +55,17 @@ wait_seconds=${RALPH_DB_WAIT_SECONDS:-60}
   || fail 2 "RALPH_DB_WAIT_SECONDS='$wait_seconds' is not a number of seconds"
 command -v pg_isready >/dev/null \
   || fail 1 "pg_isready is not installed: install the PostgreSQL client"
+# 0 waits as long as it takes (the status-server images: their /healthz
+# tells the orchestrator the truth meanwhile, instead of a restart loop).
 deadline=$((SECONDS + wait_seconds))
+next_note=$((SECONDS + 30))
 until pg_isready -q -d "$RALPH_DB_URL" -t 2; do
-  if ((SECONDS >= deadline)); then
+  if ((wait_seconds > 0 && SECONDS >= deadline)); then
     fail 1 "PostgreSQL did not answer within ${wait_seconds}s (RALPH_DB_URL): check that the database is up and reachable, or raise RALPH_DB_WAIT_SECONDS"
+  fi
+  if ((SECONDS >= next_note)); then
+    printf 'ralph-entrypoint: still waiting for PostgreSQL (RALPH_DB_URL)\n' >&2
+    next_note=$((SECONDS + 30))
   fi
   sleep 1
 done

@@ -7,5 +7,10 @@ set -euo pipefail
 
 if [[ -n ${RALPH_STATUS_ADDR:-} ]]; then
   python -m ralph_status "$RALPH_STATUS_ADDR" &
+  # With a status server the worker waits for the database as long as it
+  # takes (unless told otherwise): /healthz answers 503 meanwhile, so the
+  # orchestrator sees the truth and the container doesn't exit and restart
+  # in a loop.
+  export RALPH_DB_WAIT_SECONDS=${RALPH_DB_WAIT_SECONDS:-0}
 fi
 exec "${RALPH_HOME:-/opt/ralph}/docker/entrypoint.sh" "$@"

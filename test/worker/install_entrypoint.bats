@@ -110,13 +110,14 @@ tools_path() { # tools_path DIR TOOL…
   [ $((SECONDS - t0)) -le 8 ]
 }
 
-@test "the entrypoint waits for a database that comes up late" {
-  # A second PostgreSQL, started two seconds after the entrypoint.
+# late_database WAIT_SECONDS: a second PostgreSQL, started two seconds after
+# the entrypoint; the entrypoint must wait for it and go on.
+late_database() {
   LATE_PG=$(mktemp -d "${TMPDIR:-/tmp}/ralph-late-pg.XXXXXX")
   pg_init "$LATE_PG"
   local port
   port=$(pg_free_port)
-  env -i PATH="$PATH" RALPH_DB_URL="postgresql://ralph@127.0.0.1:$port/postgres" RALPH_DB_WAIT_SECONDS=30 \
+  env -i PATH="$PATH" RALPH_DB_URL="postgresql://ralph@127.0.0.1:$port/postgres" RALPH_DB_WAIT_SECONDS="$1" \
     "$ENTRYPOINT" task add late/1 "after the wait" >"$LATE_PG/out" 2>&1 &
   local entrypoint=$! t0=$SECONDS
   sleep 2
@@ -128,6 +129,14 @@ tools_path() { # tools_path DIR TOOL…
   [ "$rc" -eq 0 ]
   [ $((SECONDS - t0)) -ge 2 ]
   [ "$(psql "postgresql://ralph@127.0.0.1:$port/postgres" -X -A -t -c "SELECT status FROM tasks WHERE id = 'late/1'")" = open ]
+}
+
+@test "the entrypoint waits for a database that comes up late" {
+  late_database 30
+}
+
+@test "RALPH_DB_WAIT_SECONDS=0 waits without a bound (the status-server images)" {
+  late_database 0
 }
 
 @test "the entrypoint applies the schema, sets the git identity and execs ralph.sh" {

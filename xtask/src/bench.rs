@@ -1,11 +1,12 @@
-//! `cargo xtask bench build`: how much the build cache saves, on the
-//! busybox fixture image. Prints figures; asserts nothing (machines are noisy).
+//! Benchmarks that print figures and assert nothing (machines are noisy):
+//! `bench build`, how much the build cache saves on the busybox fixture;
+//! `bench smoke`, how long all smoke checks of one image take on amd64.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use crate::build::{self, BuildArgs, CacheMode, ImageReport};
+use crate::build::{self, BuildArgs, ImageReport};
 use crate::catalog::{Catalog, Image};
 
 /// The fixture the benchmark builds (see images.toml).
@@ -32,22 +33,10 @@ pub fn build(args: &BenchArgs) -> Result<()> {
     let catalog = scratch_catalog(&repo_catalog, &fixture, &scratch)?;
 
     let mut build_args = BuildArgs {
-        images: vec![BENCH_IMAGE.into()],
-        platform: args.platform.clone(),
-        load: true,
-        push: false,
-        registry: None,
-        cache: CacheMode::Local,
         cache_dir: Some(scratch.join("cache")),
         no_cache: true,
         build_args: vec![format!("WORK_MB={}", args.work_mb)],
-        provenance: false,
-        sbom: false,
-        release: None,
-        branch: None,
-        tag: vec![],
-        quiet: true,
-        report: None,
+        ..BuildArgs::local(vec![BENCH_IMAGE.into()], args.platform.clone())
     };
 
     eprintln!("bench: cold build (--no-cache) of {BENCH_IMAGE}, WORK_MB={} ...", args.work_mb);
@@ -86,6 +75,63 @@ pub fn build(args: &BenchArgs) -> Result<()> {
     for tag in &cold.refs {
         let _ = crate::docker::docker().args(["image", "rm", tag.as_str()]).probe().output();
     }
+    Ok(())
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct SmokeBenchArgs {
+    /// The image whose checks are timed (built first, outside the timing).
+    #[arg(default_value = "worker-standin")]
+    pub image: String,
+    /// Timed runs of each scenario; the median is reported.
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+}
+
+/// All smoke checks of one image on linux/amd64, without and with the
+/// read-only check (which waits `stay_up_seconds` on purpose). Goal: under
+/// 10 s, the build excluded.
+pub fn smoke(args: &SmokeBenchArgs) -> Result<()> {
+    let catalog = Catalog::load(&crate::repo_root().join(crate::catalog::DEFAULT_CATALOG))?;
+    let amd64 = "linux/amd64".to_string();
+    let build_args = BuildArgs::local(vec![args.image.clone()], vec![amd64.clone()]);
+    eprintln!("bench: building {} for linux/amd64 (not timed) ...", args.image);
+    build::run(&catalog, &build_args)?;
+    let mut rows = vec![["SCENARIO", "WALL (MEDIAN)", "MIN-MAX", "CHECKS", "GOAL < 10 s"].map(String::from).to_vec()];
+    for (name, no_readonly) in [("declared checks", true), ("declared checks + read-only", false)] {
+        let mut times = Vec::new();
+        let mut checks = 0;
+        for run in 0..args.runs.max(1) {
+            eprintln!("bench: {name}, run {} ...", run + 1);
+            let smoke_args = crate::smoke::SmokeArgs {
+                selection: crate::built::Selection {
+                    images: vec![args.image.clone()],
+                    platform: vec![amd64.clone()],
+                    tag: None,
+                    registry: None,
+                },
+                timeout: 120,
+                jobs: 4,
+                no_readonly,
+                report: None,
+                junit: None,
+            };
+            let started = std::time::Instant::now();
+            let report = crate::smoke::run(&catalog, &smoke_args)?;
+            times.push(started.elapsed().as_secs_f64());
+            checks = report.passed + report.failed;
+            crate::smoke::ensure_passed(&report)?;
+        }
+        let (median, min, max) = crate::runtime::summarize(&times);
+        rows.push(vec![
+            name.into(),
+            format!("{median:.2}s"),
+            format!("{min:.2}-{max:.2}s (n={})", times.len()),
+            checks.to_string(),
+            if median < 10.0 { "met" } else { "NOT met" }.into(),
+        ]);
+    }
+    build::print_rows(&rows);
     Ok(())
 }
 

@@ -79,6 +79,31 @@ pub struct BuildArgs {
     pub report: Option<PathBuf>,
 }
 
+impl BuildArgs {
+    /// A quiet local build (`--load`, local cache) of `images` for
+    /// `platforms` (empty: the catalog's), for commands that build first.
+    pub fn local(images: Vec<String>, platforms: Vec<String>) -> BuildArgs {
+        BuildArgs {
+            images,
+            platform: platforms,
+            load: true,
+            push: false,
+            registry: None,
+            cache: CacheMode::Local,
+            cache_dir: None,
+            no_cache: false,
+            build_args: vec![],
+            provenance: false,
+            sbom: false,
+            release: None,
+            branch: None,
+            tag: vec![],
+            quiet: true,
+            report: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct BuildReport {
     pub images: Vec<ImageReport>,

@@ -76,6 +76,15 @@ struct ImageEntry {
     /// built on a networked machine.
     #[serde(default)]
     networked: bool,
+    /// Its checks, in container-structure-test's schema (`image smoke`).
+    smoke: Option<PathBuf>,
+    /// The read-only check (`image smoke`).
+    readonly: Option<ReadOnlyCheck>,
+    /// The size budget (`image size`).
+    budget: Option<Budget>,
+    /// What the entrypoint gets for the startup figure (`image runtime`;
+    /// default `--version`).
+    startup_args: Option<Vec<String>>,
 }
 
 fn dot() -> PathBuf {
@@ -125,6 +134,95 @@ pub struct Image {
     pub needs: Vec<String>,
     pub contexts: BTreeMap<String, PathBuf>,
     pub networked: bool,
+    pub smoke: Option<PathBuf>,
+    pub readonly: Option<ReadOnlyCheck>,
+    pub budget: Option<Budget>,
+    pub startup_args: Option<Vec<String>>,
+}
+
+/// `[image.readonly]`: run the image with a read-only root filesystem, only
+/// `tmpfs` writable, all capabilities dropped and no-new-privileges, as its
+/// own (non-root) user; it must start, answer `health` and stay up.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReadOnlyCheck {
+    /// Arguments for the image's entrypoint (default: its CMD).
+    pub args: Option<Vec<String>>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// The only writable paths.
+    #[serde(default = "default_tmpfs")]
+    pub tmpfs: Vec<String>,
+    /// A PostgreSQL image (a catalog image's name, or a reference) started
+    /// beside it on a private network; `RALPH_DB_URL` points at it.
+    pub database: Option<String>,
+    pub health: Health,
+    /// How long the container may take to answer its health check.
+    #[serde(default = "default_ready_seconds")]
+    pub ready_seconds: u64,
+    /// How long it must then stay up.
+    #[serde(default = "default_stay_up_seconds")]
+    pub stay_up_seconds: u64,
+}
+
+fn default_tmpfs() -> Vec<String> {
+    vec!["/tmp".into()]
+}
+
+fn default_ready_seconds() -> u64 {
+    60
+}
+
+fn default_stay_up_seconds() -> u64 {
+    3
+}
+
+/// How the read-only check asks whether the container is healthy: an HTTP
+/// GET of `path` on the container's `port` (from the host), or a command run
+/// in the container (`docker exec`) that must exit 0.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Health {
+    pub port: Option<u16>,
+    pub path: Option<String>,
+    /// The HTTP status that means healthy.
+    #[serde(default = "default_status")]
+    pub status: u16,
+    pub exec: Option<Vec<String>>,
+}
+
+fn default_status() -> u16 {
+    200
+}
+
+/// `budget`: the most the image may weigh, uncompressed: `max_mb`, or the
+/// size of one file in the image (the Claude Code binary) plus `extra_mb`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Budget {
+    pub max_mb: Option<f64>,
+    pub file: Option<String>,
+    pub extra_mb: Option<f64>,
+}
+
+impl Budget {
+    fn validate(&self) -> Result<()> {
+        match (self.max_mb, &self.file, self.extra_mb) {
+            (Some(max), None, None) if max > 0.0 => Ok(()),
+            (None, Some(file), Some(extra)) if file.starts_with('/') && extra >= 0.0 => Ok(()),
+            _ => bail!("budget needs either max_mb = N, or file = \"/absolute/path\" with extra_mb = N (sizes in MB, not negative)"),
+        }
+    }
+}
+
+impl Health {
+    fn validate(&self) -> Result<()> {
+        match (self.port, &self.path, &self.exec) {
+            (Some(_), Some(path), None) if path.starts_with('/') => Ok(()),
+            (None, None, Some(cmd)) if !cmd.is_empty() => Ok(()),
+            _ => bail!("[image.readonly] health needs either port = N with path = \"/…\", or exec = [\"command\", …]"),
+        }
+    }
 }
 
 impl Catalog {
@@ -168,6 +266,13 @@ impl Catalog {
                 None => BTreeMap::new(),
             };
             args.extend(entry.args);
+            let context = |e: anyhow::Error| anyhow::anyhow!("{}: image `{}`: {e}", path.display(), entry.name);
+            if let Some(budget) = &entry.budget {
+                budget.validate().map_err(context)?;
+            }
+            if let Some(readonly) = &entry.readonly {
+                readonly.health.validate().map_err(context)?;
+            }
             images.push(Image {
                 repository: entry.repository.unwrap_or_else(|| entry.name.clone()),
                 name: entry.name,
@@ -181,6 +286,10 @@ impl Catalog {
                 needs: entry.needs,
                 contexts: entry.contexts.into_iter().map(|(k, v)| (k, base.join(v))).collect(),
                 networked: entry.networked,
+                smoke: entry.smoke.map(|p| base.join(p)),
+                readonly: entry.readonly,
+                budget: entry.budget,
+                startup_args: entry.startup_args,
             });
         }
         Ok(Catalog {

@@ -63,8 +63,7 @@ pub fn parse_builder_platforms(inspect: &str) -> Vec<Platform> {
 pub fn ensure_platforms_buildable(platforms: &[Platform]) -> Result<()> {
     let available = builder_platforms()?;
     for p in platforms {
-        let base = Platform { variant: None, ..p.clone() };
-        if !available.contains(p) && !available.contains(&base) {
+        if !buildable(p, &available) {
             bail!(
                 "the buildx builder cannot build {p} (it has {}): install qemu-user-static and binfmt-support, \
                  mount binfmt_misc and restart dockerd, or {SETUP_HINT}",
@@ -73,6 +72,15 @@ pub fn ensure_platforms_buildable(platforms: &[Platform]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Whether the builder can build `p`: listed (with or without its variant),
+/// or 386 on an amd64 builder (amd64 kernels run i386 code, and BuildKit
+/// builds it, but doesn't always list it).
+pub fn buildable(p: &Platform, available: &[Platform]) -> bool {
+    let base = Platform { variant: None, ..p.clone() };
+    let amd64 = Platform { os: p.os.clone(), arch: "amd64".into(), variant: None };
+    available.contains(p) || available.contains(&base) || (p.arch == "386" && available.contains(&amd64))
 }
 
 /// `host[:port]` of an image reference's registry.
@@ -166,6 +174,16 @@ mod tests {
         let text = "Name: default\nNodes:\nName: default\nPlatforms: linux/amd64, linux/amd64/v2, linux/arm64*\n";
         let ps = parse_builder_platforms(text);
         assert_eq!(crate::catalog::join(&ps), "linux/amd64,linux/amd64/v2,linux/arm64");
+    }
+
+    #[test]
+    fn buildable_platforms() {
+        let available = parse_builder_platforms("Platforms: linux/amd64, linux/amd64/v2, linux/arm64\n");
+        let p = |s: &str| Platform::parse(s).unwrap();
+        assert!(buildable(&p("linux/arm64/v8"), &available));
+        assert!(buildable(&p("linux/386"), &available));
+        assert!(!buildable(&p("linux/s390x"), &available));
+        assert!(!buildable(&p("linux/386"), &parse_builder_platforms("Platforms: linux/arm64\n")));
     }
 
     #[test]

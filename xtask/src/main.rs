@@ -5,12 +5,19 @@
 
 mod bench;
 mod build;
+mod built;
+mod check;
 mod catalog;
+mod container;
 mod docker;
 mod doctor;
 mod pin;
 mod process;
 mod progress;
+mod readonly;
+mod runtime;
+mod size;
+mod smoke;
 mod tags;
 
 use std::path::PathBuf;
@@ -54,6 +61,14 @@ enum ImageCommand {
     Build(build::BuildArgs),
     /// Update digest-pinned base images (`NAME:TAG@sha256:…`) to what their tags point at now.
     Pin(pin::PinArgs),
+    /// Run each image's declared checks (container-structure-test schema) and its read-only check, per platform.
+    Smoke(smoke::SmokeArgs),
+    /// Size per platform (uncompressed, compressed, per layer), largest files, wasted bytes, budget verdict.
+    Size(size::SizeArgs),
+    /// Startup time (create to exit of `--version`, median of runs) and peak memory, per platform.
+    Runtime(runtime::RuntimeArgs),
+    /// Build, smoke, read-only, size and runtime figures in one run, with one summary table (what CI runs).
+    Check(check::CheckArgs),
     /// Print the catalog as a CI matrix (JSON, one entry per image and platform).
     Matrix {
         /// Images to include (default: all).
@@ -65,6 +80,10 @@ enum ImageCommand {
 enum BenchCommand {
     /// Cold build, no-op rebuild and rebuild after touching one late file.
     Build(bench::BenchArgs),
+    /// All smoke checks of one image on amd64, without and with the read-only check.
+    Smoke(bench::SmokeBenchArgs),
+    /// `image size` on a fixture with 100 and 400 MB of layers: wall time and peak RSS.
+    Size(size::SizeBenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -101,6 +120,24 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Command::Image(ImageCommand::Smoke(args)) => {
+            let catalog = catalog::Catalog::load(&catalog_path)?;
+            let report = smoke::run(&catalog, &args)?;
+            smoke::print_table(&report);
+            smoke::ensure_passed(&report)
+        }
+        Command::Image(ImageCommand::Size(args)) => size::run(&catalog::Catalog::load(&catalog_path)?, &args),
+        Command::Image(ImageCommand::Runtime(args)) => {
+            let catalog = catalog::Catalog::load(&catalog_path)?;
+            runtime::print_table(&runtime::run(&catalog, &args)?);
+            Ok(())
+        }
+        Command::Image(ImageCommand::Check(args)) => {
+            let catalog = catalog::Catalog::load(&catalog_path)?;
+            let report = check::run(&catalog, &args)?;
+            check::print_table(&report);
+            check::ensure_passed(&report)
+        }
         Command::Image(ImageCommand::Matrix { images }) => {
             let catalog = catalog::Catalog::load(&catalog_path)?;
             let selected = catalog.select(&images)?;
@@ -108,6 +145,8 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Bench(BenchCommand::Build(args)) => bench::build(&args),
+        Command::Bench(BenchCommand::Smoke(args)) => bench::smoke(&args),
+        Command::Bench(BenchCommand::Size(args)) => size::bench(&args),
     }
 }
 

@@ -6,9 +6,10 @@
 //! `--verbose`, to keep normal output about the work itself.
 
 use std::ffi::OsString;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
@@ -84,6 +85,58 @@ impl Cmd {
             .with_context(|| format!("could not start `{}`: is it installed?", self.program_name()))
     }
 
+    /// Captures output, giving up after `timeout`: then the process is killed
+    /// and `None` returned (the caller cleans up what it started, e.g. the
+    /// container a `docker run` client was attached to).
+    pub fn output_timeout(&self, timeout: Duration) -> Result<Option<Output>> {
+        self.log();
+        let mut child = self
+            .command()
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("could not start `{}`: is it installed?", self.program_name()))?;
+        let drain = |pipe: Option<Box<dyn Read + Send>>| {
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                if let Some(mut p) = pipe {
+                    let _ = p.read_to_end(&mut buf);
+                }
+                buf
+            })
+        };
+        let stdout = drain(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+        let stderr = drain(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            if let Some(status) = child.try_wait().context("waiting for the process")? {
+                break Some(status);
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let stdout = stdout.join().unwrap_or_default();
+        let stderr = stderr.join().unwrap_or_default();
+        Ok(status.map(|status| Output { status, stdout, stderr }))
+    }
+
+    /// Starts the process with stdout and stderr piped, for callers that
+    /// read a stream (a tar from `docker cp`) and may stop early.
+    pub fn spawn_piped(&self) -> Result<Child> {
+        self.log();
+        self.command()
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("could not start `{}`: is it installed?", self.program_name()))
+    }
+
     /// Captures stdout (trimmed); a non-zero exit is an error carrying stderr.
     pub fn read(&self) -> Result<String> {
         let out = self.output()?;
@@ -153,6 +206,16 @@ mod tests {
         let msg = err.to_string();
         assert!(msg.contains("exit code 3"), "{msg}");
         assert!(msg.contains("boom"), "{msg}");
+    }
+
+    #[test]
+    fn output_timeout_kills_what_runs_too_long() {
+        let started = Instant::now();
+        let out = Cmd::new("sleep").arg("5").probe().output_timeout(Duration::from_millis(200)).unwrap();
+        assert!(out.is_none());
+        assert!(started.elapsed() < Duration::from_secs(3));
+        let out = Cmd::new("sh").args(["-c", "echo out; echo err >&2; exit 4"]).probe().output_timeout(Duration::from_secs(5)).unwrap().unwrap();
+        assert_eq!((out.status.code(), out.stdout.as_slice(), out.stderr.as_slice()), (Some(4), &b"out\n"[..], &b"err\n"[..]));
     }
 
     #[test]

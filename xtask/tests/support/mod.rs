@@ -70,20 +70,8 @@ platforms = ["linux/amd64"]
         self.xtask_env(args, &[])
     }
 
-    /// Runs the xtask in the fixture's directory (not a git checkout, so
-    /// its images are tagged `sha-0000000`).
     pub fn xtask_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
-        cmd.arg("--catalog").arg(self.dir.join("images.toml")).args(args).current_dir(&self.dir);
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let out = cmd.output().expect("running the xtask binary");
-        Output {
-            status: out.status,
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        xtask_in(&self.dir, args, env)
     }
 
     pub fn report(&self, name: &str) -> serde_json::Value {
@@ -99,6 +87,17 @@ impl Drop for Fixture {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Runs the xtask in DIR with DIR/images.toml as its catalog (DIR is not a
+/// git checkout, so images are tagged `sha-0000000`).
+pub fn xtask_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
+    cmd.arg("--catalog").arg(dir.join("images.toml")).args(args).current_dir(dir);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    run_cmd(&mut cmd)
 }
 
 /// Runs a command that must succeed; its stdout.
@@ -118,5 +117,183 @@ pub fn copy_dir(from: &Path, to: &Path) {
         } else {
             std::fs::copy(entry.path(), &target).unwrap();
         }
+    }
+}
+
+// ---- Shared by the tests that build the repository's own catalog images
+// and run containers (tests/standins.rs). ----
+
+/// A name unique to this process and call, for tags, containers, networks
+/// and compose projects: `PREFIX-PID-N-NANOS`.
+pub fn unique_name(prefix: &str) -> String {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    format!("{prefix}-{}-{n}-{nanos}", std::process::id())
+}
+
+/// Runs a command; its status and output (never panics on failure).
+pub fn run_cmd(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    Output {
+        status: out.status,
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// A directory under the system's temporary directory, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(prefix: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(unique_name(prefix));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Commands that undo what a test started (remove its containers, networks,
+/// volumes), run on drop in reverse order, also when the test fails.
+#[derive(Default)]
+pub struct Cleanup(Vec<Command>);
+
+impl Cleanup {
+    pub fn new() -> Cleanup {
+        Cleanup(Vec::new())
+    }
+
+    pub fn on_drop(&mut self, program: &str, args: &[&str]) {
+        let mut cmd = Command::new(program);
+        cmd.args(args);
+        self.0.push(cmd);
+    }
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        while let Some(mut cmd) = self.0.pop() {
+            let _ = cmd.output();
+        }
+    }
+}
+
+/// Catalog images built from the repository by the xtask binary (`image
+/// build NAMES… --report`), tagged with a branch name of their own (so the
+/// tags are this test's alone and never `latest`). Their tags go on drop;
+/// the layers stay with the engine's other tags and the build cache.
+pub struct CatalogBuild {
+    pub report: serde_json::Value,
+    pub stderr: String,
+    refs: Vec<String>,
+}
+
+impl CatalogBuild {
+    pub fn new(images: &[&str], extra_args: &[&str]) -> CatalogBuild {
+        let dir = TempDir::new("xtask-report");
+        let report_path = dir.path().join("report.json");
+        let branch = unique_name("xtask-test");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
+        cmd.current_dir(repo_root())
+            .args(["image", "build"])
+            .args(images)
+            .args(["--branch", &branch, "--quiet", "--report"])
+            .arg(&report_path)
+            .args(extra_args);
+        let started = std::time::Instant::now();
+        let out = run_cmd(&mut cmd);
+        assert!(out.status.success(), "building {images:?} failed:\n{}", out.stderr);
+        eprintln!("built {images:?} {extra_args:?} in {:.1}s", started.elapsed().as_secs_f64());
+        let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report_path).unwrap()).unwrap();
+        let refs = report["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|i| i["refs"].as_array().unwrap().iter().map(|r| r.as_str().unwrap().to_string()))
+            .collect();
+        CatalogBuild { report, stderr: out.stderr, refs }
+    }
+
+    /// The report's entry for IMAGE.
+    pub fn image(&self, image: &str) -> &serde_json::Value {
+        self.report["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["image"] == image)
+            .unwrap_or_else(|| panic!("no image `{image}` in the report: {}", self.report))
+    }
+
+    /// IMAGE's first reference in the report (its `<branch>-<sha>` tag).
+    pub fn reference(&self, image: &str) -> String {
+        self.image(image)["refs"][0].as_str().expect("the report lists refs").to_string()
+    }
+}
+
+impl Drop for CatalogBuild {
+    fn drop(&mut self) {
+        if !self.refs.is_empty() {
+            let _ = Command::new("docker").args(["image", "rm"]).args(&self.refs).output();
+        }
+    }
+}
+
+/// Polls F every POLL until it gives Some, for at most TIMEOUT.
+pub fn wait_for<T>(timeout: std::time::Duration, poll: std::time::Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if std::time::Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(poll);
+    }
+}
+
+/// `GET PATH` over HTTP/1.0 from ADDR (`host:port`): status code and body.
+pub fn http_get(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
+    use std::io::{Read, Write};
+    let sock = std::net::ToSocketAddrs::to_socket_addrs(addr)?
+        .next()
+        .ok_or_else(|| std::io::Error::other(format!("{addr} resolves to nothing")))?;
+    let mut stream = std::net::TcpStream::connect_timeout(&sock, std::time::Duration::from_secs(5))?;
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(20)))?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n")?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text)?;
+    let (head, body) = text.split_once("\r\n\r\n").ok_or_else(|| std::io::Error::other(format!("not an HTTP response: {text:?}")))?;
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("no status code in {head:?}")))?;
+    Ok((code, body.to_string()))
+}
+
+/// Prints how long a test took (on drop: also when it fails), for the
+/// timings `--nocapture` shows.
+pub struct Timer(&'static str, std::time::Instant);
+
+impl Timer {
+    pub fn start(test: &'static str) -> Timer {
+        Timer(test, std::time::Instant::now())
+    }
+}
+
+impl Drop for Timer {
+    fn drop(&mut self) {
+        eprintln!("[time] {}: {:.1}s", self.0, self.1.elapsed().as_secs_f64());
     }
 }

@@ -1,0 +1,107 @@
+//! Which built image a check looks at: the catalog image under the tag
+//! `image build` gives this checkout (`<branch>-<shortsha>[-dirty]`, or
+//! `sha-<shortsha>` when detached), unless `--tag` names another.
+
+use anyhow::{bail, Result};
+
+use crate::catalog::{Catalog, Image, Platform};
+use crate::docker;
+use crate::tags::{self, GitInfo};
+
+/// How the checks pick the image to look at (shared by smoke, size, runtime).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct Selection {
+    /// Images from the catalog (default: every image this machine can build).
+    pub images: Vec<String>,
+    /// Platforms, comma-separated or repeated (default: the catalog's).
+    #[arg(long, value_delimiter = ',')]
+    pub platform: Vec<String>,
+    /// The tag to check (default: the tag `image build` gives this checkout).
+    #[arg(long)]
+    pub tag: Option<String>,
+    /// Look at the image pushed to this registry (e.g. localhost:5000).
+    #[arg(long)]
+    pub registry: Option<String>,
+}
+
+/// One image to check, on the platforms asked for.
+#[derive(Debug, Clone)]
+pub struct Target<'a> {
+    pub image: &'a Image,
+    pub reference: String,
+    pub platforms: Vec<Platform>,
+}
+
+impl Selection {
+    /// The images and platforms, each validated against the catalog, with
+    /// the reference of the built image. Named networked images are kept;
+    /// unnamed ones are left out (as `image build` does).
+    pub fn resolve<'a>(&self, catalog: &'a Catalog) -> Result<Vec<Target<'a>>> {
+        let requested = Platform::parse_list(&self.platform)?;
+        if let Some(tag) = &self.tag {
+            tags::validate_tag(tag)?;
+        }
+        let tag = self.tag.clone().unwrap_or_else(|| tags::build_id(&GitInfo::discover()));
+        let images = catalog.select(&self.images)?;
+        let images: Vec<&Image> = if self.images.is_empty() { images.into_iter().filter(|i| !i.networked).collect() } else { images };
+        images
+            .into_iter()
+            .map(|image| {
+                Ok(Target {
+                    image,
+                    reference: reference(image, &tag, self.registry.as_deref()),
+                    platforms: image.select_platforms(&requested)?,
+                })
+            })
+            .collect()
+    }
+}
+
+pub fn reference(image: &Image, tag: &str, registry: Option<&str>) -> String {
+    match registry {
+        Some(r) => format!("{}/{}:{tag}", r.trim_end_matches('/'), image.repository),
+        None => format!("{}:{tag}", image.repository),
+    }
+}
+
+/// The command that builds what a check needs, for error messages.
+pub fn build_hint(image: &Image, platform: Option<&Platform>) -> String {
+    match platform {
+        Some(p) => format!("cargo xtask image build {} --platform {p}", image.name),
+        None => format!("cargo xtask image build {}", image.name),
+    }
+}
+
+/// Fails with the build command to run when the image is not in the local
+/// engine (or, with a registry, not pushed there).
+pub fn ensure_built(target: &Target, registry: Option<&str>) -> Result<()> {
+    let found = match registry {
+        Some(_) => docker::inspect_remote(&target.reference).is_ok(),
+        None => docker::docker().args(["image", "inspect", "--format", "{{.Id}}", &target.reference]).probe().output()?.status.success(),
+    };
+    if !found {
+        let push = if registry.is_some() { " --push --registry ".to_string() + registry.unwrap_or_default() } else { String::new() };
+        bail!(
+            "image `{}` is not built ({} not found): run `{}{push}`",
+            target.image.name,
+            target.reference,
+            build_hint(target.image, None)
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn references_use_the_tag_and_the_registry() {
+        let catalog = Catalog::parse("[[image]]\nname='w'\nrepository='ralph-w'\ndockerfile='D'\n", Path::new("c.toml"), Path::new(".")).unwrap();
+        let image = &catalog.images[0];
+        assert_eq!(reference(image, "main-abc1234", None), "ralph-w:main-abc1234");
+        assert_eq!(reference(image, "1.2.3", Some("localhost:5000/")), "localhost:5000/ralph-w:1.2.3");
+        assert_eq!(build_hint(image, Platform::parse("linux/arm64").ok().as_ref()), "cargo xtask image build w --platform linux/arm64");
+    }
+}

@@ -1,0 +1,684 @@
+//! The worker images' contract, tested on the stand-ins (images.toml, kind
+//! `standin`) against the real engine: lint, both architectures with the
+//! real Claude Code binary, the hardened compose stack running a task end to
+//! end and releasing it on `docker stop`, the Python runtime's status server
+//! on a read-only root filesystem, fetch-claude's refusal of other
+//! architectures, and what the multi-stage build saves. No mocks: every
+//! image is built by the xtask binary and every container really runs.
+//!
+//! Each test builds what it needs (`image build … --report`: mostly cache
+//! hits), tagged with a branch name of its own, and removes what it started
+//! (containers, networks, volumes, its tags) on drop, also when it fails.
+//! Run with `cargo test --test standins -- --test-threads=1`.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::{http_get, repo_root, run_cmd, run_ok, unique_name, wait_for, CatalogBuild, Cleanup, TempDir};
+
+/// The Claude Code version the images must carry (docker/claude-code.pins).
+fn pinned_claude_version() -> String {
+    let pins = std::fs::read_to_string(repo_root().join("docker/claude-code.pins")).unwrap();
+    pins.lines()
+        .find_map(|l| l.trim().strip_prefix("CLAUDE_VERSION="))
+        .expect("docker/claude-code.pins sets CLAUDE_VERSION")
+        .trim()
+        .to_string()
+}
+
+fn docker(args: &[&str]) -> support::Output {
+    run_cmd(Command::new("docker").args(args))
+}
+
+// ---------------------------------------------------------------------------
+
+#[test]
+fn every_dockerfile_passes_hadolint() {
+    let _time = support::Timer::start("every_dockerfile_passes_hadolint");
+    let root = repo_root();
+    let mut files = vec![root.join("Dockerfile.worker"), root.join("Dockerfile.worker-amazonlinux")];
+    let mut fixtures: Vec<PathBuf> = std::fs::read_dir(root.join("test/images"))
+        .unwrap()
+        .map(|e| e.unwrap().path().join("Dockerfile"))
+        .filter(|p| p.is_file())
+        .collect();
+    fixtures.sort();
+    assert!(fixtures.len() >= 4, "test/images/*/Dockerfile: {fixtures:?}");
+    files.extend(fixtures);
+
+    let out = run_cmd(
+        Command::new("hadolint")
+            .current_dir(&root)
+            .arg("--config")
+            .arg(root.join(".hadolint.yaml"))
+            .args(["--format", "json"])
+            .args(&files),
+    );
+    let findings: serde_json::Value = serde_json::from_str(out.stdout.trim())
+        .unwrap_or_else(|e| panic!("hadolint's output is not JSON ({e}): {}\n{}", out.stdout, out.stderr));
+    let findings = findings.as_array().expect("hadolint --format json prints an array");
+    let lines: Vec<String> = findings
+        .iter()
+        .map(|f| format!("{}:{} {} [{}] {}", f["file"].as_str().unwrap_or("?"), f["line"], f["code"].as_str().unwrap_or("?"), f["level"].as_str().unwrap_or("?"), f["message"].as_str().unwrap_or("")))
+        .collect();
+    assert!(lines.is_empty(), "hadolint found {} problem(s) in {} Dockerfiles:\n{}", lines.len(), files.len(), lines.join("\n"));
+    assert!(out.status.success(), "hadolint failed without findings: {}", out.stderr);
+    eprintln!("hadolint: no findings in {} Dockerfiles", files.len());
+}
+
+// ---------------------------------------------------------------------------
+
+#[test]
+fn standins_build_for_both_architectures() {
+    let _time = support::Timer::start("standins_build_for_both_architectures");
+    let _engine = support::engine();
+    let images = ["worker-standin", "python-standin", "postgres-standin"];
+    let built = CatalogBuild::new(&images, &["--platform", "linux/amd64,linux/arm64"]);
+    let version = pinned_claude_version();
+
+    for image in images {
+        let reference = built.reference(image);
+        let platforms: Vec<&str> = built.image(image)["platforms"].as_array().unwrap().iter().map(|p| p["platform"].as_str().unwrap()).collect();
+        assert_eq!(platforms, ["linux/amd64", "linux/arm64"], "{image}");
+        for (platform, machine) in [("linux/arm64", "aarch64"), ("linux/amd64", "x86_64")] {
+            let out = run_ok("docker", &["run", "--rm", "--platform", platform, "--entrypoint", "uname", &reference, "-m"]);
+            assert_eq!(out.trim(), machine, "{image} on {platform}");
+        }
+    }
+
+    // The worker stand-in carries the REAL Claude Code musl binary, run by
+    // Debian's musl loader (arm64 under emulation).
+    let worker = built.reference("worker-standin");
+    for (platform, loader) in [("linux/arm64", "/lib/ld-musl-aarch64.so.1"), ("linux/amd64", "/lib/ld-musl-x86_64.so.1")] {
+        let started = Instant::now();
+        let out = run_ok("docker", &["run", "--rm", "--platform", platform, "--entrypoint", "claude", &worker, "--version"]);
+        assert_eq!(out.trim(), format!("{version} (Claude Code)"), "{platform}");
+        eprintln!("claude --version on {platform}: {:.1}s", started.elapsed().as_secs_f64());
+        // The ELF interpreter (PT_INTERP sits in the first page) is musl's.
+        let script = r#"bin=$(readlink -f "$(command -v claude)"); echo "$bin"; head -c 4096 "$bin" | tr '\0' '\n' | grep -a '^/lib/ld-'"#;
+        let out = run_ok("docker", &["run", "--rm", "--platform", platform, "--entrypoint", "bash", &worker, "-c", script]);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines, [format!("/usr/local/share/claude/{version}/claude").as_str(), loader], "{platform}");
+        // The Python runtime's glibc build, likewise.
+        let python = built.reference("python-standin");
+        let out = run_ok("docker", &["run", "--rm", "--platform", platform, "--entrypoint", "claude", &python, "--version"]);
+        assert_eq!(out.trim(), format!("{version} (Claude Code)"), "python-standin on {platform}");
+    }
+}
+
+// ---------------------------------------------------------------------------
+
+/// Every variable docker/compose.yaml reads (and compose's own), so the
+/// caller's environment can't leak into a test.
+const COMPOSE_VARS: &[&str] = &[
+    "RALPH_POSTGRES_IMAGE",
+    "RALPH_POSTGRES_UID",
+    "RALPH_DB_PASSWORD",
+    "RALPH_WORKER_IMAGE",
+    "RALPH_REPO_URL",
+    "ANTHROPIC_API_KEY",
+    "RALPH_MODEL",
+    "RALPH_AGENT_CMD",
+    "RALPH_LEASE_SECONDS",
+    "RALPH_WORKERS",
+    "COMPOSE_PROJECT_NAME",
+    "COMPOSE_FILE",
+    "COMPOSE_PROFILES",
+];
+
+fn compose_file() -> PathBuf {
+    repo_root().join("docker/compose.yaml")
+}
+
+/// `docker compose -p PROJECT -f FILE… ARGS…` with exactly ENV set.
+fn compose_cmd(project: &str, files: &[&Path], env: &[(&str, &str)], args: &[&str]) -> Command {
+    let mut cmd = Command::new("docker");
+    cmd.arg("compose").args(["-p", project]);
+    for f in files {
+        cmd.arg("-f").arg(f);
+    }
+    cmd.args(args);
+    for v in COMPOSE_VARS {
+        cmd.env_remove(v);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+#[test]
+fn compose_file_is_valid_and_hardened() {
+    let _time = support::Timer::start("compose_file_is_valid_and_hardened");
+    let file = compose_file();
+    let env = [("RALPH_DB_PASSWORD", "s3cret"), ("RALPH_REPO_URL", "https://example.invalid/repo.git")];
+    let out = run_cmd(&mut compose_cmd("ralph-config-test", &[&file], &env, &["config", "--format", "json"]));
+    assert!(out.status.success(), "docker compose config failed: {}", out.stderr);
+    let config: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let services = config["services"].as_object().unwrap();
+    let mut names: Vec<&str> = services.keys().map(|k| k.as_str()).collect();
+    names.sort();
+    assert_eq!(names, ["db", "worker"]);
+
+    for (name, s) in services {
+        assert_eq!(s["read_only"], true, "{name}: read_only");
+        let caps: Vec<&str> = s["cap_drop"].as_array().map(|a| a.iter().filter_map(|c| c.as_str()).collect()).unwrap_or_default();
+        assert!(caps.contains(&"ALL"), "{name}: cap_drop ALL, got {caps:?}");
+        let opts: Vec<&str> = s["security_opt"].as_array().map(|a| a.iter().filter_map(|c| c.as_str()).collect()).unwrap_or_default();
+        assert!(opts.iter().any(|o| *o == "no-new-privileges" || *o == "no-new-privileges:true"), "{name}: no-new-privileges, got {opts:?}");
+        let cpus = s["cpus"].as_f64().or_else(|| s["cpus"].as_str().and_then(|c| c.parse().ok()));
+        assert!(cpus.is_some_and(|c| c > 0.0), "{name}: a cpu limit, got {}", s["cpus"]);
+        let mem: Option<u64> = s["mem_limit"].as_u64().or_else(|| s["mem_limit"].as_str().and_then(|m| m.parse().ok()));
+        assert!(mem.is_some_and(|m| m > 0), "{name}: a memory limit, got {}", s["mem_limit"]);
+        assert!(s["pids_limit"].as_i64().is_some_and(|p| p > 0), "{name}: a pids limit, got {}", s["pids_limit"]);
+        let test = s["healthcheck"]["test"].as_array().unwrap_or_else(|| panic!("{name}: a healthcheck, got {}", s["healthcheck"]));
+        assert!(!test.is_empty() && test[0] != "NONE" && s["healthcheck"]["disable"] != true, "{name}: healthcheck {test:?}");
+    }
+
+    let worker = &services["worker"];
+    let tmpfs: Vec<&str> = worker["tmpfs"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+    let paths: Vec<&str> = tmpfs.iter().map(|t| t.split(':').next().unwrap()).collect();
+    assert_eq!(paths, ["/workspace", "/home/ralph", "/tmp"], "worker tmpfs: {tmpfs:?}");
+    for t in &tmpfs[..2] {
+        assert!(t.contains("uid=1000"), "{t}: owned by the worker's uid 1000");
+    }
+    assert_eq!(worker["depends_on"]["db"]["condition"], "service_healthy");
+    assert_eq!(worker["environment"]["RALPH_DB_URL"], "postgresql://ralph:s3cret@db:5432/ralph");
+
+    let db = &services["db"];
+    let volumes = db["volumes"].as_array().unwrap();
+    assert!(
+        volumes.iter().any(|v| v["type"] == "volume" && v["source"] == "db-data" && v["target"] == "/var/lib/postgresql/data"),
+        "db: the named volume db-data on PGDATA, got {volumes:?}"
+    );
+    assert!(config["volumes"]["db-data"].is_object(), "db-data is declared: {}", config["volumes"]);
+
+    // The password is required: the message names the variable.
+    let out = run_cmd(&mut compose_cmd("ralph-config-test", &[&file], &[("RALPH_REPO_URL", "/x")], &["config", "--format", "json"]));
+    assert!(!out.status.success(), "config without RALPH_DB_PASSWORD must fail:\n{}", out.stdout);
+    assert!(out.stderr.contains("RALPH_DB_PASSWORD"), "the error names RALPH_DB_PASSWORD: {}", out.stderr);
+}
+
+// ---------------------------------------------------------------------------
+
+/// A compose project that is taken down (`down -v`) on drop.
+struct Stack {
+    project: String,
+    files: Vec<PathBuf>,
+    env: Vec<(String, String)>,
+}
+
+impl Stack {
+    fn cmd(&self, args: &[&str]) -> Command {
+        let files: Vec<&Path> = self.files.iter().map(|f| f.as_path()).collect();
+        let env: Vec<(&str, &str)> = self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        compose_cmd(&self.project, &files, &env, args)
+    }
+
+    fn run(&self, args: &[&str]) -> support::Output {
+        run_cmd(&mut self.cmd(args))
+    }
+
+    fn logs(&self) -> String {
+        let out = self.run(&["logs", "--no-color", "--tail", "60"]);
+        format!("{}{}", out.stdout, out.stderr)
+    }
+
+    /// What of the project is left in the engine: containers, networks, volumes.
+    fn leftovers(&self) -> Vec<String> {
+        let label = format!("label=com.docker.compose.project={}", self.project);
+        let mut left = Vec::new();
+        for (kind, args) in [
+            ("container", vec!["ps", "-a", "-q", "--filter", &label]),
+            ("network", vec!["network", "ls", "-q", "--filter", &label]),
+            ("volume", vec!["volume", "ls", "-q", "--filter", &label]),
+        ] {
+            left.extend(run_ok("docker", &args).lines().map(|l| format!("{kind} {l}")));
+        }
+        let volume = format!("{}_db-data", self.project);
+        if docker(&["volume", "inspect", &volume]).status.success() {
+            left.push(format!("volume {volume}"));
+        }
+        left
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        let _ = self.cmd(&["down", "-v", "--remove-orphans", "--timeout", "5"]).output();
+    }
+}
+
+/// The repository's own `task` CLI, run on the host against DB_URL.
+fn task(db_url: &str, args: &[&str]) -> support::Output {
+    run_cmd(
+        Command::new(repo_root().join("task"))
+            .args(args)
+            .env("RALPH_DB_URL", db_url)
+            .env_remove("RALPH_AGENT_ID")
+            .env_remove("RALPH_LEASE_SECONDS"),
+    )
+}
+
+fn task_json(db_url: &str, id: &str) -> serde_json::Value {
+    let out = task(db_url, &["--json", "show", id]);
+    assert!(out.status.success(), "task show {id}: {}", out.stderr);
+    serde_json::from_str(&out.stdout).unwrap()
+}
+
+fn git_in(repo: &Path, args: &[&str]) -> String {
+    // The bare repository belongs to the container's uid 1000.
+    let mut all = vec!["-c", "safe.directory=*", "-C", repo.to_str().unwrap()];
+    all.extend_from_slice(args);
+    run_ok("git", &all)
+}
+
+/// psql on the host: one value.
+fn sql_value(db_url: &str, sql: &str, vars: &[(&str, &str)]) -> String {
+    use std::io::Write;
+    let mut cmd = Command::new("psql");
+    cmd.args([db_url, "-XAtq", "-v", "ON_ERROR_STOP=1"]);
+    for (k, v) in vars {
+        cmd.arg("-v").arg(format!("{k}={v}"));
+    }
+    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    child.stdin.take().unwrap().write_all(sql.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "psql: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn compose_stack_runs_a_task_end_to_end_and_docker_stop_releases_it() {
+    let _time = support::Timer::start("compose_stack_runs_a_task_end_to_end_and_docker_stop_releases_it");
+    let _engine = support::engine();
+    // amd64 only: what this machine runs (the arm64 builds are tested above).
+    let built = CatalogBuild::new(&["worker-standin", "postgres-standin"], &["--platform", "linux/amd64"]);
+    let dir = TempDir::new("ralph-stack");
+
+    // The repository the worker changes: a bare repository with one commit
+    // on main, owned by the container's uid 1000 so it can push.
+    let bare = dir.path().join("repo.git");
+    let src = dir.path().join("src");
+    run_ok("git", &["init", "-q", "--bare", "-b", "main", bare.to_str().unwrap()]);
+    run_ok("git", &["init", "-q", "-b", "main", src.to_str().unwrap()]);
+    std::fs::write(src.join("README"), "the repository a ralph worker changes\n").unwrap();
+    let s = src.to_str().unwrap();
+    run_ok("git", &["-C", s, "add", "README"]);
+    run_ok("git", &["-C", s, "-c", "user.name=test", "-c", "user.email=test@localhost", "commit", "-q", "-m", "initial"]);
+    run_ok("git", &["-C", s, "push", "-q", bare.to_str().unwrap(), "main"]);
+    let initial = git_in(&bare, &["rev-parse", "refs/heads/main"]).trim().to_string();
+    run_ok("chown", &["-R", "1000:1000", bare.to_str().unwrap()]);
+
+    // Test-only override: the repository mounted, the stand-in agent, short
+    // lease and idle times, the db published on loopback for the host's `task`.
+    // The agent: tasks named slow-* sleep (until stopped); others write a file.
+    let override_file = dir.path().join("compose.test.yaml");
+    std::fs::write(
+        &override_file,
+        format!(
+            r#"services:
+  db:
+    ports: ["127.0.0.1::5432"]
+  worker:
+    volumes:
+      - type: bind
+        source: {bare}
+        target: /srv/repo.git
+    environment:
+      RALPH_REPO_URL: /srv/repo.git
+      RALPH_AGENT_CMD: 'case $$RALPH_TASK_ID in slow-*) exec sleep 600 ;; esac; echo "changed by $$RALPH_TASK_ID" > agent.txt'
+      RALPH_LEASE_SECONDS: "6"
+      RALPH_IDLE_MIN_SECONDS: "1"
+      RALPH_IDLE_MAX_SECONDS: "1"
+"#,
+            bare = bare.display()
+        ),
+    )
+    .unwrap();
+
+    let password = unique_name("pw");
+    let stack = Stack {
+        project: unique_name("ralph-e2e"),
+        files: vec![compose_file(), override_file.clone()],
+        env: vec![
+            ("RALPH_DB_PASSWORD".into(), password.clone()),
+            ("RALPH_REPO_URL".into(), "overridden-by-the-test".into()),
+            ("RALPH_POSTGRES_IMAGE".into(), built.reference("postgres-standin")),
+            ("RALPH_POSTGRES_UID".into(), "999".into()),
+            ("RALPH_WORKER_IMAGE".into(), built.reference("worker-standin")),
+            ("RALPH_WORKERS".into(), "1".into()),
+        ],
+    };
+
+    // Up, both services healthy.
+    let started = Instant::now();
+    let up = stack.run(&["up", "-d", "--wait", "--wait-timeout", "180"]);
+    assert!(up.status.success(), "compose up --wait failed:\n{}\n{}", up.stderr, stack.logs());
+    eprintln!("compose up --wait: {:.1}s", started.elapsed().as_secs_f64());
+    let container = |service: &str| {
+        let ids = stack.run(&["ps", "-q", service]).stdout;
+        let ids: Vec<&str> = ids.lines().collect();
+        assert_eq!(ids.len(), 1, "one {service} container: {ids:?}");
+        ids[0].to_string()
+    };
+    let (db_id, worker_id) = (container("db"), container("worker"));
+    for id in [&db_id, &worker_id] {
+        let health = run_ok("docker", &["inspect", "--format", "{{.State.Health.Status}}", id]);
+        assert_eq!(health.trim(), "healthy", "{id}");
+    }
+    let port = stack.run(&["port", "db", "5432"]).stdout.trim().to_string();
+    assert!(port.starts_with("127.0.0.1:"), "db published on loopback: {port:?}");
+    let db_url = format!("postgresql://ralph:{password}@{port}/ralph");
+
+    // A task added on the host is done by the worker, its commit pushed.
+    let out = task(&db_url, &["add", "edit-1", "write agent.txt"]);
+    assert!(out.status.success(), "task add: {}", out.stderr);
+    let done = wait_for(Duration::from_secs(90), Duration::from_millis(500), || {
+        let t = task_json(&db_url, "edit-1");
+        (t["status"] == "done").then_some(t)
+    })
+    .unwrap_or_else(|| panic!("edit-1 never became done: {}\n{}", task_json(&db_url, "edit-1"), stack.logs()));
+    let result = &done["result"];
+    assert_eq!(result["branch"], "ralph/edit-1", "{result}");
+    assert_eq!(result["changed"], true, "{result}");
+    let commit = result["commit"].as_str().unwrap_or_else(|| panic!("no commit in {result}"));
+    assert_eq!(git_in(&bare, &["rev-parse", "refs/heads/ralph/edit-1"]).trim(), commit);
+    assert_eq!(git_in(&bare, &["show", &format!("{commit}:agent.txt")]), "changed by edit-1\n");
+    assert_eq!(git_in(&bare, &["rev-parse", &format!("{commit}^")]).trim(), initial, "the branch starts at main");
+    let agent = result["agent"].as_str().unwrap().to_string();
+
+    // A slow task becomes active; docker stop releases it.
+    let out = task(&db_url, &["add", "slow-1", "sleep until stopped"]);
+    assert!(out.status.success(), "task add: {}", out.stderr);
+    let active = wait_for(Duration::from_secs(60), Duration::from_millis(500), || {
+        let t = task_json(&db_url, "slow-1");
+        (t["status"] == "active").then_some(t)
+    })
+    .unwrap_or_else(|| panic!("slow-1 never became active: {}\n{}", task_json(&db_url, "slow-1"), stack.logs()));
+    assert_eq!(active["assignee"], agent.as_str(), "the same worker holds it");
+    // The agent itself is running (not just the claim).
+    wait_for(Duration::from_secs(30), Duration::from_millis(300), || {
+        run_ok("docker", &["top", &worker_id]).contains("sleep 600").then_some(())
+    })
+    .unwrap_or_else(|| panic!("the agent never started on slow-1:\n{}", stack.logs()));
+
+    // The grace period: compose's stop_grace_period, on the container.
+    let config: serde_json::Value = serde_json::from_str(&stack.run(&["config", "--format", "json"]).stdout).unwrap();
+    let period = config["services"]["worker"]["stop_grace_period"].as_str().unwrap_or_default().to_string();
+    let grace: u64 = period.strip_suffix('s').and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("stop_grace_period {period:?}"));
+    let timeout = run_ok("docker", &["inspect", "--format", "{{.Config.StopTimeout}}", &worker_id]);
+    assert_eq!(timeout.trim(), grace.to_string(), "the container's stop timeout is compose's stop_grace_period");
+    let started = Instant::now();
+    run_ok("docker", &["stop", &worker_id]);
+    let stop_time = started.elapsed();
+    eprintln!("docker stop of the worker: {:.2}s (grace {grace}s)", stop_time.as_secs_f64());
+    assert!(stop_time < Duration::from_secs(grace), "docker stop took {stop_time:?}: the worker ignored SIGTERM\n{}", stack.logs());
+    let state = run_ok("docker", &["inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}", &worker_id]);
+    assert_eq!(state.trim(), "exited 0", "{}", stack.logs());
+
+    let released = task_json(&db_url, "slow-1");
+    assert_eq!(released["status"], "open", "{released}");
+    assert!(released["assignee"].is_null(), "{released}");
+    assert_eq!(sql_value(&db_url, "SELECT status FROM agents WHERE id = :'id'", &[("id", &agent)]), "stopped");
+
+    // Down: nothing of the project is left.
+    let down = stack.run(&["down", "-v"]);
+    assert!(down.status.success(), "compose down -v: {}", down.stderr);
+    let left = stack.leftovers();
+    assert!(left.is_empty(), "left after down -v: {left:?}");
+}
+
+// ---------------------------------------------------------------------------
+
+/// `HOST:PORT` a container port is published on.
+fn published(container: &str, port: &str) -> String {
+    let out = run_ok("docker", &["port", container, port]);
+    out.lines().find(|l| l.starts_with("127.0.0.1:")).unwrap_or_else(|| panic!("{container} {port} not on 127.0.0.1: {out}")).to_string()
+}
+
+#[test]
+fn python_runtime_serves_healthz_read_only_and_honestly() {
+    let _time = support::Timer::start("python_runtime_serves_healthz_read_only_and_honestly");
+    let _engine = support::engine();
+    let built = CatalogBuild::new(&["python-standin", "postgres-standin"], &["--platform", "linux/amd64"]);
+    let image = built.reference("python-standin");
+    let postgres = built.reference("postgres-standin");
+
+    // Its default user is uid 1000, not root.
+    let user = run_ok("docker", &["image", "inspect", "--format", "{{.Config.User}}", &image]);
+    assert_eq!(user.trim().split(':').next(), Some("1000"), "image User: {user:?}");
+    let healthcheck: serde_json::Value = serde_json::from_str(&run_ok("docker", &["image", "inspect", "--format", "{{json .Config.Healthcheck.Test}}", &image])).unwrap();
+    assert_eq!(healthcheck, serde_json::json!(["CMD", "python", "-m", "ralph_status.check"]));
+    let check_cmd: Vec<&str> = healthcheck.as_array().unwrap()[1..].iter().map(|v| v.as_str().unwrap()).collect();
+
+    let mut cleanup = Cleanup::new();
+    let network = unique_name("ralph-py-net");
+    run_ok("docker", &["network", "create", &network]);
+    cleanup.on_drop("docker", &["network", "rm", &network]);
+    let db = unique_name("ralph-py-db");
+    cleanup.on_drop("docker", &["rm", "-f", "-v", &db]);
+    run_ok(
+        "docker",
+        &["run", "-d", "--name", &db, "--network", &network, "--network-alias", "db", "-e", "POSTGRES_USER=ralph", "-e", "POSTGRES_PASSWORD=pw", "-e", "POSTGRES_DB=ralph", &postgres],
+    );
+
+    let run_worker = |cleanup: &mut Cleanup, name: &str, db_url: &str| {
+        cleanup.on_drop("docker", &["rm", "-f", "-v", name]);
+        let db_env = format!("RALPH_DB_URL={db_url}");
+        run_ok(
+            "docker",
+            &[
+                "run", "-d", "--name", name, "--network", &network,
+                "--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
+                "-p", "127.0.0.1::8080",
+                "-e", "RALPH_STATUS_ADDR=0.0.0.0:8080", "-e", &db_env,
+                "-e", "RALPH_REPO_URL=/srv/no-repo.git", "-e", "RALPH_AGENT_CMD=true",
+                &image,
+            ],
+        );
+    };
+    let logs = |name: &str| {
+        let out = docker(&["logs", name]);
+        out.stdout + &out.stderr
+    };
+    let exec_check = |name: &str| {
+        let mut args = vec!["exec", name];
+        args.extend(&check_cmd);
+        docker(&args)
+    };
+
+    // (a) The database answers: /healthz 200 within a bounded time, /status
+    // with the queue, on a read-only root filesystem.
+    let good = unique_name("ralph-py-ok");
+    run_worker(&mut cleanup, &good, "postgresql://ralph:pw@db:5432/ralph");
+    assert_eq!(run_ok("docker", &["exec", &good, "id", "-u"]).trim(), "1000");
+    let write = docker(&["exec", &good, "touch", "/opt/ralph/probe"]);
+    assert!(!write.status.success() && write.stderr.contains("Read-only file system"), "the root filesystem is read-only: {}", write.stderr);
+    let addr = published(&good, "8080/tcp");
+    let started = Instant::now();
+    let body = wait_for(Duration::from_secs(60), Duration::from_millis(250), || match http_get(&addr, "/healthz") {
+        Ok((200, body)) => Some(body),
+        _ => None,
+    })
+    .unwrap_or_else(|| panic!("/healthz never answered 200: {:?}\n{}", http_get(&addr, "/healthz"), logs(&good)));
+    eprintln!("/healthz 200 after {:.1}s", started.elapsed().as_secs_f64());
+    let health: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(health["status"], "ok", "{health}");
+
+    // A task in the queue (the worker may claim it, fail to clone the
+    // missing repository and hand it back: open or active, never done).
+    run_ok("docker", &["exec", &good, "task", "add", "queued-1", "counted by /status"]);
+    let status = wait_for(Duration::from_secs(30), Duration::from_millis(250), || match http_get(&addr, "/status") {
+        Ok((200, body)) => Some(serde_json::from_str::<serde_json::Value>(&body).unwrap()),
+        _ => None,
+    })
+    .unwrap_or_else(|| panic!("/status never answered 200: {:?}\n{}", http_get(&addr, "/status"), logs(&good)));
+    let queue = &status["queue"];
+    for key in ["open", "active", "done"] {
+        assert!(queue[key].is_u64(), "queue.{key} is a count: {status}");
+    }
+    assert_eq!(queue["open"].as_u64().unwrap() + queue["active"].as_u64().unwrap(), 1, "{status}");
+    assert_eq!(queue["done"], 0, "{status}");
+    assert_eq!(status["database"], "ok", "{status}");
+    let check = exec_check(&good);
+    assert!(check.status.success(), "the HEALTHCHECK command fails with a healthy database: {}{}", check.stdout, check.stderr);
+    let log = logs(&good);
+    assert!(!log.contains("Read-only file system"), "something writes to the read-only root:\n{log}");
+
+    // (b) The database is unreachable: /healthz says so (503, JSON reason)
+    // and the container keeps waiting instead of exiting or restarting.
+    let bad = unique_name("ralph-py-nodb");
+    run_worker(&mut cleanup, &bad, "postgresql://ralph:pw@127.0.0.1:1/ralph");
+    let addr = published(&bad, "8080/tcp");
+    let (code, body) = wait_for(Duration::from_secs(30), Duration::from_millis(250), || http_get(&addr, "/healthz").ok())
+        .unwrap_or_else(|| panic!("/healthz never answered: {}", logs(&bad)));
+    assert_eq!(code, 503, "{body}");
+    let health: serde_json::Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("503 body is not JSON ({e}): {body}"));
+    assert_eq!(health["status"], "unhealthy", "{health}");
+    let reason = health["database"].as_str().unwrap_or_default();
+    assert!(reason.starts_with("unreachable: ") && reason.len() > "unreachable: ".len(), "a reason: {health}");
+    std::thread::sleep(Duration::from_secs(10));
+    let state = run_ok("docker", &["inspect", "--format", "{{.State.Status}} {{.State.Restarting}} {{.RestartCount}}", &bad]);
+    assert_eq!(state.trim(), "running false 0", "still running 10 s later:\n{}", logs(&bad));
+    let (code, _) = http_get(&addr, "/healthz").expect("the status server still answers");
+    assert_eq!(code, 503);
+    let check = exec_check(&bad);
+    assert_eq!(check.status.code(), Some(1), "the HEALTHCHECK command exits 1 without a database: {}{}", check.stdout, check.stderr);
+    let log = logs(&bad);
+    assert!(!log.contains("Read-only file system"), "{log}");
+}
+
+// ---------------------------------------------------------------------------
+
+#[test]
+fn unsupported_targetarch_fails_the_build_with_a_message() {
+    let _time = support::Timer::start("unsupported_targetarch_fails_the_build_with_a_message");
+    let _engine = support::engine();
+    let root = repo_root();
+    let dir = TempDir::new("xtask-test-arch");
+    let ctx = dir.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::copy(root.join("docker/fetch-claude.sh"), ctx.join("fetch-claude.sh")).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "# hadolint global ignore=DL3022\n\
+         FROM scratch\n\
+         ARG TARGETARCH\n\
+         COPY --from=busybox ${TARGETARCH}/busybox /bin/busybox\n\
+         RUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
+         COPY fetch-claude.sh /fetch-claude.sh\n\
+         ARG CLAUDE_VERSION\n\
+         ARG CLAUDE_SHA512_MUSL_AMD64\n\
+         ARG CLAUDE_SHA512_MUSL_ARM64\n\
+         RUN sh /fetch-claude.sh musl \"$TARGETARCH\" /out\n",
+    )
+    .unwrap();
+    // The busybox context laid out as ARCH/busybox; 386 gets the amd64
+    // binary (amd64 kernels run it).
+    let host = Path::new("/usr/local/share/ralph-host/busybox");
+    let busybox = dir.path().join("busybox");
+    for (arch, from) in [("amd64", "amd64"), ("arm64", "arm64"), ("386", "amd64")] {
+        std::fs::create_dir_all(busybox.join(arch)).unwrap();
+        std::fs::copy(host.join(from).join("busybox"), busybox.join(arch).join("busybox"))
+            .unwrap_or_else(|e| panic!("{}: {e} (scripts/setup-host.sh provides it)", host.join(from).display()));
+    }
+    let repository = unique_name("xtask-test-arch");
+    std::fs::write(
+        dir.path().join("images.toml"),
+        format!(
+            r#"[[image]]
+name = "claude-arch"
+repository = "{repository}"
+kind = "fixture"
+dockerfile = "ctx/Dockerfile"
+context = "ctx"
+platforms = ["linux/amd64", "linux/arm64", "linux/386"]
+args_file = "{pins}"
+contexts = {{ busybox = "busybox" }}
+"#,
+            pins = root.join("docker/claude-code.pins").display()
+        ),
+    )
+    .unwrap();
+
+    let out = run_cmd(
+        Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .current_dir(dir.path())
+            .arg("--catalog")
+            .arg(dir.path().join("images.toml"))
+            .args(["image", "build", "claude-arch", "--platform", "linux/386", "--cache", "none", "--quiet"]),
+    );
+    // Should it build after all, its tag goes.
+    let _ = docker(&["image", "rm", &format!("{repository}:sha-0000000")]);
+    assert!(!out.status.success(), "a linux/386 build must fail:\n{}", out.stderr);
+    assert!(
+        out.stderr.contains("fetch-claude: unsupported TARGETARCH '386'"),
+        "fetch-claude's message is shown:\n{}",
+        out.stderr
+    );
+    let last = out.stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+    assert!(
+        last.starts_with("error: image `claude-arch`: step `[") && last.contains("RUN sh /fetch-claude.sh musl") && last.contains("failed"),
+        "the last line names the failed step: {last}\n{}",
+        out.stderr
+    );
+}
+
+// ---------------------------------------------------------------------------
+
+/// `cargo xtask image size` of one built image on linux/amd64: its report.
+fn image_size(image: &str, reference: &str, scratch: &Path) -> serde_json::Value {
+    let tag = reference.rsplit_once(':').unwrap().1;
+    let report = scratch.join(format!("{image}.json"));
+    let out = run_cmd(
+        Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .current_dir(repo_root())
+            .args(["image", "size", image, "--platform", "linux/amd64", "--tag", tag, "--report"])
+            .arg(&report),
+    );
+    // Over its budget the command fails, after writing the report.
+    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap_or_else(|e| panic!("{e}: {}", out.stderr))).unwrap();
+    json["images"][0]["platforms"][0].clone()
+}
+
+#[test]
+fn size_of_multi_stage_vs_single_stage() {
+    let _time = support::Timer::start("size_of_multi_stage_vs_single_stage");
+    let _engine = support::engine();
+    let built = CatalogBuild::new(&["python-standin", "python-standin-single"], &["--platform", "linux/amd64"]);
+    let scratch = TempDir::new("xtask-test-size");
+    let multi_ref = built.reference("python-standin");
+    let single_ref = built.reference("python-standin-single");
+    let multi = image_size("python-standin", &multi_ref, scratch.path());
+    let single = image_size("python-standin-single", &single_ref, scratch.path());
+    let bytes = |v: &serde_json::Value, k: &str| v[k].as_u64().unwrap();
+    let (m, s) = (bytes(&multi, "uncompressed_bytes"), bytes(&single, "uncompressed_bytes"));
+    let saving = 1.0 - m as f64 / s as f64;
+    eprintln!(
+        "python-standin (multi-stage): {:.1} MB uncompressed, {:.1} MB compressed\n\
+         python-standin-single:        {:.1} MB uncompressed, {:.1} MB compressed\n\
+         saving: {:.1} MB ({:.1}%)",
+        m as f64 / 1e6,
+        bytes(&multi, "compressed_bytes") as f64 / 1e6,
+        s as f64 / 1e6,
+        bytes(&single, "compressed_bytes") as f64 / 1e6,
+        s.saturating_sub(m) as f64 / 1e6,
+        saving * 100.0
+    );
+    assert!(saving >= 0.30, "the multi-stage image must be at least 30% smaller: it saves {:.1}%", saving * 100.0);
+
+    // The runtime has no uv and no pip or uv cache; the single stage still
+    // has uv (so the probe finds what it looks for).
+    let probe = r#"test -e /opt/uv && echo "/opt/uv exists"
+command -v uv >/dev/null && echo "uv on PATH: $(command -v uv)"
+find / -xdev -type d \( -path '*/.cache/pip' -o -path '*/.cache/uv' \) -print 2>/dev/null
+true"#;
+    let runtime = run_ok("docker", &["run", "--rm", "--platform", "linux/amd64", "--entrypoint", "bash", &multi_ref, "-c", probe]);
+    assert_eq!(runtime.trim(), "", "the runtime image carries build tools or caches");
+    let single_out = run_ok("docker", &["run", "--rm", "--platform", "linux/amd64", "--entrypoint", "bash", &single_ref, "-c", probe]);
+    assert!(single_out.contains("/opt/uv exists"), "the single-stage image keeps uv: {single_out}");
+}
