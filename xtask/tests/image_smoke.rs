@@ -273,6 +273,15 @@ fn the_same_spec_runs_under_container_structure_test() {
     let _engine = support::engine();
     let fx = SmokeFixture::new("cst");
     fx.build(&["good", "wrong-output"]);
+    // container-structure-test removes its containers but not their anonymous
+    // volumes (the fixture declares VOLUME /data): those go when it is done.
+    let volumes_before = volumes();
+    let _cst_volumes = support::OnDrop(move || {
+        let leaked: Vec<String> = volumes().into_iter().filter(|v| !volumes_before.contains(v)).collect();
+        if !leaked.is_empty() {
+            let _ = Command::new("docker").args(["volume", "rm"]).args(&leaked).output();
+        }
+    });
     let cst = |variant: &str| {
         let out = Command::new("container-structure-test")
             .args(["test", "--image", &format!("{}-{variant}:sha-0000000", fx.prefix), "--config"])

@@ -85,6 +85,15 @@ platforms = ["linux/amd64"]
 
 impl Drop for Fixture {
     fn drop(&mut self) {
+        // Every tag of the fixture's repository, local or pushed (a push with
+        // the containerd image store tags the local engine too).
+        if let Ok(out) = Command::new("docker").args(["images", "--format", "{{.Repository}}:{{.Tag}}"]).output() {
+            let ours: Vec<String> =
+                String::from_utf8_lossy(&out.stdout).lines().filter(|r| r.contains(&self.repository)).map(str::to_string).collect();
+            if !ours.is_empty() {
+                let _ = Command::new("docker").args(["image", "rm", "--force"]).args(&ours).output();
+            }
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -295,5 +304,14 @@ impl Timer {
 impl Drop for Timer {
     fn drop(&mut self) {
         eprintln!("[time] {}: {:.1}s", self.0, self.1.elapsed().as_secs_f64());
+    }
+}
+
+/// Runs a closure when dropped: cleanup that must happen even when a test fails.
+pub struct OnDrop<F: FnMut()>(pub F);
+
+impl<F: FnMut()> Drop for OnDrop<F> {
+    fn drop(&mut self) {
+        (self.0)()
     }
 }
