@@ -74,9 +74,10 @@ if ((${#missing[@]})); then
 fi
 
 echo "--- shellcheck"
-# Every shell script of the worker, the tests included (ShellCheck reads
+# Every shell script of the repository, the tests included (ShellCheck reads
 # the .bats files as bats).
-scripts=(ralph.sh task install.sh lib/*.sh hooks/*.sh docker/entrypoint.sh
+scripts=(ralph.sh task install.sh lib/*.sh hooks/*.sh docker/*.sh .ci/run scripts/*.sh scripts/lib/*.sh
+  test/images/*/*.sh
   test/worker/run.sh test/worker/bench-claim.sh test/worker/lib/pg.sh test/worker/lib/helpers.bash
   test/worker/*.bats)
 for script in "${scripts[@]}"; do

@@ -4,6 +4,15 @@
 # all addresses with password auth, then exec the server (signals reach it).
 set -euo pipefail
 
+# Options go to the server; --version and --help need no password and no data
+# directory (as in the official image).
+if [[ ${1:-} == -* ]]; then
+  set -- postgres "$@"
+fi
+if [[ ${1:-} == postgres && " ${*:2} " =~ \ (--version|-V|--help|-\?|--describe-config|-C)\  ]]; then
+  exec "$@"
+fi
+
 : "${POSTGRES_PASSWORD:?POSTGRES_PASSWORD is required: set it in the environment}"
 user=${POSTGRES_USER:-postgres}
 db=${POSTGRES_DB:-$user}
