@@ -2,7 +2,7 @@
 //! `image build` gives this checkout (`<branch>-<shortsha>[-dirty]`, or
 //! `sha-<shortsha>` when detached), unless `--tag` names another.
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 
 use crate::catalog::{Catalog, Image, Platform};
 use crate::docker;
@@ -89,6 +89,34 @@ pub fn ensure_built(target: &Target, registry: Option<&str>) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Brings a pushed image's platforms into the local store, so what is
+/// checked is what the registry serves (checks run containers with `--pull
+/// never`). The image is removed again on drop if it wasn't there before.
+pub fn pull(reference: &str, platforms: &[Platform]) -> Result<PulledImage> {
+    let was_local = docker::docker().args(["image", "inspect", "--format", "{{.Id}}", reference]).probe().output()?.status.success();
+    let pulled = PulledImage { reference: (!was_local).then(|| reference.to_string()) };
+    for platform in platforms {
+        docker::docker()
+            .args(["pull", "--quiet", "--platform", &platform.to_string(), reference])
+            .read()
+            .with_context(|| format!("pulling {reference} for {platform}"))?;
+    }
+    Ok(pulled)
+}
+
+pub struct PulledImage {
+    /// Set when the image wasn't in the local store before.
+    reference: Option<String>,
+}
+
+impl Drop for PulledImage {
+    fn drop(&mut self) {
+        if let Some(reference) = &self.reference {
+            let _ = docker::docker().args(["image", "rm", reference.as_str()]).probe().output();
+        }
+    }
 }
 
 #[cfg(test)]

@@ -52,8 +52,12 @@ pub const DEFAULT_ARGS: &[&str] = &["--version"];
 pub fn run(catalog: &Catalog, args: &RuntimeArgs) -> Result<RuntimeReport> {
     let targets = args.selection.resolve(catalog)?;
     docker::daemon_version()?;
+    let mut pulled = Vec::new();
     for t in &targets {
         built::ensure_built(t, args.selection.registry.as_deref())?;
+        if args.selection.registry.is_some() {
+            pulled.push(built::pull(&t.reference, &t.platforms)?);
+        }
     }
     let session = Session::new("runtime");
     let mut images = Vec::new();

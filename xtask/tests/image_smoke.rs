@@ -89,9 +89,7 @@ impl SmokeFixture {
 
 impl Drop for SmokeFixture {
     fn drop(&mut self) {
-        let refs: Vec<String> =
-            ["good"].iter().chain(VARIANTS.iter().map(|(v, _)| v)).map(|v| format!("{}-{v}:sha-0000000", self.prefix)).collect();
-        let _ = Command::new("docker").args(["image", "rm", "--force"]).args(&refs).output();
+        support::remove_images_named(&self.prefix);
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -253,6 +251,20 @@ fn bad_input_gets_one_line_with_the_fix() {
 
     let platform = fx.xtask(&["image", "smoke", "root", "--platform", "linux/arm64"]);
     assert!(platform.stderr.lines().last().unwrap().contains("platform linux/arm64 is not in the catalog for image `root`"));
+}
+
+#[test]
+fn a_pushed_image_is_checked_as_the_registry_serves_it() {
+    let _engine = support::engine();
+    let fx = SmokeFixture::new("pushed");
+    let out = fx.xtask(&["image", "build", "good", "--push", "--registry", support::REGISTRY, "--quiet"]);
+    assert!(out.status.success(), "{}", out.stderr);
+    let out = fx.xtask(&["image", "smoke", "good", "--registry", support::REGISTRY, "--platform", "linux/arm64", "--report", "pushed.json"]);
+    assert!(out.status.success(), "{}", out.stderr);
+    let report = fx.json("pushed.json");
+    assert_eq!(report["images"][0]["reference"], format!("{}/{}-good:sha-0000000", support::REGISTRY, fx.prefix));
+    assert!(checks(&report, "good", "linux/arm64").iter().all(|c| c["passed"] == true));
+    assert_eq!(leftover_containers(), "");
 }
 
 #[test]

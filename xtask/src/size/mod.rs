@@ -156,7 +156,7 @@ pub fn measure(target: &Target, registry: Option<&str>, top: usize) -> Result<Im
     let image = target.image;
     let reference = target.reference.as_str();
     let _pulled = match registry {
-        Some(_) => Some(pull(reference, &target.platforms)?),
+        Some(_) => Some(built::pull(reference, &target.platforms)?),
         None => None,
     };
 
@@ -269,33 +269,6 @@ fn missing_platform(image: &Image, reference: &str, platform: &Platform, found: 
         if has.is_empty() { "none".to_string() } else { has.join(", ") },
         built::build_hint(image, Some(platform))
     )
-}
-
-/// Brings the pushed platforms into the local store, so what is measured is
-/// what the registry serves. Removes the image again if it wasn't there.
-fn pull(reference: &str, platforms: &[Platform]) -> Result<PulledImage> {
-    let was_local = docker::docker().args(["image", "inspect", "--format", "{{.Id}}", reference]).probe().output()?.status.success();
-    let pulled = PulledImage { reference: (!was_local).then(|| reference.to_string()) };
-    for platform in platforms {
-        docker::docker()
-            .args(["pull", "--quiet", "--platform", &platform.to_string(), reference])
-            .read()
-            .with_context(|| format!("pulling {reference} for {platform}"))?;
-    }
-    Ok(pulled)
-}
-
-struct PulledImage {
-    /// Set when we pulled an image that wasn't in the local store.
-    reference: Option<String>,
-}
-
-impl Drop for PulledImage {
-    fn drop(&mut self) {
-        if let Some(reference) = &self.reference {
-            let _ = docker::docker().args(["image", "rm", reference.as_str()]).probe().output();
-        }
-    }
 }
 
 /// The platform's layer sizes in the registry's manifest, checked against

@@ -132,8 +132,13 @@ pub fn run(catalog: &Catalog, args: &SmokeArgs) -> Result<SmokeReport> {
         .map(|t| Ok((t.image.name.as_str(), t.image.smoke.as_deref().map(Spec::load).transpose()?)))
         .collect::<Result<_>>()?;
     docker::daemon_version()?;
+    let registry = args.selection.registry.as_deref();
+    let mut pulled = Vec::new();
     for target in &targets {
-        built::ensure_built(target, args.selection.registry.as_deref())?;
+        built::ensure_built(target, registry)?;
+        if registry.is_some() {
+            pulled.push(built::pull(&target.reference, &target.platforms)?);
+        }
     }
     let tag_of = |t: &Target| t.reference.rsplit_once(':').map_or(String::new(), |r| r.1.to_string());
 
@@ -152,7 +157,7 @@ pub fn run(catalog: &Catalog, args: &SmokeArgs) -> Result<SmokeReport> {
                 None => Vec::new(),
             };
             if let (Some(check), false) = (&target.image.readonly, args.no_readonly) {
-                let result = readonly::check(&session, catalog, target, platform, check, &tag_of(target), args.selection.registry.as_deref())?;
+                let result = readonly::check(&session, catalog, target, platform, check, &tag_of(target), registry)?;
                 print_result(&result);
                 results.push(result);
             }
@@ -168,6 +173,7 @@ pub fn run(catalog: &Catalog, args: &SmokeArgs) -> Result<SmokeReport> {
         images.push(ImageResult { image: target.image.name.clone(), reference: target.reference.clone(), platforms });
     }
     drop(session);
+    drop(pulled);
     let failed = images.iter().flat_map(|i| &i.platforms).map(|p| p.failed).sum();
     let passed = images.iter().flat_map(|i| &i.platforms).map(|p| p.passed).sum();
     let report = SmokeReport { passed, failed, seconds: started.elapsed().as_secs_f64(), images };

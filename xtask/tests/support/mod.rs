@@ -85,16 +85,19 @@ platforms = ["linux/amd64"]
 
 impl Drop for Fixture {
     fn drop(&mut self) {
-        // Every tag of the fixture's repository, local or pushed (a push with
-        // the containerd image store tags the local engine too).
-        if let Ok(out) = Command::new("docker").args(["images", "--format", "{{.Repository}}:{{.Tag}}"]).output() {
-            let ours: Vec<String> =
-                String::from_utf8_lossy(&out.stdout).lines().filter(|r| r.contains(&self.repository)).map(str::to_string).collect();
-            if !ours.is_empty() {
-                let _ = Command::new("docker").args(["image", "rm", "--force"]).args(&ours).output();
-            }
-        }
+        remove_images_named(&self.repository);
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Removes every tag whose repository contains NAME, local or pushed (a
+/// push with the containerd image store tags the local engine too).
+pub fn remove_images_named(name: &str) {
+    if let Ok(out) = Command::new("docker").args(["images", "--format", "{{.Repository}}:{{.Tag}}"]).output() {
+        let ours: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().filter(|r| r.contains(name)).map(str::to_string).collect();
+        if !ours.is_empty() {
+            let _ = Command::new("docker").args(["image", "rm", "--force"]).args(&ours).output();
+        }
     }
 }
 
