@@ -157,7 +157,7 @@ setup() {
   run "$TASK" --json "done" d/1 --result '{"commit": "abc", "branch": "ralph/d/1"}'
   [ "$status" -eq 0 ]
   [ "$(jq -r '.status + " " + .result.commit' <<<"$output")" = "done abc" ]
-  [ "$(sql "SELECT result->>'branch' FROM tasks WHERE id = 'd/1'")" = ralph/d/1 ]
+  [ "$(task_result d/1 branch)" = ralph/d/1 ]
   run "$TASK" release d/1
   [ "$status" -eq 1 ]
   run "$TASK" claim d/1
@@ -252,7 +252,7 @@ setup() {
   [ "$(sql "SELECT description FROM tasks WHERE id = 'q/1'")" = "$nasty" ]
   "$TASK" claim >/dev/null
   "$TASK" "done" q/1 --result "$(jq -nc --arg v "$nasty" '{commit: "c", note: $v}')"
-  [ "$(sql "SELECT result->>'note' FROM tasks WHERE id = 'q/1'")" = "$nasty" ]
+  [ "$(task_result q/1 note)" = "$nasty" ]
 }
 
 @test "list and peek print a readable table" {

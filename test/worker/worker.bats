@@ -53,8 +53,8 @@ start_worker() {
   [ "$status" -eq 0 ]
   [ "$(task_status e2e/1)" = "done" ]
   local commit branch
-  commit=$(sql "SELECT result->>'commit' FROM tasks WHERE id = 'e2e/1'")
-  branch=$(sql "SELECT result->>'branch' FROM tasks WHERE id = 'e2e/1'")
+  commit=$(task_result e2e/1 commit)
+  branch=$(task_result e2e/1 branch)
   [ "$branch" = ralph/e2e/1 ]
   [[ $commit =~ ^[0-9a-f]{40}$ ]]
   # The commit is the branch's head in the remote, on top of main, with the
@@ -63,8 +63,8 @@ start_worker() {
   [ "$(git -C "$REMOTE" rev-parse "$commit^")" = "$(git -C "$REMOTE" rev-parse main)" ]
   [ "$(git -C "$REMOTE" show "$commit:worked.txt")" = "e2e/1 by claude-sonnet-4-5" ]
   [ "$(git -C "$REMOTE" log -1 --format=%s "$commit")" = "ralph: e2e/1" ]
-  [ "$(sql "SELECT result->>'changed' FROM tasks WHERE id = 'e2e/1'")" = true ]
-  [[ "$(sql "SELECT result->>'summary' FROM tasks WHERE id = 'e2e/1'")" == *"summary: appended"* ]]
+  [ "$(task_result e2e/1 changed)" = true ]
+  [[ "$(task_result e2e/1 summary)" == *"summary: appended"* ]]
   [[ $output == *"ralph: task e2e/1: agent: summary: appended"* ]]
   # main is untouched; the agent is registered and now stopped.
   [ "$(git -C "$REMOTE" rev-list --count main)" -eq 1 ]
@@ -85,7 +85,7 @@ start_worker() {
     [ "$(git -C "$REMOTE" show "ralph/$id:task.txt")" = "$id" ]
     # Each branch starts from main: no file from an earlier task.
     [ "$(git -C "$REMOTE" show "ralph/$id:files.txt")" = "$(printf 'README.md\ntask.txt')" ]
-    [ "$(sql "SELECT result->>'model' FROM tasks WHERE id = '$id'")" = claude-haiku-4-5 ]
+    [ "$(task_result "$id" model)" = claude-haiku-4-5 ]
   done
 }
 
@@ -108,8 +108,8 @@ start_worker() {
   run "$RALPH" build --until-empty
   [ "$status" -eq 0 ]
   [ "$(task_status n/1)" = "done" ]
-  [ "$(sql "SELECT result->>'changed' FROM tasks WHERE id = 'n/1'")" = false ]
-  [ "$(git -C "$REMOTE" rev-parse ralph/n/1)" = "$(sql "SELECT result->>'commit' FROM tasks WHERE id = 'n/1'")" ]
+  [ "$(task_result n/1 changed)" = false ]
+  [ "$(git -C "$REMOTE" rev-parse ralph/n/1)" = "$(task_result n/1 commit)" ]
 }
 
 @test "an agent that commits on its own still gets its work pushed and recorded" {
@@ -118,7 +118,7 @@ start_worker() {
   run "$RALPH" build --until-empty
   [ "$status" -eq 0 ]
   [ "$(task_status own/1)" = "done" ]
-  [ "$(sql "SELECT result->>'changed' FROM tasks WHERE id = 'own/1'")" = true ]
+  [ "$(task_result own/1 changed)" = true ]
   [ "$(git -C "$REMOTE" show ralph/own/1:mine.txt)" = mine ]
   [ "$(git -C "$REMOTE" log --format=%s main..ralph/own/1)" = "$(printf 'ralph: own/1\nagent commit')" ]
 }

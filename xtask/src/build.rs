@@ -147,7 +147,7 @@ struct Plan<'a> {
 }
 
 pub fn run(catalog: &Catalog, args: &BuildArgs) -> Result<BuildReport> {
-    let images = catalog.with_needs(&selected_images(catalog, &args.images)?);
+    let images = catalog.with_needs(&catalog.select_buildable(&args.images)?);
     let requested = catalog::Platform::parse_list(&args.platform)?;
     let mut git = GitInfo::discover();
     if let Some(branch) = &args.branch {
@@ -213,24 +213,6 @@ pub fn run(catalog: &Catalog, args: &BuildArgs) -> Result<BuildReport> {
         write_report(path, &report)?;
     }
     Ok(report)
-}
-
-/// Named images, or every image this machine can build; networked images are
-/// built only when named (their bases can't be pulled here).
-fn selected_images<'a>(catalog: &'a Catalog, names: &[String]) -> Result<Vec<&'a Image>> {
-    let images = catalog.select(names)?;
-    if !names.is_empty() {
-        return Ok(images);
-    }
-    let (networked, local): (Vec<&Image>, Vec<&Image>) = images.into_iter().partition(|i| i.networked);
-    if !networked.is_empty() {
-        let names: Vec<&str> = networked.iter().map(|i| i.name.as_str()).collect();
-        eprintln!("note: not building {} (they need a networked machine); name them to build them", names.join(", "));
-    }
-    if local.is_empty() {
-        bail!("no image in {} can be built without a network: name one ({})", catalog.path.display(), catalog.names().join(", "));
-    }
-    Ok(local)
 }
 
 fn check_paths(image: &Image) -> Result<()> {

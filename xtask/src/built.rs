@@ -29,27 +29,28 @@ pub struct Selection {
 pub struct Target<'a> {
     pub image: &'a Image,
     pub reference: String,
+    /// The tag in `reference`.
+    pub tag: String,
     pub platforms: Vec<Platform>,
 }
 
 impl Selection {
     /// The images and platforms, each validated against the catalog, with
-    /// the reference of the built image. Named networked images are kept;
-    /// unnamed ones are left out (as `image build` does).
+    /// the reference of the built image; no names: what `image build` builds.
     pub fn resolve<'a>(&self, catalog: &'a Catalog) -> Result<Vec<Target<'a>>> {
         let requested = Platform::parse_list(&self.platform)?;
         if let Some(tag) = &self.tag {
             tags::validate_tag(tag)?;
         }
         let tag = self.tag.clone().unwrap_or_else(|| tags::build_id(&GitInfo::discover()));
-        let images = catalog.select(&self.images)?;
-        let images: Vec<&Image> = if self.images.is_empty() { images.into_iter().filter(|i| !i.networked).collect() } else { images };
-        images
+        catalog
+            .select_buildable(&self.images)?
             .into_iter()
             .map(|image| {
                 Ok(Target {
                     image,
                     reference: reference(image, &tag, self.registry.as_deref()),
+                    tag: tag.clone(),
                     platforms: image.select_platforms(&requested)?,
                 })
             })

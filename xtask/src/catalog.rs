@@ -312,6 +312,24 @@ impl Catalog {
         Ok(self.images.iter().filter(|i| names.is_empty() || names.contains(&i.name)).collect())
     }
 
+    /// The images named, or every image this machine can build: networked
+    /// images (whose bases can't be pulled here) only when named.
+    pub fn select_buildable(&self, names: &[String]) -> Result<Vec<&Image>> {
+        let images = self.select(names)?;
+        if !names.is_empty() {
+            return Ok(images);
+        }
+        let (networked, local): (Vec<&Image>, Vec<&Image>) = images.into_iter().partition(|i| i.networked);
+        if !networked.is_empty() {
+            let names: Vec<&str> = networked.iter().map(|i| i.name.as_str()).collect();
+            eprintln!("note: leaving out {} (they need a networked machine); name them to include them", names.join(", "));
+        }
+        if local.is_empty() {
+            bail!("no image in {} can be built without a network: name one ({})", self.path.display(), self.names().join(", "));
+        }
+        Ok(local)
+    }
+
     pub fn get(&self, name: &str) -> Result<&Image> {
         self.images.iter().find(|i| i.name == name).ok_or_else(|| {
             anyhow::anyhow!("unknown image `{name}`: the catalog {} has {}", self.path.display(), self.names().join(", "))

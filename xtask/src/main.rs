@@ -11,6 +11,7 @@ mod catalog;
 mod container;
 mod docker;
 mod doctor;
+mod http;
 mod pin;
 mod process;
 mod progress;

@@ -4,8 +4,6 @@
 //! dropped and no-new-privileges. It must start, answer its health check
 //! within a bounded time, stay up, and log no "Read-only file system".
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
@@ -25,13 +23,12 @@ pub fn check(
     target: &Target,
     platform: &Platform,
     spec: &ReadOnlyCheck,
-    tag: &str,
     registry: Option<&str>,
 ) -> Result<CheckResult> {
     let started = Instant::now();
     // A catalog image as the database is the one built with the same tag.
     let database = spec.database.as_ref().map(|db| match catalog.images.iter().find(|i| &i.name == db) {
-        Some(image) => built::reference(image, tag, registry),
+        Some(image) => built::reference(image, &target.tag, registry),
         None => db.clone(),
     });
     let mut actual = String::new();
@@ -173,26 +170,11 @@ fn probe(name: &str, spec: &ReadOnlyCheck) -> Result<(), String> {
         return Err("no health check declared".into());
     };
     let host_port = container::host_port(name, port).map_err(|e| e.to_string())?;
-    match http_status(host_port, path) {
+    match crate::http::get_status(([127, 0, 0, 1], host_port).into(), "127.0.0.1", path) {
         Ok(code) if code == spec.health.status => Ok(()),
         Ok(code) => Err(format!("GET {path} answered {code}")),
         Err(e) => Err(format!("GET {path}: {e}")),
     }
-}
-
-/// The status code of `GET path` on 127.0.0.1:port.
-pub fn http_status(port: u16, path: &str) -> std::io::Result<u16> {
-    let timeout = Duration::from_secs(5);
-    let mut stream = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), timeout)?;
-    stream.set_read_timeout(Some(timeout))?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
-    let mut head = [0u8; 32];
-    let n = stream.read(&mut head)?;
-    let line = String::from_utf8_lossy(&head[..n]);
-    line.split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("not HTTP: {line:?}")))
 }
 
 /// A throwaway PostgreSQL on `network` as `db`; returns its container and
@@ -252,19 +234,5 @@ mod tests {
         for u in ["1000", "1000:1000", "ralph", "postgres:postgres"] {
             assert!(!is_root(u), "{u}");
         }
-    }
-
-    #[test]
-    fn http_status_reads_the_status_line() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let server = std::thread::spawn(move || {
-            let (mut s, _) = listener.accept().unwrap();
-            let mut buf = [0u8; 256];
-            let _ = s.read(&mut buf);
-            s.write_all(b"HTTP/1.0 503 Service Unavailable\r\n\r\n{}").unwrap();
-        });
-        assert_eq!(http_status(port, "/healthz").unwrap(), 503);
-        server.join().unwrap();
     }
 }

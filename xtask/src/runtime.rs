@@ -43,7 +43,6 @@ pub struct RuntimeFigures {
     /// The highest peak of the runs; `None` where the engine's cgroups can't
     /// be read (a systemd cgroup driver).
     pub peak_memory_bytes: Option<u64>,
-    pub exit_code: i32,
 }
 
 /// What the entrypoint gets when the catalog doesn't say (`startup_args`).
@@ -80,7 +79,6 @@ pub fn measure(session: &Session, target: &Target, platform: &Platform, runs: us
         target.image.startup_args.clone().unwrap_or_else(|| DEFAULT_ARGS.iter().map(|s| s.to_string()).collect());
     let mut times = Vec::new();
     let mut peak: Option<u64> = None;
-    let mut exit_code = 0;
     for run in 0..runs {
         let parent = format!("/{}-{run}", session.id());
         let spec = container::Spec {
@@ -109,7 +107,6 @@ pub fn measure(session: &Session, target: &Target, platform: &Platform, runs: us
                 crate::process::last_lines(&String::from_utf8_lossy(&out.stderr), 1)
             );
         }
-        exit_code = code;
         times.push(elapsed.as_secs_f64() * 1000.0);
         peak = match (peak, run_peak) {
             (Some(a), Some(b)) => Some(a.max(b)),
@@ -126,7 +123,6 @@ pub fn measure(session: &Session, target: &Target, platform: &Platform, runs: us
         startup_ms_min: min,
         startup_ms_max: max,
         peak_memory_bytes: peak,
-        exit_code,
     })
 }
 

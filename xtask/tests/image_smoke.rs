@@ -6,17 +6,10 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-use support::{run_ok, Output};
-
-/// The smoke fixture (test/images/smoke-fixture) in a temporary directory,
-/// with a catalog of its variants, each under its own repository.
-struct SmokeFixture {
-    dir: PathBuf,
-    prefix: String,
-}
+use support::{run_ok, Fixture};
 
 const VARIANTS: &[(&str, &str)] = &[
     ("root", "{ FLAW = \"root\", USER_ID = \"0\" }"),
@@ -25,12 +18,10 @@ const VARIANTS: &[(&str, &str)] = &[
     ("writes-root", "{ FLAW = \"writes-root\" }"),
 ];
 
-impl SmokeFixture {
-    fn new(name: &str) -> SmokeFixture {
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
-        let prefix = format!("xtask-smoke-{name}-{}-{nanos}", std::process::id());
-        let dir = std::env::temp_dir().join(&prefix);
-        support::copy_dir(&support::repo_root().join("test/images/smoke-fixture"), &dir.join("ctx"));
+/// The smoke fixture (test/images/smoke-fixture) with a catalog of its
+/// variants, each under its own repository (`<fixture repository>-<variant>`).
+fn smoke_fixture(name: &str) -> Fixture {
+    let fx = Fixture::with_catalog(name, "smoke-fixture", |prefix| {
         let entry = |name: &str, repository: &str, platforms: &str, args: &str, smoke: &str, readonly: bool| {
             // A few MB of busybox: 20 MB is a budget it meets, 0.5 MB one it can't.
             let budget = if name == "tight" { "0.5" } else { "20" };
@@ -53,45 +44,24 @@ impl SmokeFixture {
         catalog += &entry("typo", &format!("{prefix}-good"), "[\"linux/amd64\"]", "{}", "typo.yaml", false);
         catalog += &entry("never-built", &format!("{prefix}-never-built"), "[\"linux/amd64\"]", "{}", "ctx/smoke.yaml", false);
         catalog += &entry("tight", &format!("{prefix}-good"), "[\"linux/amd64\"]", "{}", "ctx/smoke.yaml", false);
-        std::fs::write(dir.join("images.toml"), catalog).unwrap();
-        std::fs::write(
-            dir.join("hang.yaml"),
-            "schemaVersion: \"2.0.0\"\ncommandTests:\n  - name: hangs\n    command: sleep\n    args: [\"600\"]\n  - name: quick\n    command: \"true\"\n",
-        )
-        .unwrap();
-        std::fs::write(dir.join("typo.yaml"), "schemaVersion: \"2.0.0\"\ncommandTests:\n  - name: typo\n    comand: \"true\"\n").unwrap();
-        SmokeFixture { dir, prefix }
-    }
-
-    fn xtask(&self, args: &[&str]) -> Output {
-        self.xtask_env(args, &[])
-    }
-
-    fn xtask_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
-        support::xtask_in(&self.dir, args, env)
-    }
-
-    fn build(&self, images: &[&str]) {
-        let mut args = vec!["image", "build", "--quiet", "--cache", "none"];
-        args.extend(images);
-        let out = self.xtask(&args);
-        assert!(out.status.success(), "{}", out.stderr);
-    }
-
-    fn json(&self, name: &str) -> serde_json::Value {
-        serde_json::from_str(&std::fs::read_to_string(self.dir.join(name)).unwrap()).unwrap()
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.dir.join(name).display().to_string()
-    }
+        catalog
+    });
+    let dir = &fx.dir;
+    std::fs::write(
+        dir.join("hang.yaml"),
+        "schemaVersion: \"2.0.0\"\ncommandTests:\n  - name: hangs\n    command: sleep\n    args: [\"600\"]\n  - name: quick\n    command: \"true\"\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("typo.yaml"), "schemaVersion: \"2.0.0\"\ncommandTests:\n  - name: typo\n    comand: \"true\"\n").unwrap();
+    fx
 }
 
-impl Drop for SmokeFixture {
-    fn drop(&mut self) {
-        support::remove_images_named(&self.prefix);
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+/// Builds fixture images (the engine's cache still applies).
+fn build(fx: &Fixture, images: &[&str]) {
+    let mut args = vec!["image", "build", "--quiet", "--cache", "none"];
+    args.extend(images);
+    let out = fx.xtask(&args);
+    assert!(out.status.success(), "{}", out.stderr);
 }
 
 /// Containers the smoke runs left behind (they carry the session label).
@@ -129,12 +99,12 @@ fn failed_names(report: &serde_json::Value, image: &str) -> Vec<String> {
 #[test]
 fn a_good_image_passes_every_check_on_both_architectures() {
     let _engine = support::engine();
-    let fx = SmokeFixture::new("good");
-    fx.build(&["good"]);
+    let fx = smoke_fixture("good");
+    build(&fx, &["good"]);
     let volumes_before = volumes();
     let out = fx.xtask(&["image", "smoke", "good", "--report", &fx.path("smoke.json"), "--junit", &fx.path("smoke.xml")]);
     assert!(out.status.success(), "{}\n{}", out.stdout, out.stderr);
-    let report = fx.json("smoke.json");
+    let report = fx.report("smoke.json");
     assert_eq!(report["failed"], 0);
     for platform in ["linux/amd64", "linux/arm64"] {
         let cs = checks(&report, "good", platform);
@@ -165,9 +135,9 @@ fn a_good_image_passes_every_check_on_both_architectures() {
 #[test]
 fn each_flawed_variant_fails_its_check_with_expected_and_actual() {
     let _engine = support::engine();
-    let fx = SmokeFixture::new("flaws");
+    let fx = smoke_fixture("flaws");
     let names: Vec<&str> = VARIANTS.iter().map(|(v, _)| *v).collect();
-    fx.build(&names);
+    build(&fx, &names);
     let volumes_before = volumes();
     let mut args = vec!["image", "smoke"];
     args.extend(&names);
@@ -176,7 +146,7 @@ fn each_flawed_variant_fails_its_check_with_expected_and_actual() {
     assert!(!out.status.success());
     let last = out.stderr.lines().last().unwrap();
     assert!(last.starts_with("error: ") && last.contains("smoke checks failed"), "{last}");
-    let report = fx.json("flaws.json");
+    let report = fx.report("flaws.json");
 
     assert_eq!(failed_names(&report, "root"), vec!["runs as app", "metadata", "read-only root filesystem"]);
     let root = checks(&report, "root", "linux/amd64");
@@ -214,23 +184,23 @@ fn each_flawed_variant_fails_its_check_with_expected_and_actual() {
 #[test]
 fn a_hanging_check_fails_at_the_timeout_and_its_container_is_removed() {
     let _engine = support::engine();
-    let fx = SmokeFixture::new("hang");
-    fx.build(&["good"]);
+    let fx = smoke_fixture("hang");
+    build(&fx, &["good"]);
     let started = std::time::Instant::now();
     let out = fx.xtask(&["image", "smoke", "hang", "--timeout", "3", "--report", "hang.json"]);
     assert!(!out.status.success());
     assert!(started.elapsed().as_secs() < 30, "bounded by the timeout, took {:?}", started.elapsed());
-    let report = fx.json("hang.json");
+    let report = fx.report("hang.json");
     let cs = checks(&report, "hang", "linux/amd64");
     assert_eq!(cs[0]["errors"][0], "`hangs` timed out after 3s: the container was stopped and removed");
     assert_eq!(cs[1]["passed"], true, "the other check still ran");
     assert_eq!(leftover_containers(), "");
-    assert_eq!(run_ok("docker", &["ps", "--quiet", "--filter", &format!("ancestor={}-good:sha-0000000", fx.prefix)]), "");
+    assert_eq!(run_ok("docker", &["ps", "--quiet", "--filter", &format!("ancestor={}-good:sha-0000000", fx.repository)]), "");
 }
 
 #[test]
 fn bad_input_gets_one_line_with_the_fix() {
-    let fx = SmokeFixture::new("bad");
+    let fx = smoke_fixture("bad");
     let typo = fx.xtask(&["image", "smoke", "typo"]);
     assert!(!typo.status.success());
     let line = typo.stderr.lines().last().unwrap();
@@ -256,13 +226,13 @@ fn bad_input_gets_one_line_with_the_fix() {
 #[test]
 fn a_pushed_image_is_checked_as_the_registry_serves_it() {
     let _engine = support::engine();
-    let fx = SmokeFixture::new("pushed");
+    let fx = smoke_fixture("pushed");
     let out = fx.xtask(&["image", "build", "good", "--push", "--registry", support::REGISTRY, "--quiet"]);
     assert!(out.status.success(), "{}", out.stderr);
     let out = fx.xtask(&["image", "smoke", "good", "--registry", support::REGISTRY, "--platform", "linux/arm64", "--report", "pushed.json"]);
     assert!(out.status.success(), "{}", out.stderr);
-    let report = fx.json("pushed.json");
-    assert_eq!(report["images"][0]["reference"], format!("{}/{}-good:sha-0000000", support::REGISTRY, fx.prefix));
+    let report = fx.report("pushed.json");
+    assert_eq!(report["images"][0]["reference"], format!("{}/{}-good:sha-0000000", support::REGISTRY, fx.repository));
     assert!(checks(&report, "good", "linux/arm64").iter().all(|c| c["passed"] == true));
     assert_eq!(leftover_containers(), "");
 }
@@ -270,7 +240,7 @@ fn a_pushed_image_is_checked_as_the_registry_serves_it() {
 #[test]
 fn an_image_built_for_one_platform_names_the_build_for_the_other() {
     let _engine = support::engine();
-    let fx = SmokeFixture::new("oneplatform");
+    let fx = smoke_fixture("oneplatform");
     let out = fx.xtask(&["image", "build", "good", "--platform", "linux/amd64", "--quiet"]);
     assert!(out.status.success(), "{}", out.stderr);
     let out = fx.xtask(&["image", "smoke", "good", "--platform", "linux/arm64"]);
@@ -283,12 +253,13 @@ fn an_image_built_for_one_platform_names_the_build_for_the_other() {
 #[test]
 fn the_same_spec_runs_under_container_structure_test() {
     let _engine = support::engine();
-    let fx = SmokeFixture::new("cst");
-    fx.build(&["good", "wrong-output"]);
+    let fx = smoke_fixture("cst");
+    build(&fx, &["good", "wrong-output"]);
     // container-structure-test removes its containers but not their anonymous
     // volumes (the fixture declares VOLUME /data): those go when it is done.
     let volumes_before = volumes();
-    let _cst_volumes = support::OnDrop(move || {
+    let mut cleanup = support::Cleanup::new();
+    cleanup.defer(move || {
         let leaked: Vec<String> = volumes().into_iter().filter(|v| !volumes_before.contains(v)).collect();
         if !leaked.is_empty() {
             let _ = Command::new("docker").args(["volume", "rm"]).args(&leaked).output();
@@ -296,7 +267,7 @@ fn the_same_spec_runs_under_container_structure_test() {
     });
     let cst = |variant: &str| {
         let out = Command::new("container-structure-test")
-            .args(["test", "--image", &format!("{}-{variant}:sha-0000000", fx.prefix), "--config"])
+            .args(["test", "--image", &format!("{}-{variant}:sha-0000000", fx.repository), "--config"])
             .arg(fx.dir.join("ctx/smoke.yaml"))
             .args(["--platform", "linux/amd64", "--output", "json"])
             .output()
@@ -314,16 +285,16 @@ fn the_same_spec_runs_under_container_structure_test() {
     // Ours agrees on the same image and file.
     let out = fx.xtask(&["image", "smoke", "wrong-output", "--no-readonly", "--report", "ours.json"]);
     assert!(!out.status.success());
-    assert_eq!(failed_names(&fx.json("ours.json"), "wrong-output"), vec!["hello"]);
+    assert_eq!(failed_names(&fx.report("ours.json"), "wrong-output"), vec!["hello"]);
 }
 
 #[test]
 fn image_check_runs_everything_and_sums_it_up_in_one_table() {
     let _engine = support::engine();
-    let fx = SmokeFixture::new("check");
+    let fx = smoke_fixture("check");
     let out = fx.xtask(&["image", "check", "good", "--quiet", "--runs", "2", "--report", "check.json", "--junit", "check.xml"]);
     assert!(out.status.success(), "{}\n{}", out.stdout, out.stderr);
-    let report = fx.json("check.json");
+    let report = fx.report("check.json");
     assert_eq!(report["ok"], true);
     let rows = report["rows"].as_array().unwrap();
     let checks: Vec<&str> = rows.iter().map(|r| r["check"].as_str().unwrap()).collect();
@@ -349,7 +320,7 @@ fn image_check_runs_everything_and_sums_it_up_in_one_table() {
     assert!(!out.status.success());
     let last = out.stderr.lines().last().unwrap();
     assert_eq!(last, "error: image check failed: tight size (details above)");
-    let tight = fx.json("tight.json");
+    let tight = fx.report("tight.json");
     let size_row = tight["rows"].as_array().unwrap().iter().find(|r| r["check"] == "size").unwrap();
     assert_eq!(size_row["results"]["linux/amd64"], "fail");
     assert!(size_row["figure"].as_str().unwrap().contains("over budget by"), "{size_row}");

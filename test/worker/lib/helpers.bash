@@ -61,6 +61,9 @@ wait_for() {
 
 task_status() { sql "SELECT status FROM tasks WHERE id = '$1'"; }
 
+# task_result ID KEY: one field of a task's result JSON, as text.
+task_result() { sql "SELECT result->>'$2' FROM tasks WHERE id = '$1'"; }
+
 # task_is ID STATUS: the task has that status now.
 task_is() { [[ $(task_status "$1") == "$2" ]]; }
 

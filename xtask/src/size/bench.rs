@@ -52,7 +52,8 @@ pub fn bench(args: &SizeBenchArgs) -> Result<()> {
         let built = build::run(&catalog, &bench_build_args(&platform))?;
         let refs = built.images.first().map(|i| i.refs.clone()).unwrap_or_default();
         let reference = refs.first().context("the build reported no image")?.clone();
-        let target = Target { image: &catalog.images[0], reference: reference.clone(), platforms: vec![platform.clone()] };
+        let tag = built.images[0].tags[0].clone();
+        let target = Target { image: &catalog.images[0], reference: reference.clone(), tag, platforms: vec![platform.clone()] };
 
         let reset = reset_peak_rss();
         let started = Instant::now();

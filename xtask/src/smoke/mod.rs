@@ -140,7 +140,6 @@ pub fn run(catalog: &Catalog, args: &SmokeArgs) -> Result<SmokeReport> {
             pulled.push(built::pull(&target.reference, &target.platforms)?);
         }
     }
-    let tag_of = |t: &Target| t.reference.rsplit_once(':').map_or(String::new(), |r| r.1.to_string());
 
     let started = Instant::now();
     let session = Session::new("smoke");
@@ -157,7 +156,7 @@ pub fn run(catalog: &Catalog, args: &SmokeArgs) -> Result<SmokeReport> {
                 None => Vec::new(),
             };
             if let (Some(check), false) = (&target.image.readonly, args.no_readonly) {
-                let result = readonly::check(&session, catalog, target, platform, check, &tag_of(target), registry)?;
+                let result = readonly::check(&session, catalog, target, platform, check, registry)?;
                 print_result(&result);
                 results.push(result);
             }

@@ -40,12 +40,22 @@ impl Output {
 }
 
 impl Fixture {
-    pub fn new(name: &str) -> Fixture {
+    /// A copy of test/images/CONTEXT in a temporary directory (as `ctx/`),
+    /// with the catalog `catalog(repository)` writes; `repository` is unique
+    /// to this fixture and prefixes every image it builds.
+    pub fn with_catalog(name: &str, context: &str, catalog: impl FnOnce(&str) -> String) -> Fixture {
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
         let repository = format!("xtask-test-{name}-{}-{nanos}", std::process::id());
         let dir = std::env::temp_dir().join(&repository);
-        copy_dir(&repo_root().join("test/images/busybox"), &dir.join("ctx"));
-        let catalog = format!(
+        copy_dir(&repo_root().join("test/images").join(context), &dir.join("ctx"));
+        std::fs::write(dir.join("images.toml"), catalog(&repository)).unwrap();
+        Fixture { dir, repository }
+    }
+
+    /// The busybox fixture as image `fx`, and an image whose Dockerfile is missing.
+    pub fn new(name: &str) -> Fixture {
+        Fixture::with_catalog(name, "busybox", |repository| {
+            format!(
             r#"
 [[image]]
 name = "fx"
@@ -61,9 +71,8 @@ kind = "fixture"
 dockerfile = "nowhere/Dockerfile"
 platforms = ["linux/amd64"]
 "#
-        );
-        std::fs::write(dir.join("images.toml"), catalog).unwrap();
-        Fixture { dir, repository }
+            )
+        })
     }
 
     pub fn xtask(&self, args: &[&str]) -> Output {
@@ -76,6 +85,11 @@ platforms = ["linux/amd64"]
 
     pub fn report(&self, name: &str) -> serde_json::Value {
         serde_json::from_str(&std::fs::read_to_string(self.dir.join(name)).unwrap()).unwrap()
+    }
+
+    /// NAME in the fixture's directory, as an argument.
+    pub fn path(&self, name: &str) -> String {
+        self.dir.join(name).display().to_string()
     }
 
     pub fn remove_images(&self, refs: &[&str]) {
@@ -175,27 +189,35 @@ impl Drop for TempDir {
     }
 }
 
-/// Commands that undo what a test started (remove its containers, networks,
-/// volumes), run on drop in reverse order, also when the test fails.
+/// What undoes a test's work (remove its containers, networks, volumes),
+/// run on drop in reverse order, also when the test fails.
 #[derive(Default)]
-pub struct Cleanup(Vec<Command>);
+pub struct Cleanup(Vec<Box<dyn FnOnce()>>);
 
 impl Cleanup {
     pub fn new() -> Cleanup {
         Cleanup(Vec::new())
     }
 
+    /// Runs `program args…` on drop (its failure is ignored).
     pub fn on_drop(&mut self, program: &str, args: &[&str]) {
         let mut cmd = Command::new(program);
         cmd.args(args);
-        self.0.push(cmd);
+        self.defer(move || {
+            let _ = cmd.output();
+        });
+    }
+
+    /// Runs `f` on drop.
+    pub fn defer(&mut self, f: impl FnOnce() + 'static) {
+        self.0.push(Box::new(f));
     }
 }
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
-        while let Some(mut cmd) = self.0.pop() {
-            let _ = cmd.output();
+        while let Some(f) = self.0.pop() {
+            f();
         }
     }
 }
@@ -307,14 +329,5 @@ impl Timer {
 impl Drop for Timer {
     fn drop(&mut self) {
         eprintln!("[time] {}: {:.1}s", self.0, self.1.elapsed().as_secs_f64());
-    }
-}
-
-/// Runs a closure when dropped: cleanup that must happen even when a test fails.
-pub struct OnDrop<F: FnMut()>(pub F);
-
-impl<F: FnMut()> Drop for OnDrop<F> {
-    fn drop(&mut self) {
-        (self.0)()
     }
 }
