@@ -49,7 +49,9 @@ pub fn build(args: &BenchArgs) -> Result<()> {
     eprintln!("bench: rebuild after touching {LATE_FILE} ...");
     let touched = single(build::run(&catalog, &build_args)?)?;
 
-    let mut rows = vec![["SCENARIO", "WALL", "VS COLD", "PLATFORM", "CACHED STEPS", "EARLIER STEPS CACHED"].map(String::from).to_vec()];
+    let mut rows = vec![["SCENARIO", "WALL", "VS COLD", "PLATFORM", "CACHED STEPS", "EARLIER STEPS CACHED"]
+        .map(String::from)
+        .to_vec()];
     for (name, r) in [("cold", &cold), ("no-op rebuild", &noop), ("touch late file", &touched)] {
         for p in &r.platforms {
             // Every step but the last (the COPY of the late file) should be cached.
@@ -148,7 +150,8 @@ fn single(report: build::BuildReport) -> Result<ImageReport> {
 fn scratch_catalog(repo: &Catalog, fixture: &Image, dir: &Path) -> Result<Catalog> {
     let context = dir.join("context");
     copy_dir(&fixture.context, &context)?;
-    let dockerfile_rel = fixture.dockerfile.strip_prefix(&fixture.context).context("the fixture's Dockerfile is in its context")?;
+    let dockerfile_rel =
+        fixture.dockerfile.strip_prefix(&fixture.context).context("the fixture's Dockerfile is in its context")?;
     let image = Image {
         dockerfile: context.join(dockerfile_rel),
         context,

@@ -175,7 +175,14 @@ pub fn run(catalog: &Catalog, args: &BuildArgs) -> Result<BuildReport> {
         let platforms = image.select_platforms(&requested)?;
         let prefix = args.registry.as_ref().map(|r| format!("{}/", r.trim_end_matches('/'))).unwrap_or_default();
         let refs = tags.iter().map(|t| format!("{prefix}{}:{t}", image.repository)).collect();
-        let labels = tags::oci_labels(&image.repository, &image.description, &git, release.as_ref(), catalog.source.as_deref(), &created);
+        let labels = tags::oci_labels(
+            &image.repository,
+            &image.description,
+            &git,
+            release.as_ref(),
+            catalog.source.as_deref(),
+            &created,
+        );
         let mut build_args: Vec<(String, String)> = image.args.clone().into_iter().collect();
         build_args.extend(extra_args.iter().cloned());
         // What it needs was planned before it (catalog order): use its most specific tag.
@@ -261,10 +268,9 @@ fn build_one(catalog: &Catalog, plan: &Plan, args: &BuildArgs) -> Result<ImageRe
     if !status.success() {
         return Err(build_failure(&image.name, &tracker));
     }
-    let metadata: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(&metadata_file).context("buildx wrote no metadata file")?,
-    )
-    .context("buildx's metadata file is not JSON")?;
+    let metadata: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&metadata_file).context("buildx wrote no metadata file")?)
+            .context("buildx's metadata file is not JSON")?;
     let digest = metadata["containerimage.digest"]
         .as_str()
         .context("buildx's metadata has no containerimage.digest")?
@@ -274,7 +280,10 @@ fn build_one(catalog: &Catalog, plan: &Plan, args: &BuildArgs) -> Result<ImageRe
         .is_some_and(|m| m.contains("index") || m.contains("manifest.list"));
 
     let platform_digests: BTreeMap<Platform, String> = if args.push {
-        let index = docker::inspect_remote(&format!("{}@{digest}", plan.refs[0].rsplit_once(':').map_or(&plan.refs[0][..], |r| r.0)))?;
+        let index = docker::inspect_remote(&format!(
+            "{}@{digest}",
+            plan.refs[0].rsplit_once(':').map_or(&plan.refs[0][..], |r| r.0)
+        ))?;
         if is_index {
             docker::platform_digests(&serde_json::from_value(index)?).into_iter().collect()
         } else {
@@ -430,7 +439,8 @@ pub fn print_table(report: &BuildReport) {
 }
 
 pub fn print_rows(rows: &[Vec<String>]) {
-    let widths: Vec<usize> = (0..rows[0].len()).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> =
+        (0..rows[0].len()).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
     for row in rows {
         let line: Vec<String> = row.iter().zip(&widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
         println!("{}", line.join("  ").trim_end());
@@ -466,7 +476,10 @@ mod tests {
 
     #[test]
     fn build_args_must_be_key_value() {
-        assert_eq!(parse_build_args(&["A=1".into(), "B=x=y".into(), "C=".into()]).unwrap()[1], ("B".into(), "x=y".into()));
+        assert_eq!(
+            parse_build_args(&["A=1".into(), "B=x=y".into(), "C=".into()]).unwrap()[1],
+            ("B".into(), "x=y".into())
+        );
         let err = parse_build_args(&["NOPE".into()]).unwrap_err().to_string();
         assert!(err.contains("`NOPE` is not KEY=VALUE"), "{err}");
         assert!(parse_build_args(&["=v".into()]).is_err());

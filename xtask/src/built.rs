@@ -78,10 +78,19 @@ pub fn build_hint(image: &Image, platform: Option<&Platform>) -> String {
 pub fn ensure_built(target: &Target, registry: Option<&str>) -> Result<()> {
     let found = match registry {
         Some(_) => docker::inspect_remote(&target.reference).is_ok(),
-        None => docker::docker().args(["image", "inspect", "--format", "{{.Id}}", &target.reference]).probe().output()?.status.success(),
+        None => docker::docker()
+            .args(["image", "inspect", "--format", "{{.Id}}", &target.reference])
+            .probe()
+            .output()?
+            .status
+            .success(),
     };
     if !found {
-        let push = if registry.is_some() { " --push --registry ".to_string() + registry.unwrap_or_default() } else { String::new() };
+        let push = if registry.is_some() {
+            " --push --registry ".to_string() + registry.unwrap_or_default()
+        } else {
+            String::new()
+        };
         bail!(
             "image `{}` is not built ({} not found): run `{}{push}`",
             target.image.name,
@@ -96,7 +105,12 @@ pub fn ensure_built(target: &Target, registry: Option<&str>) -> Result<()> {
 /// checked is what the registry serves (checks run containers with `--pull
 /// never`). The image is removed again on drop if it wasn't there before.
 pub fn pull(reference: &str, platforms: &[Platform]) -> Result<PulledImage> {
-    let was_local = docker::docker().args(["image", "inspect", "--format", "{{.Id}}", reference]).probe().output()?.status.success();
+    let was_local = docker::docker()
+        .args(["image", "inspect", "--format", "{{.Id}}", reference])
+        .probe()
+        .output()?
+        .status
+        .success();
     let pulled = PulledImage { reference: (!was_local).then(|| reference.to_string()) };
     for platform in platforms {
         docker::docker()
@@ -127,10 +141,18 @@ mod tests {
 
     #[test]
     fn references_use_the_tag_and_the_registry() {
-        let catalog = Catalog::parse("[[image]]\nname='w'\nrepository='ralph-w'\ndockerfile='D'\n", Path::new("c.toml"), Path::new(".")).unwrap();
+        let catalog = Catalog::parse(
+            "[[image]]\nname='w'\nrepository='ralph-w'\ndockerfile='D'\n",
+            Path::new("c.toml"),
+            Path::new("."),
+        )
+        .unwrap();
         let image = &catalog.images[0];
         assert_eq!(reference(image, "main-abc1234", None), "ralph-w:main-abc1234");
         assert_eq!(reference(image, "1.2.3", Some("localhost:5000/")), "localhost:5000/ralph-w:1.2.3");
-        assert_eq!(build_hint(image, Platform::parse("linux/arm64").ok().as_ref()), "cargo xtask image build w --platform linux/arm64");
+        assert_eq!(
+            build_hint(image, Platform::parse("linux/arm64").ok().as_ref()),
+            "cargo xtask image build w --platform linux/arm64"
+        );
     }
 }

@@ -241,7 +241,11 @@ impl Catalog {
         let mut images: Vec<Image> = Vec::new();
         for entry in file.images {
             if images.iter().any(|i| i.name == entry.name) {
-                bail!("{}: image `{}` is declared twice: give each [[image]] a unique name", path.display(), entry.name);
+                bail!(
+                    "{}: image `{}` is declared twice: give each [[image]] a unique name",
+                    path.display(),
+                    entry.name
+                );
             }
             let platforms = entry
                 .platforms
@@ -322,17 +326,28 @@ impl Catalog {
         let (networked, local): (Vec<&Image>, Vec<&Image>) = images.into_iter().partition(|i| i.networked);
         if !networked.is_empty() {
             let names: Vec<&str> = networked.iter().map(|i| i.name.as_str()).collect();
-            eprintln!("note: leaving out {} (they need a networked machine); name them to include them", names.join(", "));
+            eprintln!(
+                "note: leaving out {} (they need a networked machine); name them to include them",
+                names.join(", ")
+            );
         }
         if local.is_empty() {
-            bail!("no image in {} can be built without a network: name one ({})", self.path.display(), self.names().join(", "));
+            bail!(
+                "no image in {} can be built without a network: name one ({})",
+                self.path.display(),
+                self.names().join(", ")
+            );
         }
         Ok(local)
     }
 
     pub fn get(&self, name: &str) -> Result<&Image> {
         self.images.iter().find(|i| i.name == name).ok_or_else(|| {
-            anyhow::anyhow!("unknown image `{name}`: the catalog {} has {}", self.path.display(), self.names().join(", "))
+            anyhow::anyhow!(
+                "unknown image `{name}`: the catalog {} has {}",
+                self.path.display(),
+                self.names().join(", ")
+            )
         })
     }
 
@@ -415,7 +430,11 @@ const KNOWN_ARCH: &[&str] = &["amd64", "arm64", "arm", "386", "ppc64le", "s390x"
 impl Platform {
     pub fn parse(s: &str) -> Result<Platform> {
         let parts: Vec<&str> = s.trim().split('/').collect();
-        let malformed = || anyhow::anyhow!("platform `{s}` is malformed: write OS/ARCH[/VARIANT], for example linux/amd64 or linux/arm64");
+        let malformed = || {
+            anyhow::anyhow!(
+                "platform `{s}` is malformed: write OS/ARCH[/VARIANT], for example linux/amd64 or linux/arm64"
+            )
+        };
         if !(2..=3).contains(&parts.len()) || parts.iter().any(|p| p.is_empty()) {
             return Err(malformed());
         }
@@ -518,7 +537,10 @@ mod tests {
         assert_eq!(c.default_branch, "trunk");
         let worker = &c.images[0];
         assert_eq!(worker.repository, "ralph-worker");
-        assert_eq!(worker.platforms, vec![Platform::parse("linux/amd64").unwrap(), Platform::parse("linux/arm64").unwrap()]);
+        assert_eq!(
+            worker.platforms,
+            vec![Platform::parse("linux/amd64").unwrap(), Platform::parse("linux/arm64").unwrap()]
+        );
         assert_eq!(worker.context, Path::new("/repo/."));
         assert_eq!(worker.args["CLAUDE_VERSION"], "2.1.328");
         assert!(worker.networked);
@@ -531,9 +553,10 @@ mod tests {
 
     #[test]
     fn rejects_unknown_fields_with_the_file_name() {
-        let err = Catalog::parse("[[image]]\nname='a'\ndockerfile='D'\nsize='1'\n", Path::new("c.toml"), Path::new("."))
-            .unwrap_err()
-            .to_string();
+        let err =
+            Catalog::parse("[[image]]\nname='a'\ndockerfile='D'\nsize='1'\n", Path::new("c.toml"), Path::new("."))
+                .unwrap_err()
+                .to_string();
         assert!(err.starts_with("c.toml:"), "{err}");
         assert!(err.contains("unknown field `size`"), "{err}");
     }
@@ -541,7 +564,10 @@ mod tests {
     #[test]
     fn rejects_duplicate_names_and_bad_platforms() {
         let dup = "[[image]]\nname='a'\ndockerfile='D'\n[[image]]\nname='a'\ndockerfile='E'\n";
-        assert!(Catalog::parse(dup, Path::new("c.toml"), Path::new(".")).unwrap_err().to_string().contains("declared twice"));
+        assert!(Catalog::parse(dup, Path::new("c.toml"), Path::new("."))
+            .unwrap_err()
+            .to_string()
+            .contains("declared twice"));
         let bad = "[[image]]\nname='a'\ndockerfile='D'\nplatforms=['linux-amd64']\n";
         let err = format!("{:#}", Catalog::parse(bad, Path::new("c.toml"), Path::new(".")).unwrap_err());
         assert!(err.contains("`linux-amd64` is malformed"), "{err}");
@@ -563,7 +589,8 @@ mod tests {
         let app = c.select(&["app".into()]).unwrap();
         let names: Vec<&str> = c.with_needs(&app).iter().map(|i| i.name.as_str()).collect();
         assert_eq!(names, vec!["base", "app"]);
-        let backwards = "[[image]]\nname='app'\ndockerfile='A'\nneeds=['base']\n[[image]]\nname='base'\ndockerfile='B'\n";
+        let backwards =
+            "[[image]]\nname='app'\ndockerfile='A'\nneeds=['base']\n[[image]]\nname='base'\ndockerfile='B'\n";
         let err = Catalog::parse(backwards, Path::new("c.toml"), Path::new(".")).unwrap_err().to_string();
         assert!(err.contains("needs `base`, which is not declared before it"), "{err}");
     }

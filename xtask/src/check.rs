@@ -106,7 +106,8 @@ pub struct ImageChecks {
 }
 
 pub fn run(catalog: &Catalog, args: &CheckArgs) -> Result<CheckReport> {
-    let selection = Selection { images: args.images.clone(), platform: args.platform.clone(), tag: None, registry: None };
+    let selection =
+        Selection { images: args.images.clone(), platform: args.platform.clone(), tag: None, registry: None };
     let targets = selection.resolve(catalog)?;
     let mut platforms: Vec<Platform> = targets.iter().flat_map(|t| t.platforms.clone()).collect();
     platforms.sort();
@@ -115,8 +116,14 @@ pub fn run(catalog: &Catalog, args: &CheckArgs) -> Result<CheckReport> {
     let mut images = Vec::new();
     let mut junit_images = Vec::new();
     for target in &targets {
-        let mut checks =
-            ImageChecks { image: target.image.name.clone(), build: None, smoke: None, size: None, runtime: Vec::new(), errors: Vec::new() };
+        let mut checks = ImageChecks {
+            image: target.image.name.clone(),
+            build: None,
+            smoke: None,
+            size: None,
+            runtime: Vec::new(),
+            errors: Vec::new(),
+        };
         check_image(catalog, args, target, &mut checks, &mut rows);
         if let Some(s) = &checks.smoke {
             junit_images.push(s.clone());
@@ -158,7 +165,11 @@ fn check_image(catalog: &Catalog, args: &CheckArgs, target: &Target, out: &mut I
                 if let Some(b) = &built {
                     let cached: usize = b.platforms.iter().map(|p| p.steps_cached).sum();
                     let total: usize = b.platforms.iter().map(|p| p.steps_total).sum();
-                    rows.push(row("build", all(Outcome::Pass), format!("{:.1}s, {cached}/{total} steps cached", b.wall_seconds)));
+                    rows.push(row(
+                        "build",
+                        all(Outcome::Pass),
+                        format!("{:.1}s, {cached}/{total} steps cached", b.wall_seconds),
+                    ));
                 }
                 out.build = built;
             }
@@ -173,7 +184,12 @@ fn check_image(catalog: &Catalog, args: &CheckArgs, target: &Target, out: &mut I
     if image.smoke.is_some() || image.readonly.is_some() {
         eprintln!("==> check {}: smoke", image.name);
         let smoke_args = SmokeArgs {
-            selection: Selection { images: vec![image.name.clone()], platform: platform_args(target), tag: None, registry: None },
+            selection: Selection {
+                images: vec![image.name.clone()],
+                platform: platform_args(target),
+                tag: None,
+                registry: None,
+            },
             timeout: args.timeout,
             jobs: 4,
             no_readonly: false,
@@ -257,8 +273,10 @@ fn platform_args(target: &Target) -> Vec<String> {
 
 /// The smoke rows: the declared checks together, and the read-only check.
 fn smoke_rows(image: &Image, result: &smoke::ImageResult) -> Vec<Row> {
-    let mut checks = Row { image: image.name.clone(), check: "smoke".into(), results: BTreeMap::new(), figure: String::new() };
-    let mut readonly = Row { image: image.name.clone(), check: "read-only".into(), results: BTreeMap::new(), figure: String::new() };
+    let mut checks =
+        Row { image: image.name.clone(), check: "smoke".into(), results: BTreeMap::new(), figure: String::new() };
+    let mut readonly =
+        Row { image: image.name.clone(), check: "read-only".into(), results: BTreeMap::new(), figure: String::new() };
     let mut check_figures = Vec::new();
     let mut readonly_figures = Vec::new();
     for p in &result.platforms {
@@ -270,7 +288,11 @@ fn smoke_rows(image: &Image, result: &smoke::ImageResult) -> Vec<Row> {
         }
         for c in ro {
             readonly.results.insert(p.platform.clone(), Outcome::of(c.passed));
-            readonly_figures.push(format!("{} {}", p.platform.arch, if c.passed { c.actual.clone() } else { c.errors.join("; ") }));
+            readonly_figures.push(format!(
+                "{} {}",
+                p.platform.arch,
+                if c.passed { c.actual.clone() } else { c.errors.join("; ") }
+            ));
         }
     }
     checks.figure = format!("checks passed: {}", check_figures.join(", "));
@@ -289,7 +311,9 @@ pub fn print_table(report: &CheckReport) {
     let mut rows = vec![header];
     for r in &report.rows {
         let mut line = vec![r.image.clone(), r.check.clone()];
-        line.extend(report.platforms.iter().map(|p| r.results.get(p).copied().unwrap_or(Outcome::Skipped).cell().to_string()));
+        line.extend(
+            report.platforms.iter().map(|p| r.results.get(p).copied().unwrap_or(Outcome::Skipped).cell().to_string()),
+        );
         line.push(r.figure.clone());
         rows.push(line);
     }
@@ -330,7 +354,12 @@ mod tests {
 
     #[test]
     fn smoke_rows_split_declared_checks_from_the_read_only_check() {
-        let catalog = Catalog::parse("[[image]]\nname='w'\ndockerfile='D'\n", std::path::Path::new("c.toml"), std::path::Path::new(".")).unwrap();
+        let catalog = Catalog::parse(
+            "[[image]]\nname='w'\ndockerfile='D'\n",
+            std::path::Path::new("c.toml"),
+            std::path::Path::new("."),
+        )
+        .unwrap();
         let amd = Platform::parse("linux/amd64").unwrap();
         let arm = Platform::parse("linux/arm64").unwrap();
         let platform = |p: &Platform, ok: bool| PlatformResult {
@@ -338,9 +367,17 @@ mod tests {
             passed: 0,
             failed: 0,
             seconds: 1.0,
-            checks: vec![result(CheckKind::Command, true), result(CheckKind::Command, ok), result(CheckKind::ReadOnly, ok)],
+            checks: vec![
+                result(CheckKind::Command, true),
+                result(CheckKind::Command, ok),
+                result(CheckKind::ReadOnly, ok),
+            ],
         };
-        let r = ImageResult { image: "w".into(), reference: "w:1".into(), platforms: vec![platform(&amd, true), platform(&arm, false)] };
+        let r = ImageResult {
+            image: "w".into(),
+            reference: "w:1".into(),
+            platforms: vec![platform(&amd, true), platform(&arm, false)],
+        };
         let rows = smoke_rows(&catalog.images[0], &r);
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[0].results[&amd], Outcome::Pass);

@@ -87,7 +87,12 @@ impl Session {
     }
 
     fn labels(&self) -> [String; 4] {
-        ["--label".into(), format!("{SESSION_LABEL}={}", self.id), "--label".into(), format!("{PID_LABEL}={}", std::process::id())]
+        [
+            "--label".into(),
+            format!("{SESSION_LABEL}={}", self.id),
+            "--label".into(),
+            format!("{PID_LABEL}={}", std::process::id()),
+        ]
     }
 
     /// `docker create`: a container that doesn't run, for reading its files
@@ -97,7 +102,10 @@ impl Session {
         self.containers.lock().unwrap().push(name.clone());
         let out = self.command(&["create"], spec, &name).probe().output()?;
         if !out.status.success() {
-            bail!("{}", explain_docker_error(&spec.image, spec.platform.as_ref(), &String::from_utf8_lossy(&out.stderr)));
+            bail!(
+                "{}",
+                explain_docker_error(&spec.image, spec.platform.as_ref(), &String::from_utf8_lossy(&out.stderr))
+            );
         }
         Ok(name)
     }
@@ -130,10 +138,13 @@ impl Session {
         let out = self.command(&["run"], spec, &name).probe().output_timeout(timeout)?;
         let result = match out {
             None => Err(anyhow::anyhow!("timed out after {}s", timeout.as_secs())),
-            Some(out) if out.status.code() == Some(125) => {
-                Err(anyhow::anyhow!("{}", explain_docker_error(&spec.image, spec.platform.as_ref(), &String::from_utf8_lossy(&out.stderr))))
+            Some(out) if out.status.code() == Some(125) => Err(anyhow::anyhow!(
+                "{}",
+                explain_docker_error(&spec.image, spec.platform.as_ref(), &String::from_utf8_lossy(&out.stderr))
+            )),
+            Some(_) => {
+                docker::docker().args(["commit", &name]).probe().read().context("committing the setup container")
             }
-            Some(_) => docker::docker().args(["commit", &name]).probe().read().context("committing the setup container"),
         };
         self.remove(&name);
         let image = result?;
@@ -147,7 +158,10 @@ impl Session {
         self.containers.lock().unwrap().push(name.clone());
         let out = self.command(&["run", "--detach"], spec, &name).probe().output()?;
         if !out.status.success() {
-            bail!("{}", explain_docker_error(&spec.image, spec.platform.as_ref(), &String::from_utf8_lossy(&out.stderr)));
+            bail!(
+                "{}",
+                explain_docker_error(&spec.image, spec.platform.as_ref(), &String::from_utf8_lossy(&out.stderr))
+            );
         }
         Ok(name)
     }
@@ -155,7 +169,13 @@ impl Session {
     /// A private network, removed with the session.
     pub fn network(&self) -> Result<String> {
         let name = self.next_name("net");
-        docker::docker().args(["network", "create"]).args(self.labels()).arg(&name).probe().read().context("creating a docker network")?;
+        docker::docker()
+            .args(["network", "create"])
+            .args(self.labels())
+            .arg(&name)
+            .probe()
+            .read()
+            .context("creating a docker network")?;
         self.networks.lock().unwrap().push(name.clone());
         Ok(name)
     }
@@ -342,7 +362,10 @@ pub fn host_port(container: &str, port: u16) -> Result<u16> {
 
 /// Whether a container is still running, and its exit code when not.
 pub fn state(container: &str) -> Result<(bool, i32)> {
-    let out = docker::docker().args(["inspect", "--format", "{{.State.Running}} {{.State.ExitCode}}", container]).probe().read()?;
+    let out = docker::docker()
+        .args(["inspect", "--format", "{{.State.Running}} {{.State.ExitCode}}", container])
+        .probe()
+        .read()?;
     let (running, code) = out.split_once(' ').context("docker inspect printed no state")?;
     Ok((running == "true", code.trim().parse().unwrap_or(-1)))
 }
@@ -360,7 +383,10 @@ pub fn logs(container: &str) -> String {
 /// Removes containers and networks of sessions whose process is gone.
 fn remove_leftovers() {
     let format = format!("{{{{.Names}}}} {{{{.Label \"{PID_LABEL}\"}}}}");
-    let Ok(out) = docker::docker().args(["ps", "--all", "--filter", &format!("label={SESSION_LABEL}"), "--format", &format]).probe().read()
+    let Ok(out) = docker::docker()
+        .args(["ps", "--all", "--filter", &format!("label={SESSION_LABEL}"), "--format", &format])
+        .probe()
+        .read()
     else {
         return;
     };
@@ -373,7 +399,11 @@ fn remove_leftovers() {
     if !dead.is_empty() {
         let _ = docker::docker().args(["rm", "--force", "--volumes"]).args(&dead).probe().output();
     }
-    if let Ok(nets) = docker::docker().args(["network", "ls", "--filter", &format!("label={SESSION_LABEL}"), "--format", &format]).probe().read() {
+    if let Ok(nets) = docker::docker()
+        .args(["network", "ls", "--filter", &format!("label={SESSION_LABEL}"), "--format", &format])
+        .probe()
+        .read()
+    {
         for (name, pid) in nets.lines().filter_map(|l| l.split_once(' ')) {
             if pid.parse::<u32>().is_ok_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists()) {
                 let _ = docker::docker().args(["network", "rm", name]).probe().output();
@@ -385,7 +415,9 @@ fn remove_leftovers() {
 /// docker's own failure (exit 125) as one line with the fix.
 pub fn explain_docker_error(image: &str, platform: Option<&Platform>, stderr: &str) -> String {
     let last = crate::process::last_lines(stderr, 1);
-    let missing = stderr.contains("No such image") || stderr.contains("Unable to find image") || stderr.contains("failed to resolve");
+    let missing = stderr.contains("No such image")
+        || stderr.contains("Unable to find image")
+        || stderr.contains("failed to resolve");
     // Checks confirm the image exists before they run it: a platform that
     // can't be found is a variant that was not built.
     if let (Some(p), true) = (platform, missing || stderr.contains("does not match the specified platform")) {
@@ -394,7 +426,9 @@ pub fn explain_docker_error(image: &str, platform: Option<&Platform>, stderr: &s
     if missing || stderr.contains("pull access denied") {
         return format!("{image} is not in the local engine: build it with cargo xtask image build, or pull it");
     }
-    if stderr.contains("Cannot connect to the Docker daemon") || stderr.contains("docker daemon") && stderr.contains("running") {
+    if stderr.contains("Cannot connect to the Docker daemon")
+        || stderr.contains("docker daemon") && stderr.contains("running")
+    {
         return format!("the docker daemon is not running: start dockerd or {}", docker::SETUP_HINT);
     }
     format!("docker could not run {image}: {last}")
@@ -423,7 +457,10 @@ mod tests {
             ..Spec::default()
         };
         let line = s.command(&["run"], &spec, "n").display();
-        assert!(line.ends_with("--env 'A=b c' --read-only --cap-drop ALL --security-opt no-new-privileges img:1 -- true"), "{line}");
+        assert!(
+            line.ends_with("--env 'A=b c' --read-only --cap-drop ALL --security-opt no-new-privileges img:1 -- true"),
+            "{line}"
+        );
         assert!(line.contains("--entrypoint=tini"), "{line}");
         let cleared = Spec { entrypoint: Some(vec![]), args: vec!["ls".into()], ..spec };
         assert!(s.command(&["run"], &cleared, "n").display().contains("--entrypoint= "));
@@ -447,6 +484,7 @@ mod tests {
         let amd = Platform::parse("linux/arm64").unwrap();
         let msg = explain_docker_error("x:1", Some(&amd), "Error response from daemon: No such image: x:1");
         assert!(msg.contains("has no linux/arm64 variant") && msg.contains("--platform linux/arm64"), "{msg}");
-        assert!(explain_docker_error("x:1", None, "Error response from daemon: No such image: x:1").contains("not in the local engine"));
+        assert!(explain_docker_error("x:1", None, "Error response from daemon: No such image: x:1")
+            .contains("not in the local engine"));
     }
 }

@@ -102,7 +102,9 @@ pub fn check_registry(registry: &str) -> Result<()> {
         .ok_or_else(|| unreachable("no address".into()))?;
     if !(host.starts_with("localhost") || host.starts_with("127.")) {
         // Over TLS: reachable is all that is asked here.
-        return TcpStream::connect_timeout(&sock, Duration::from_secs(3)).map(drop).map_err(|e| unreachable(e.to_string()));
+        return TcpStream::connect_timeout(&sock, Duration::from_secs(3))
+            .map(drop)
+            .map_err(|e| unreachable(e.to_string()));
     }
     // 200, or 401 from a registry with auth: either is a registry.
     match crate::http::get_status(sock, host, "/v2/") {

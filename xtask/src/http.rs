@@ -18,7 +18,12 @@ pub fn get_status(addr: SocketAddr, host: &str, path: &str) -> std::io::Result<u
     line.strip_prefix("HTTP/1.")
         .and_then(|rest| rest.split_whitespace().nth(1))
         .and_then(|code| code.parse().ok())
-        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("not an HTTP answer: {:?}", line.lines().next().unwrap_or(""))))
+        .ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("not an HTTP answer: {:?}", line.lines().next().unwrap_or("")),
+            )
+        })
 }
 
 #[cfg(test)]

@@ -6,8 +6,8 @@
 mod bench;
 mod build;
 mod built;
-mod check;
 mod catalog;
+mod check;
 mod container;
 mod docker;
 mod doctor;

@@ -78,7 +78,8 @@ pub fn rewrite(text: &str, pins: &[Pin], new_digest: impl Fn(&Pin) -> String) ->
     for (n, line) in text.split_inclusive('\n').enumerate() {
         let mut line = line.to_string();
         for pin in pins.iter().filter(|p| p.line == n + 1) {
-            line = line.replace(&format!("{}@{}", pin.tagged, pin.digest), &format!("{}@{}", pin.tagged, new_digest(pin)));
+            line =
+                line.replace(&format!("{}@{}", pin.tagged, pin.digest), &format!("{}@{}", pin.tagged, new_digest(pin)));
         }
         out.push_str(&line);
     }
@@ -117,7 +118,13 @@ pub fn run(catalog: &Catalog, args: &PinArgs) -> Result<Vec<PinReport>> {
                 image: pin.tagged.clone(),
                 pinned: pin.digest.clone(),
                 current: now.clone(),
-                status: if &pin.digest == now { "current" } else if args.check { "stale" } else { "updated" },
+                status: if &pin.digest == now {
+                    "current"
+                } else if args.check {
+                    "stale"
+                } else {
+                    "updated"
+                },
             });
         }
         let changed = pins.iter().zip(current).any(|(p, now)| &p.digest != now);
@@ -177,7 +184,8 @@ fn short(digest: &str) -> String {
 }
 
 pub fn ensure_fresh(report: &[PinReport]) -> Result<()> {
-    let stale: Vec<String> = report.iter().filter(|r| r.status == "stale").map(|r| format!("{}:{}", r.dockerfile, r.line)).collect();
+    let stale: Vec<String> =
+        report.iter().filter(|r| r.status == "stale").map(|r| format!("{}:{}", r.dockerfile, r.line)).collect();
     if !stale.is_empty() {
         bail!("stale base image pins at {}: run `cargo xtask image pin` to update them", stale.join(", "));
     }

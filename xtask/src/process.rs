@@ -181,8 +181,7 @@ pub fn last_lines(text: &str, n: usize) -> String {
 }
 
 fn shell_quote(s: &str) -> String {
-    let plain = !s.is_empty()
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,@+%".contains(c));
+    let plain = !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,@+%".contains(c));
     if plain {
         s.to_string()
     } else {
@@ -214,8 +213,16 @@ mod tests {
         let out = Cmd::new("sleep").arg("5").probe().output_timeout(Duration::from_millis(200)).unwrap();
         assert!(out.is_none());
         assert!(started.elapsed() < Duration::from_secs(3));
-        let out = Cmd::new("sh").args(["-c", "echo out; echo err >&2; exit 4"]).probe().output_timeout(Duration::from_secs(5)).unwrap().unwrap();
-        assert_eq!((out.status.code(), out.stdout.as_slice(), out.stderr.as_slice()), (Some(4), &b"out\n"[..], &b"err\n"[..]));
+        let out = Cmd::new("sh")
+            .args(["-c", "echo out; echo err >&2; exit 4"])
+            .probe()
+            .output_timeout(Duration::from_secs(5))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (out.status.code(), out.stdout.as_slice(), out.stderr.as_slice()),
+            (Some(4), &b"out\n"[..], &b"err\n"[..])
+        );
     }
 
     #[test]

@@ -234,7 +234,8 @@ pub struct Failure {
 /// Cached and total steps per platform; a step with no platform counts for
 /// every requested platform (BuildKit ran it once for all of them).
 pub fn cache_stats(steps: &[Step], platforms: &[Platform]) -> BTreeMap<Platform, CacheStats> {
-    let mut stats: BTreeMap<Platform, CacheStats> = platforms.iter().map(|p| (p.clone(), CacheStats::default())).collect();
+    let mut stats: BTreeMap<Platform, CacheStats> =
+        platforms.iter().map(|p| (p.clone(), CacheStats::default())).collect();
     for step in steps {
         for (platform, s) in stats.iter_mut() {
             if step.platform.as_ref().is_none_or(|p| p == platform) {
@@ -344,7 +345,10 @@ mod tests {
             ]}),
         );
         // A later update for a2 carries no inputs; it must keep the old ones.
-        feed(&mut t, serde_json::json!({"vertexes": [{"digest": "a2", "name": "[2/2] RUN make", "started": "2026-01-01T00:00:01Z", "completed": "2026-01-01T00:00:03Z"}]}));
+        feed(
+            &mut t,
+            serde_json::json!({"vertexes": [{"digest": "a2", "name": "[2/2] RUN make", "started": "2026-01-01T00:00:01Z", "completed": "2026-01-01T00:00:03Z"}]}),
+        );
         let steps = t.steps();
         assert_eq!(steps.len(), 4);
         assert_eq!(steps[2].platform, Some(amd()));
@@ -377,7 +381,10 @@ mod tests {
                 "logs": [{"vertex": "y", "data": log("compiling\nerror: no rule")}, {"vertex": "y", "data": log(" to make target\n")}]
             }),
         );
-        feed(&mut t, serde_json::json!({"vertexes": [{"digest": "y", "name": "[2/3] RUN make", "error": "process \"/bin/sh -c make\" did not complete successfully: exit code: 2"}]}));
+        feed(
+            &mut t,
+            serde_json::json!({"vertexes": [{"digest": "y", "name": "[2/3] RUN make", "error": "process \"/bin/sh -c make\" did not complete successfully: exit code: 2"}]}),
+        );
         let f = t.failure().unwrap();
         assert_eq!(f.step, "[2/3] RUN make");
         assert!(f.error.contains("exit code: 2"));

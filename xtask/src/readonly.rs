@@ -146,7 +146,10 @@ fn watch(name: &str, spec: &ReadOnlyCheck, ready: Duration, actual: &mut String)
     let log = container::logs(name);
     if let Some(line) = log.lines().find(|l| l.contains(READ_ONLY_ERROR)) {
         *actual += &format!(", logged `{}`", line.trim());
-        anyhow::bail!("it tried to write outside its tmpfs: `{}`: make that path a tmpfs or stop writing it", line.trim());
+        anyhow::bail!(
+            "it tried to write outside its tmpfs: `{}`: make that path a tmpfs or stop writing it",
+            line.trim()
+        );
     }
     Ok(())
 }
@@ -180,7 +183,10 @@ fn probe(name: &str, spec: &ReadOnlyCheck) -> Result<(), String> {
 /// A throwaway PostgreSQL on `network` as `db`; returns its container and
 /// the URL the image reaches it by. The password is per run.
 fn start_database(session: &Session, reference: &str, network: &str, ready: Duration) -> Result<(String, String)> {
-    let password = format!("ro{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+    let password = format!(
+        "ro{:x}",
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos())
+    );
     let spec = container::Spec {
         image: reference.to_string(),
         env: vec![
@@ -196,7 +202,10 @@ fn start_database(session: &Session, reference: &str, network: &str, ready: Dura
     let name = session.start(&spec, "database")?;
     let started = Instant::now();
     loop {
-        let out = docker::docker().args(["exec", &name, "pg_isready", "-q", "-h", "127.0.0.1", "-U", "ralph", "-d", "ralph"]).probe().output()?;
+        let out = docker::docker()
+            .args(["exec", &name, "pg_isready", "-q", "-h", "127.0.0.1", "-U", "ralph", "-d", "ralph"])
+            .probe()
+            .output()?;
         if out.status.success() {
             break;
         }

@@ -90,7 +90,8 @@ pub fn measure(session: &Session, target: &Target, platform: &Platform, runs: us
         };
         let started = Instant::now();
         let name = session.create(&spec, "startup")?;
-        let out = docker::docker().args(["start", "--attach", &name]).probe().output_timeout(Duration::from_secs(120))?;
+        let out =
+            docker::docker().args(["start", "--attach", &name]).probe().output_timeout(Duration::from_secs(120))?;
         let elapsed = started.elapsed();
         let (_, code) = container::state(&name)?;
         session.remove(&name);
@@ -168,7 +169,8 @@ pub fn format_bytes(bytes: u64) -> String {
 }
 
 pub fn print_table(report: &RuntimeReport) {
-    let mut rows = vec![["IMAGE", "PLATFORM", "COMMAND", "STARTUP (MEDIAN)", "MIN-MAX", "PEAK MEMORY"].map(String::from).to_vec()];
+    let mut rows =
+        vec![["IMAGE", "PLATFORM", "COMMAND", "STARTUP (MEDIAN)", "MIN-MAX", "PEAK MEMORY"].map(String::from).to_vec()];
     for f in &report.images {
         rows.push(vec![
             f.image.clone(),

@@ -58,7 +58,8 @@ pub struct Version {
 impl Version {
     /// Parses `1.2.3`, `v1.2.3` or `1.2.3-rc.1`.
     pub fn parse(s: &str) -> Result<Version> {
-        let bad = || anyhow::anyhow!("release version `{s}` is not MAJOR.MINOR.PATCH (for example 1.4.2 or v1.4.2-rc.1)");
+        let bad =
+            || anyhow::anyhow!("release version `{s}` is not MAJOR.MINOR.PATCH (for example 1.4.2 or v1.4.2-rc.1)");
         let v = s.strip_prefix('v').unwrap_or(s);
         let (core, pre) = match v.split_once('-') {
             Some((core, pre)) => (core, Some(pre.to_string())),

@@ -10,7 +10,11 @@ fn doctor(env: &[(&str, &str)]) -> (bool, String, String) {
         cmd.env(k, v);
     }
     let out = cmd.output().unwrap();
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 fn check<'a>(checks: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
@@ -22,7 +26,15 @@ fn a_prepared_host_has_every_required_tool() {
     let (ok, stdout, stderr) = doctor(&[]);
     assert!(ok, "{stdout}\n{stderr}");
     let checks: serde_json::Value = serde_json::from_str(&stdout).unwrap();
-    for name in ["docker daemon", "buildx", "containerd image store", "arm64 emulation", "registry 127.0.0.1:5000", "hadolint", "trivy"] {
+    for name in [
+        "docker daemon",
+        "buildx",
+        "containerd image store",
+        "arm64 emulation",
+        "registry 127.0.0.1:5000",
+        "hadolint",
+        "trivy",
+    ] {
         let c = check(&checks, name);
         assert_eq!(c["ok"], true, "{c}");
     }

@@ -11,7 +11,18 @@ use support::{run_ok, Fixture, REGISTRY};
 fn multi_arch_push_matches_the_registry_index() {
     let _engine = support::engine();
     let fx = Fixture::new("push");
-    let out = fx.xtask(&["image", "build", "fx", "--push", "--registry", REGISTRY, "--provenance", "--report", "report.json", "--quiet"]);
+    let out = fx.xtask(&[
+        "image",
+        "build",
+        "fx",
+        "--push",
+        "--registry",
+        REGISTRY,
+        "--provenance",
+        "--report",
+        "report.json",
+        "--quiet",
+    ]);
     assert!(out.status.success(), "{}", out.stderr);
     let report = fx.report("report.json");
     let image = &report["images"][0];
@@ -25,21 +36,37 @@ fn multi_arch_push_matches_the_registry_index() {
     assert_eq!(image["digest"], index_digest.as_str());
 
     // …which lists both platforms with the report's per-platform digests.
-    let raw: serde_json::Value = serde_json::from_str(&run_ok("docker", &["buildx", "imagetools", "inspect", "--raw", &reference])).unwrap();
+    let raw: serde_json::Value =
+        serde_json::from_str(&run_ok("docker", &["buildx", "imagetools", "inspect", "--raw", &reference])).unwrap();
     let manifests = raw["manifests"].as_array().unwrap();
     // --provenance adds an attestation manifest per platform; the report leaves them out.
-    let attestations = manifests.iter().filter(|m| m["annotations"]["vnd.docker.reference.type"] == "attestation-manifest").count();
+    let attestations =
+        manifests.iter().filter(|m| m["annotations"]["vnd.docker.reference.type"] == "attestation-manifest").count();
     assert_eq!(attestations, 2, "{raw}");
     let in_registry: Vec<(String, String)> = manifests
         .iter()
         .filter(|m| m["platform"]["os"] == "linux")
-        .map(|m| (format!("{}/{}", m["platform"]["os"].as_str().unwrap(), m["platform"]["architecture"].as_str().unwrap()), m["digest"].as_str().unwrap().to_string()))
+        .map(|m| {
+            (
+                format!(
+                    "{}/{}",
+                    m["platform"]["os"].as_str().unwrap(),
+                    m["platform"]["architecture"].as_str().unwrap()
+                ),
+                m["digest"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
     let in_report: Vec<(String, String)> = image["platforms"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|p| (p["platform"].as_str().unwrap().to_string(), p["digest"].as_str().expect("pushed images report platform digests").to_string()))
+        .map(|p| {
+            (
+                p["platform"].as_str().unwrap().to_string(),
+                p["digest"].as_str().expect("pushed images report platform digests").to_string(),
+            )
+        })
         .collect();
     assert_eq!(in_registry.len(), 2, "{raw}");
     assert_eq!(in_report.len(), 2);
@@ -49,7 +76,10 @@ fn multi_arch_push_matches_the_registry_index() {
 
     // The arm64 manifest runs under emulation.
     let arm = &in_report.iter().find(|(p, _)| p == "linux/arm64").unwrap().1;
-    let arch = run_ok("docker", &["run", "--rm", "--platform", "linux/arm64", &format!("{REGISTRY}/{}@{arm}", fx.repository), "uname", "-m"]);
+    let arch = run_ok(
+        "docker",
+        &["run", "--rm", "--platform", "linux/arm64", &format!("{REGISTRY}/{}@{arm}", fx.repository), "uname", "-m"],
+    );
     assert_eq!(arch.trim(), "aarch64");
     fx.remove_images(&[&format!("{REGISTRY}/{}@{arm}", fx.repository)]);
 }
@@ -63,7 +93,10 @@ fn loaded_multi_arch_image_runs_both_architectures() {
     let tag = format!("{}:sha-0000000", fx.repository);
     for (platform, uname) in [("linux/arm64", "aarch64"), ("linux/amd64", "x86_64")] {
         // `build-arch` was written by a RUN step, so the build itself ran on that arch.
-        let out = run_ok("docker", &["run", "--rm", "--platform", platform, &tag, "sh", "-c", "uname -m; cat /etc/build-arch"]);
+        let out = run_ok(
+            "docker",
+            &["run", "--rm", "--platform", platform, &tag, "sh", "-c", "uname -m; cat /etc/build-arch"],
+        );
         assert_eq!(out.lines().collect::<Vec<_>>(), vec![uname, uname], "{platform}");
     }
     let labels = run_ok("docker", &["image", "inspect", &tag, "--format", "{{json .Config.Labels}}"]);
@@ -110,7 +143,8 @@ fn failing_run_step_names_the_step_and_shows_its_output() {
     let _engine = support::engine();
     let fx = Fixture::new("fail");
     let dockerfile = std::fs::read_to_string(fx.dir.join("ctx/Dockerfile")).unwrap();
-    let broken = dockerfile.replace("RUN uname -m > /etc/build-arch", "RUN echo compiling; echo 'boom: linker broke' >&2; exit 3");
+    let broken = dockerfile
+        .replace("RUN uname -m > /etc/build-arch", "RUN echo compiling; echo 'boom: linker broke' >&2; exit 3");
     std::fs::write(fx.dir.join("ctx/Dockerfile"), broken).unwrap();
     let out = fx.xtask(&["image", "build", "fx", "--platform", "linux/amd64", "--quiet"]);
     assert!(!out.status.success());
@@ -126,7 +160,10 @@ fn bad_input_gets_one_line_with_the_fix() {
     let cases: &[(&[&str], &str)] = &[
         (&["image", "build", "nope"], "unknown image `nope`: the catalog"),
         (&["image", "build", "fx", "--platform", "linux-amd64"], "platform `linux-amd64` is malformed: write OS/ARCH"),
-        (&["image", "build", "fx", "--platform", "linux/s390x"], "platform linux/s390x is not in the catalog for image `fx`"),
+        (
+            &["image", "build", "fx", "--platform", "linux/s390x"],
+            "platform linux/s390x is not in the catalog for image `fx`",
+        ),
         (&["image", "build", "fx", "--build-arg", "NOVALUE"], "build arg `NOVALUE` is not KEY=VALUE"),
         (&["image", "build", "fx", "--push"], "--push needs --registry"),
         (&["image", "build", "fx", "--push", "--registry", "127.0.0.1:9"], "registry 127.0.0.1:9 is unreachable"),

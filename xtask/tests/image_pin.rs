@@ -12,7 +12,21 @@ const OLD: &str = "sha256:000000000000000000000000000000000000000000000000000000
 fn pins_follow_the_tag_and_nothing_is_written_on_failure() {
     let _engine = support::engine();
     let fx = Fixture::new("pin");
-    let out = fx.xtask(&["image", "build", "fx", "--platform", "linux/amd64,linux/arm64", "--push", "--registry", REGISTRY, "--tag", "1.0", "--report", "built.json", "--quiet"]);
+    let out = fx.xtask(&[
+        "image",
+        "build",
+        "fx",
+        "--platform",
+        "linux/amd64,linux/arm64",
+        "--push",
+        "--registry",
+        REGISTRY,
+        "--tag",
+        "1.0",
+        "--report",
+        "built.json",
+        "--quiet",
+    ]);
     assert!(out.status.success(), "{}", out.stderr);
     let current = fx.report("built.json")["images"][0]["digest"].as_str().unwrap().to_string();
 
@@ -47,6 +61,9 @@ fn pins_follow_the_tag_and_nothing_is_written_on_failure() {
     let out = fx.xtask(&["image", "pin", "--dockerfile", path]);
     assert!(!out.status.success());
     let last = out.last_line();
-    assert!(last.contains("cannot resolve 127.0.0.1:9/nowhere:1") && last.contains("no Dockerfile was changed"), "{last}");
+    assert!(
+        last.contains("cannot resolve 127.0.0.1:9/nowhere:1") && last.contains("no Dockerfile was changed"),
+        "{last}"
+    );
     assert_eq!(std::fs::read_to_string(&dockerfile).unwrap(), mixed);
 }

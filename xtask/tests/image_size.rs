@@ -53,7 +53,11 @@ impl SizeFixture {
             .current_dir(&self.dir)
             .output()
             .expect("running the xtask binary");
-        Output { status: out.status, stdout: String::from_utf8_lossy(&out.stdout).into_owned(), stderr: String::from_utf8_lossy(&out.stderr).into_owned() }
+        Output {
+            status: out.status,
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
     }
 
     fn build(&self, extra: &[&str]) {
@@ -72,7 +76,9 @@ impl SizeFixture {
 
 impl Drop for SizeFixture {
     fn drop(&mut self) {
-        let _ = Command::new("docker").args(["image", "rm", "--force", &self.reference(), &format!("{REGISTRY}/{}", self.reference())]).output();
+        let _ = Command::new("docker")
+            .args(["image", "rm", "--force", &self.reference(), &format!("{REGISTRY}/{}", self.reference())])
+            .output();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -108,7 +114,8 @@ fn sizes_add_up_per_platform_and_waste_matches_dive() {
         assert_eq!(p["compressed_source"], "local-blobs");
         // The instruction that made each layer, from the config's history.
         assert!(layers[0]["created_by"].as_str().unwrap().starts_with("COPY"), "{}", layers[0]);
-        let overwrite = layers.iter().position(|l| l["created_by"].as_str().unwrap().contains("rm /data/deleted.bin")).unwrap();
+        let overwrite =
+            layers.iter().position(|l| l["created_by"].as_str().unwrap().contains("rm /data/deleted.bin")).unwrap();
         assert!(u(&layers[overwrite]["uncompressed_bytes"]) > 5 * MB);
         // A layer tar is whole 512-byte records.
         assert!(layers.iter().all(|l| u(&l["uncompressed_bytes"]).is_multiple_of(512)));
@@ -140,7 +147,8 @@ fn sizes_add_up_per_platform_and_waste_matches_dive() {
     let dive: Value = serde_json::from_str(&std::fs::read_to_string(&dive_json).unwrap()).unwrap();
     let ours = platform(&report, "linux/amd64");
     assert_eq!(ours["wasted_bytes"], dive["image"]["inefficientBytes"], "dive: {}", dive["image"]);
-    let (our_score, dive_score) = (ours["efficiency"].as_f64().unwrap(), dive["image"]["efficiencyScore"].as_f64().unwrap());
+    let (our_score, dive_score) =
+        (ours["efficiency"].as_f64().unwrap(), dive["image"]["efficiencyScore"].as_f64().unwrap());
     assert!((our_score - dive_score).abs() < 1e-12, "ours {our_score}, dive {dive_score}");
     assert_eq!(ours["files_bytes"], dive["image"]["sizeBytes"]);
     let dive_layers: Vec<u64> = dive["layer"].as_array().unwrap().iter().map(|l| u(&l["sizeBytes"])).collect();
@@ -151,11 +159,16 @@ fn sizes_add_up_per_platform_and_waste_matches_dive() {
     // measures: the containerd store reports the host platform's content
     // (compressed layers plus config, manifest and index), the classic
     // store the unpacked layers.
-    let inspected: u64 = run_ok("docker", &["image", "inspect", "--format", "{{.Size}}", &fx.reference()]).trim().parse().unwrap();
-    let containerd = run_ok("docker", &["info", "--format", "{{json .DriverStatus}}"]).contains("io.containerd.snapshotter");
+    let inspected: u64 =
+        run_ok("docker", &["image", "inspect", "--format", "{{.Size}}", &fx.reference()]).trim().parse().unwrap();
+    let containerd =
+        run_ok("docker", &["info", "--format", "{{json .DriverStatus}}"]).contains("io.containerd.snapshotter");
     if containerd {
         let compressed = u(&ours["compressed_bytes"]);
-        assert!(inspected >= compressed && inspected - compressed < 64_000, "inspect {inspected}, compressed {compressed}");
+        assert!(
+            inspected >= compressed && inspected - compressed < 64_000,
+            "inspect {inspected}, compressed {compressed}"
+        );
     } else {
         let files = u(&ours["files_bytes"]);
         assert!(inspected.abs_diff(files) < files / 50, "inspect {inspected}, files {files}");
@@ -175,8 +188,19 @@ fn a_tight_budget_fails_naming_the_image_and_the_overage() {
     assert_eq!(p["budget"]["status"], "over");
     let size = u(&p["uncompressed_bytes"]);
     let over = format!("{:.1} MB", (size - MB) as f64 / MB as f64);
-    assert!(out.stdout.contains(&format!("budget: at most 1 MB; image {:.1} MB: over budget by {over}", size as f64 / MB as f64)), "{}", out.stdout);
-    assert_eq!(out.last_line(), format!("error: image `fx-tight` on linux/amd64 is over its budget by {over} ({:.1} MB > 1.0 MB)", size as f64 / MB as f64));
+    assert!(
+        out.stdout
+            .contains(&format!("budget: at most 1 MB; image {:.1} MB: over budget by {over}", size as f64 / MB as f64)),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(
+        out.last_line(),
+        format!(
+            "error: image `fx-tight` on linux/amd64 is over its budget by {over} ({:.1} MB > 1.0 MB)",
+            size as f64 / MB as f64
+        )
+    );
 
     // A budget file the image lacks fails too, saying which.
     let out = fx.xtask(&["image", "size", "fx-nofile", "--platform", "linux/amd64"]);
@@ -195,7 +219,10 @@ fn an_image_never_built_names_the_build_command() {
     let out = fx.xtask(&["image", "size", "never"]);
     assert!(!out.status.success());
     let last = out.last_line();
-    assert!(last.contains("image `never` is not built") && last.contains("run `cargo xtask image build never`"), "{last}");
+    assert!(
+        last.contains("image `never` is not built") && last.contains("run `cargo xtask image build never`"),
+        "{last}"
+    );
 }
 
 #[test]
@@ -222,19 +249,35 @@ fn pushed_images_take_compressed_sizes_from_the_registry() {
     let reference = format!("{REGISTRY}/{}", fx.reference());
     assert_eq!(report["images"][0]["reference"], reference.as_str());
 
-    let index: Value = serde_json::from_str(&run_ok("docker", &["buildx", "imagetools", "inspect", "--raw", &reference])).unwrap();
+    let index: Value =
+        serde_json::from_str(&run_ok("docker", &["buildx", "imagetools", "inspect", "--raw", &reference])).unwrap();
     for name in ["linux/amd64", "linux/arm64"] {
         let arch = name.trim_start_matches("linux/");
-        let digest = index["manifests"].as_array().unwrap().iter().find(|m| m["platform"]["architecture"] == arch).unwrap()["digest"].as_str().unwrap();
-        let manifest: Value =
-            serde_json::from_str(&run_ok("docker", &["buildx", "imagetools", "inspect", "--raw", &format!("{REGISTRY}/{}@{digest}", fx.repository)])).unwrap();
-        let in_registry: Vec<(String, u64)> =
-            manifest["layers"].as_array().unwrap().iter().map(|l| (l["digest"].as_str().unwrap().to_string(), u(&l["size"]))).collect();
+        let digest =
+            index["manifests"].as_array().unwrap().iter().find(|m| m["platform"]["architecture"] == arch).unwrap()
+                ["digest"]
+                .as_str()
+                .unwrap();
+        let manifest: Value = serde_json::from_str(&run_ok(
+            "docker",
+            &["buildx", "imagetools", "inspect", "--raw", &format!("{REGISTRY}/{}@{digest}", fx.repository)],
+        ))
+        .unwrap();
+        let in_registry: Vec<(String, u64)> = manifest["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| (l["digest"].as_str().unwrap().to_string(), u(&l["size"])))
+            .collect();
 
         let p = platform(&report, name);
         assert_eq!(p["compressed_source"], "registry");
-        let in_report: Vec<(String, u64)> =
-            p["layers"].as_array().unwrap().iter().map(|l| (l["digest"].as_str().unwrap().to_string(), u(&l["compressed_bytes"]))).collect();
+        let in_report: Vec<(String, u64)> = p["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| (l["digest"].as_str().unwrap().to_string(), u(&l["compressed_bytes"])))
+            .collect();
         assert_eq!(in_report, in_registry, "{name}");
         assert_eq!(u(&p["compressed_bytes"]), in_registry.iter().map(|(_, s)| s).sum::<u64>());
         assert_eq!(u(&p["wasted_bytes"]), 15 * MB);

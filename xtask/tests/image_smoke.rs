@@ -35,14 +35,23 @@ fn smoke_fixture(name: &str) -> Fixture {
             }
             e + "\n"
         };
-        let mut catalog = entry("good", &format!("{prefix}-good"), "[\"linux/amd64\", \"linux/arm64\"]", "{}", "ctx/smoke.yaml", true);
+        let mut catalog = entry(
+            "good",
+            &format!("{prefix}-good"),
+            "[\"linux/amd64\", \"linux/arm64\"]",
+            "{}",
+            "ctx/smoke.yaml",
+            true,
+        );
         for (variant, args) in VARIANTS {
-            catalog += &entry(variant, &format!("{prefix}-{variant}"), "[\"linux/amd64\"]", args, "ctx/smoke.yaml", true);
+            catalog +=
+                &entry(variant, &format!("{prefix}-{variant}"), "[\"linux/amd64\"]", args, "ctx/smoke.yaml", true);
         }
         // Checks of the good image that can't pass, or can't even be read.
         catalog += &entry("hang", &format!("{prefix}-good"), "[\"linux/amd64\"]", "{}", "hang.yaml", false);
         catalog += &entry("typo", &format!("{prefix}-good"), "[\"linux/amd64\"]", "{}", "typo.yaml", false);
-        catalog += &entry("never-built", &format!("{prefix}-never-built"), "[\"linux/amd64\"]", "{}", "ctx/smoke.yaml", false);
+        catalog +=
+            &entry("never-built", &format!("{prefix}-never-built"), "[\"linux/amd64\"]", "{}", "ctx/smoke.yaml", false);
         catalog += &entry("tight", &format!("{prefix}-good"), "[\"linux/amd64\"]", "{}", "ctx/smoke.yaml", false);
         catalog
     });
@@ -52,7 +61,11 @@ fn smoke_fixture(name: &str) -> Fixture {
         "schemaVersion: \"2.0.0\"\ncommandTests:\n  - name: hangs\n    command: sleep\n    args: [\"600\"]\n  - name: quick\n    command: \"true\"\n",
     )
     .unwrap();
-    std::fs::write(dir.join("typo.yaml"), "schemaVersion: \"2.0.0\"\ncommandTests:\n  - name: typo\n    comand: \"true\"\n").unwrap();
+    std::fs::write(
+        dir.join("typo.yaml"),
+        "schemaVersion: \"2.0.0\"\ncommandTests:\n  - name: typo\n    comand: \"true\"\n",
+    )
+    .unwrap();
     fx
 }
 
@@ -93,7 +106,11 @@ fn checks<'a>(report: &'a serde_json::Value, image: &str, platform: &str) -> Vec
 }
 
 fn failed_names(report: &serde_json::Value, image: &str) -> Vec<String> {
-    checks(report, image, "linux/amd64").iter().filter(|c| c["passed"] == false).map(|c| c["name"].as_str().unwrap().to_string()).collect()
+    checks(report, image, "linux/amd64")
+        .iter()
+        .filter(|c| c["passed"] == false)
+        .map(|c| c["name"].as_str().unwrap().to_string())
+        .collect()
 }
 
 #[test]
@@ -102,7 +119,8 @@ fn a_good_image_passes_every_check_on_both_architectures() {
     let fx = smoke_fixture("good");
     build(&fx, &["good"]);
     let volumes_before = volumes();
-    let out = fx.xtask(&["image", "smoke", "good", "--report", &fx.path("smoke.json"), "--junit", &fx.path("smoke.xml")]);
+    let out =
+        fx.xtask(&["image", "smoke", "good", "--report", &fx.path("smoke.json"), "--junit", &fx.path("smoke.xml")]);
     assert!(out.status.success(), "{}\n{}", out.stdout, out.stderr);
     let report = fx.report("smoke.json");
     assert_eq!(report["failed"], 0);
@@ -151,7 +169,10 @@ fn each_flawed_variant_fails_its_check_with_expected_and_actual() {
     assert_eq!(failed_names(&report, "root"), vec!["runs as app", "metadata", "read-only root filesystem"]);
     let root = checks(&report, "root", "linux/amd64");
     let meta = root.iter().find(|c| c["kind"] == "metadata").unwrap();
-    assert!(meta["errors"].as_array().unwrap().iter().any(|e| e == "Image user 0:0 does not match config user: 1000:1000"), "{meta}");
+    assert!(
+        meta["errors"].as_array().unwrap().iter().any(|e| e == "Image user 0:0 does not match config user: 1000:1000"),
+        "{meta}"
+    );
     let ro = root.iter().find(|c| c["kind"] == "read-only").unwrap();
     assert!(ro["errors"][0].as_str().unwrap().contains("runs as root by default"), "{ro}");
 
@@ -195,7 +216,10 @@ fn a_hanging_check_fails_at_the_timeout_and_its_container_is_removed() {
     assert_eq!(cs[0]["errors"][0], "`hangs` timed out after 3s: the container was stopped and removed");
     assert_eq!(cs[1]["passed"], true, "the other check still ran");
     assert_eq!(leftover_containers(), "");
-    assert_eq!(run_ok("docker", &["ps", "--quiet", "--filter", &format!("ancestor={}-good:sha-0000000", fx.repository)]), "");
+    assert_eq!(
+        run_ok("docker", &["ps", "--quiet", "--filter", &format!("ancestor={}-good:sha-0000000", fx.repository)]),
+        ""
+    );
 }
 
 #[test]
@@ -213,14 +237,22 @@ fn bad_input_gets_one_line_with_the_fix() {
     let never = fx.xtask(&["image", "smoke", "never-built"]);
     assert!(!never.status.success());
     let line = never.stderr.lines().last().unwrap();
-    assert!(line.contains("image `never-built` is not built") && line.contains("run `cargo xtask image build never-built`"), "{line}");
+    assert!(
+        line.contains("image `never-built` is not built") && line.contains("run `cargo xtask image build never-built`"),
+        "{line}"
+    );
 
     let down = fx.xtask_env(&["image", "smoke", "good"], &[("DOCKER_HOST", "unix:///nonexistent/docker.sock")]);
     assert!(!down.status.success());
     assert!(down.stderr.lines().last().unwrap().contains("the docker daemon is not running"), "{}", down.stderr);
 
     let platform = fx.xtask(&["image", "smoke", "root", "--platform", "linux/arm64"]);
-    assert!(platform.stderr.lines().last().unwrap().contains("platform linux/arm64 is not in the catalog for image `root`"));
+    assert!(platform
+        .stderr
+        .lines()
+        .last()
+        .unwrap()
+        .contains("platform linux/arm64 is not in the catalog for image `root`"));
 }
 
 #[test]
@@ -229,7 +261,17 @@ fn a_pushed_image_is_checked_as_the_registry_serves_it() {
     let fx = smoke_fixture("pushed");
     let out = fx.xtask(&["image", "build", "good", "--push", "--registry", support::REGISTRY, "--quiet"]);
     assert!(out.status.success(), "{}", out.stderr);
-    let out = fx.xtask(&["image", "smoke", "good", "--registry", support::REGISTRY, "--platform", "linux/arm64", "--report", "pushed.json"]);
+    let out = fx.xtask(&[
+        "image",
+        "smoke",
+        "good",
+        "--registry",
+        support::REGISTRY,
+        "--platform",
+        "linux/arm64",
+        "--report",
+        "pushed.json",
+    ]);
     assert!(out.status.success(), "{}", out.stderr);
     let report = fx.report("pushed.json");
     assert_eq!(report["images"][0]["reference"], format!("{}/{}-good:sha-0000000", support::REGISTRY, fx.repository));
@@ -273,14 +315,20 @@ fn the_same_spec_runs_under_container_structure_test() {
             .output()
             .unwrap();
         let json = String::from_utf8_lossy(&out.stdout);
-        let report: serde_json::Value = serde_json::from_str(json.lines().last().unwrap()).unwrap_or_else(|e| panic!("{e}: {json}"));
+        let report: serde_json::Value =
+            serde_json::from_str(json.lines().last().unwrap()).unwrap_or_else(|e| panic!("{e}: {json}"));
         report
     };
     let good = cst("good");
     assert_eq!(good["Fail"], 0, "{good}");
     let wrong = cst("wrong-output");
-    let cst_failed: Vec<&str> =
-        wrong["Results"].as_array().unwrap().iter().filter(|r| r["Pass"] == false).map(|r| r["Name"].as_str().unwrap()).collect();
+    let cst_failed: Vec<&str> = wrong["Results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["Pass"] == false)
+        .map(|r| r["Name"].as_str().unwrap())
+        .collect();
     assert_eq!(cst_failed, vec!["Command Test: hello"]);
     // Ours agrees on the same image and file.
     let out = fx.xtask(&["image", "smoke", "wrong-output", "--no-readonly", "--report", "ours.json"]);
@@ -292,7 +340,18 @@ fn the_same_spec_runs_under_container_structure_test() {
 fn image_check_runs_everything_and_sums_it_up_in_one_table() {
     let _engine = support::engine();
     let fx = smoke_fixture("check");
-    let out = fx.xtask(&["image", "check", "good", "--quiet", "--runs", "2", "--report", "check.json", "--junit", "check.xml"]);
+    let out = fx.xtask(&[
+        "image",
+        "check",
+        "good",
+        "--quiet",
+        "--runs",
+        "2",
+        "--report",
+        "check.json",
+        "--junit",
+        "check.xml",
+    ]);
     assert!(out.status.success(), "{}\n{}", out.stdout, out.stderr);
     let report = fx.report("check.json");
     assert_eq!(report["ok"], true);
@@ -311,7 +370,14 @@ fn image_check_runs_everything_and_sums_it_up_in_one_table() {
     assert!(size["uncompressed_bytes"].as_u64().unwrap() > 1_000_000, "{size}");
     // The table: one line per check, a column per architecture, the figure.
     let table: Vec<&str> = out.stdout.lines().collect();
-    assert!(table[0].starts_with("IMAGE") && table[0].contains("amd64") && table[0].contains("arm64") && table[0].ends_with("FIGURE"), "{}", out.stdout);
+    assert!(
+        table[0].starts_with("IMAGE")
+            && table[0].contains("amd64")
+            && table[0].contains("arm64")
+            && table[0].ends_with("FIGURE"),
+        "{}",
+        out.stdout
+    );
     assert_eq!(table.len(), 6, "{}", out.stdout);
     assert!(std::fs::read_to_string(fx.dir.join("check.xml")).unwrap().contains("tests=\"16\" failures=\"0\""));
 
@@ -336,7 +402,11 @@ fn the_worker_standins_keep_the_workers_contract() {
     let root = support::repo_root();
     let xtask = |args: &[&str]| {
         let out = Command::new(env!("CARGO_BIN_EXE_xtask")).args(args).current_dir(&root).output().unwrap();
-        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     };
     let (ok, _, stderr) = xtask(&["image", "build", "worker-standin", "python-standin", "postgres-standin", "--quiet"]);
     assert!(ok, "{stderr}");
@@ -352,7 +422,10 @@ fn the_worker_standins_keep_the_workers_contract() {
             assert!(cs.len() > 20, "{image} {platform}");
             assert!(cs.iter().any(|c| c["kind"] == "read-only" && c["passed"] == true), "{image} {platform}");
             let claude = cs.iter().find(|c| c["name"] == "claude --version prints the pinned version").unwrap();
-            assert!(claude["stdout"].as_str().unwrap().starts_with(&format!("{} (Claude Code)", claude_version())), "{claude}");
+            assert!(
+                claude["stdout"].as_str().unwrap().starts_with(&format!("{} (Claude Code)", claude_version())),
+                "{claude}"
+            );
         }
     }
     assert_eq!(leftover_containers(), "");
@@ -370,7 +443,8 @@ fn smoke_specs_expect_the_pinned_claude_version() {
     let escaped = claude_version().replace('.', "\\.");
     for spec in ["docker/structure/worker.yaml", "docker/structure/worker-amazonlinux.yaml"] {
         let text = std::fs::read_to_string(Path::new(&support::repo_root()).join(spec)).unwrap();
-        let pinned: Vec<&str> = text.lines().filter(|l| l.contains("(Claude Code)") || l.contains("/usr/local/share/claude/")).collect();
+        let pinned: Vec<&str> =
+            text.lines().filter(|l| l.contains("(Claude Code)") || l.contains("/usr/local/share/claude/")).collect();
         assert!(!pinned.is_empty(), "{spec}");
         for line in pinned.iter().filter(|l| l.contains("expectedOutput")) {
             assert!(line.contains(&escaped), "{spec}: `{line}` does not expect Claude Code {}", claude_version());

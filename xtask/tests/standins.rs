@@ -62,9 +62,24 @@ fn every_dockerfile_passes_hadolint() {
     let findings = findings.as_array().expect("hadolint --format json prints an array");
     let lines: Vec<String> = findings
         .iter()
-        .map(|f| format!("{}:{} {} [{}] {}", f["file"].as_str().unwrap_or("?"), f["line"], f["code"].as_str().unwrap_or("?"), f["level"].as_str().unwrap_or("?"), f["message"].as_str().unwrap_or("")))
+        .map(|f| {
+            format!(
+                "{}:{} {} [{}] {}",
+                f["file"].as_str().unwrap_or("?"),
+                f["line"],
+                f["code"].as_str().unwrap_or("?"),
+                f["level"].as_str().unwrap_or("?"),
+                f["message"].as_str().unwrap_or("")
+            )
+        })
         .collect();
-    assert!(lines.is_empty(), "hadolint found {} problem(s) in {} Dockerfiles:\n{}", lines.len(), files.len(), lines.join("\n"));
+    assert!(
+        lines.is_empty(),
+        "hadolint found {} problem(s) in {} Dockerfiles:\n{}",
+        lines.len(),
+        files.len(),
+        lines.join("\n")
+    );
     assert!(out.status.success(), "hadolint failed without findings: {}", out.stderr);
     eprintln!("hadolint: no findings in {} Dockerfiles", files.len());
 }
@@ -81,10 +96,16 @@ fn standins_build_for_both_architectures() {
 
     for image in images {
         let reference = built.reference(image);
-        let platforms: Vec<&str> = built.image(image)["platforms"].as_array().unwrap().iter().map(|p| p["platform"].as_str().unwrap()).collect();
+        let platforms: Vec<&str> = built.image(image)["platforms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["platform"].as_str().unwrap())
+            .collect();
         assert_eq!(platforms, ["linux/amd64", "linux/arm64"], "{image}");
         for (platform, machine) in [("linux/arm64", "aarch64"), ("linux/amd64", "x86_64")] {
-            let out = run_ok("docker", &["run", "--rm", "--platform", platform, "--entrypoint", "uname", &reference, "-m"]);
+            let out =
+                run_ok("docker", &["run", "--rm", "--platform", platform, "--entrypoint", "uname", &reference, "-m"]);
             assert_eq!(out.trim(), machine, "{image} on {platform}");
         }
     }
@@ -92,19 +113,24 @@ fn standins_build_for_both_architectures() {
     // The worker stand-in carries the REAL Claude Code musl binary, run by
     // Debian's musl loader (arm64 under emulation).
     let worker = built.reference("worker-standin");
-    for (platform, loader) in [("linux/arm64", "/lib/ld-musl-aarch64.so.1"), ("linux/amd64", "/lib/ld-musl-x86_64.so.1")] {
+    for (platform, loader) in
+        [("linux/arm64", "/lib/ld-musl-aarch64.so.1"), ("linux/amd64", "/lib/ld-musl-x86_64.so.1")]
+    {
         let started = Instant::now();
-        let out = run_ok("docker", &["run", "--rm", "--platform", platform, "--entrypoint", "claude", &worker, "--version"]);
+        let out =
+            run_ok("docker", &["run", "--rm", "--platform", platform, "--entrypoint", "claude", &worker, "--version"]);
         assert_eq!(out.trim(), format!("{version} (Claude Code)"), "{platform}");
         eprintln!("claude --version on {platform}: {:.1}s", started.elapsed().as_secs_f64());
         // The ELF interpreter (PT_INTERP sits in the first page) is musl's.
         let script = r#"bin=$(readlink -f "$(command -v claude)"); echo "$bin"; head -c 4096 "$bin" | tr '\0' '\n' | grep -a '^/lib/ld-'"#;
-        let out = run_ok("docker", &["run", "--rm", "--platform", platform, "--entrypoint", "bash", &worker, "-c", script]);
+        let out =
+            run_ok("docker", &["run", "--rm", "--platform", platform, "--entrypoint", "bash", &worker, "-c", script]);
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(lines, [format!("/usr/local/share/claude/{version}/claude").as_str(), loader], "{platform}");
         // The Python runtime's glibc build, likewise.
         let python = built.reference("python-standin");
-        let out = run_ok("docker", &["run", "--rm", "--platform", platform, "--entrypoint", "claude", &python, "--version"]);
+        let out =
+            run_ok("docker", &["run", "--rm", "--platform", platform, "--entrypoint", "claude", &python, "--version"]);
         assert_eq!(out.trim(), format!("{version} (Claude Code)"), "python-standin on {platform}");
     }
 }
@@ -165,17 +191,27 @@ fn compose_file_is_valid_and_hardened() {
 
     for (name, s) in services {
         assert_eq!(s["read_only"], true, "{name}: read_only");
-        let caps: Vec<&str> = s["cap_drop"].as_array().map(|a| a.iter().filter_map(|c| c.as_str()).collect()).unwrap_or_default();
+        let caps: Vec<&str> =
+            s["cap_drop"].as_array().map(|a| a.iter().filter_map(|c| c.as_str()).collect()).unwrap_or_default();
         assert!(caps.contains(&"ALL"), "{name}: cap_drop ALL, got {caps:?}");
-        let opts: Vec<&str> = s["security_opt"].as_array().map(|a| a.iter().filter_map(|c| c.as_str()).collect()).unwrap_or_default();
-        assert!(opts.iter().any(|o| *o == "no-new-privileges" || *o == "no-new-privileges:true"), "{name}: no-new-privileges, got {opts:?}");
+        let opts: Vec<&str> =
+            s["security_opt"].as_array().map(|a| a.iter().filter_map(|c| c.as_str()).collect()).unwrap_or_default();
+        assert!(
+            opts.iter().any(|o| *o == "no-new-privileges" || *o == "no-new-privileges:true"),
+            "{name}: no-new-privileges, got {opts:?}"
+        );
         let cpus = s["cpus"].as_f64().or_else(|| s["cpus"].as_str().and_then(|c| c.parse().ok()));
         assert!(cpus.is_some_and(|c| c > 0.0), "{name}: a cpu limit, got {}", s["cpus"]);
         let mem: Option<u64> = s["mem_limit"].as_u64().or_else(|| s["mem_limit"].as_str().and_then(|m| m.parse().ok()));
         assert!(mem.is_some_and(|m| m > 0), "{name}: a memory limit, got {}", s["mem_limit"]);
         assert!(s["pids_limit"].as_i64().is_some_and(|p| p > 0), "{name}: a pids limit, got {}", s["pids_limit"]);
-        let test = s["healthcheck"]["test"].as_array().unwrap_or_else(|| panic!("{name}: a healthcheck, got {}", s["healthcheck"]));
-        assert!(!test.is_empty() && test[0] != "NONE" && s["healthcheck"]["disable"] != true, "{name}: healthcheck {test:?}");
+        let test = s["healthcheck"]["test"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{name}: a healthcheck, got {}", s["healthcheck"]));
+        assert!(
+            !test.is_empty() && test[0] != "NONE" && s["healthcheck"]["disable"] != true,
+            "{name}: healthcheck {test:?}"
+        );
     }
 
     let worker = &services["worker"];
@@ -191,13 +227,20 @@ fn compose_file_is_valid_and_hardened() {
     let db = &services["db"];
     let volumes = db["volumes"].as_array().unwrap();
     assert!(
-        volumes.iter().any(|v| v["type"] == "volume" && v["source"] == "db-data" && v["target"] == "/var/lib/postgresql/data"),
+        volumes
+            .iter()
+            .any(|v| v["type"] == "volume" && v["source"] == "db-data" && v["target"] == "/var/lib/postgresql/data"),
         "db: the named volume db-data on PGDATA, got {volumes:?}"
     );
     assert!(config["volumes"]["db-data"].is_object(), "db-data is declared: {}", config["volumes"]);
 
     // The password is required: the message names the variable.
-    let out = run_cmd(&mut compose_cmd("ralph-config-test", &[&file], &[("RALPH_REPO_URL", "/x")], &["config", "--format", "json"]));
+    let out = run_cmd(&mut compose_cmd(
+        "ralph-config-test",
+        &[&file],
+        &[("RALPH_REPO_URL", "/x")],
+        &["config", "--format", "json"],
+    ));
     assert!(!out.status.success(), "config without RALPH_DB_PASSWORD must fail:\n{}", out.stdout);
     assert!(out.stderr.contains("RALPH_DB_PASSWORD"), "the error names RALPH_DB_PASSWORD: {}", out.stderr);
 }
@@ -308,7 +351,10 @@ fn compose_stack_runs_a_task_end_to_end_and_docker_stop_releases_it() {
     std::fs::write(src.join("README"), "the repository a ralph worker changes\n").unwrap();
     let s = src.to_str().unwrap();
     run_ok("git", &["-C", s, "add", "README"]);
-    run_ok("git", &["-C", s, "-c", "user.name=test", "-c", "user.email=test@localhost", "commit", "-q", "-m", "initial"]);
+    run_ok(
+        "git",
+        &["-C", s, "-c", "user.name=test", "-c", "user.email=test@localhost", "commit", "-q", "-m", "initial"],
+    );
     run_ok("git", &["-C", s, "push", "-q", bare.to_str().unwrap(), "main"]);
     let initial = git_in(&bare, &["rev-parse", "refs/heads/main"]).trim().to_string();
     run_ok("chown", &["-R", "1000:1000", bare.to_str().unwrap()]);
@@ -409,14 +455,19 @@ fn compose_stack_runs_a_task_end_to_end_and_docker_stop_releases_it() {
     // The grace period: compose's stop_grace_period, on the container.
     let config: serde_json::Value = serde_json::from_str(&stack.run(&["config", "--format", "json"]).stdout).unwrap();
     let period = config["services"]["worker"]["stop_grace_period"].as_str().unwrap_or_default().to_string();
-    let grace: u64 = period.strip_suffix('s').and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("stop_grace_period {period:?}"));
+    let grace: u64 =
+        period.strip_suffix('s').and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("stop_grace_period {period:?}"));
     let timeout = run_ok("docker", &["inspect", "--format", "{{.Config.StopTimeout}}", &worker_id]);
     assert_eq!(timeout.trim(), grace.to_string(), "the container's stop timeout is compose's stop_grace_period");
     let started = Instant::now();
     run_ok("docker", &["stop", &worker_id]);
     let stop_time = started.elapsed();
     eprintln!("docker stop of the worker: {:.2}s (grace {grace}s)", stop_time.as_secs_f64());
-    assert!(stop_time < Duration::from_secs(grace), "docker stop took {stop_time:?}: the worker ignored SIGTERM\n{}", stack.logs());
+    assert!(
+        stop_time < Duration::from_secs(grace),
+        "docker stop took {stop_time:?}: the worker ignored SIGTERM\n{}",
+        stack.logs()
+    );
     let state = run_ok("docker", &["inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}", &worker_id]);
     assert_eq!(state.trim(), "exited 0", "{}", stack.logs());
 
@@ -437,7 +488,10 @@ fn compose_stack_runs_a_task_end_to_end_and_docker_stop_releases_it() {
 /// `HOST:PORT` a container port is published on.
 fn published(container: &str, port: &str) -> String {
     let out = run_ok("docker", &["port", container, port]);
-    out.lines().find(|l| l.starts_with("127.0.0.1:")).unwrap_or_else(|| panic!("{container} {port} not on 127.0.0.1: {out}")).to_string()
+    out.lines()
+        .find(|l| l.starts_with("127.0.0.1:"))
+        .unwrap_or_else(|| panic!("{container} {port} not on 127.0.0.1: {out}"))
+        .to_string()
 }
 
 #[test]
@@ -451,7 +505,11 @@ fn python_runtime_serves_healthz_read_only_and_honestly() {
     // Its default user is uid 1000, not root.
     let user = run_ok("docker", &["image", "inspect", "--format", "{{.Config.User}}", &image]);
     assert_eq!(user.trim().split(':').next(), Some("1000"), "image User: {user:?}");
-    let healthcheck: serde_json::Value = serde_json::from_str(&run_ok("docker", &["image", "inspect", "--format", "{{json .Config.Healthcheck.Test}}", &image])).unwrap();
+    let healthcheck: serde_json::Value = serde_json::from_str(&run_ok(
+        "docker",
+        &["image", "inspect", "--format", "{{json .Config.Healthcheck.Test}}", &image],
+    ))
+    .unwrap();
     assert_eq!(healthcheck, serde_json::json!(["CMD", "python", "-m", "ralph_status.check"]));
     let check_cmd: Vec<&str> = healthcheck.as_array().unwrap()[1..].iter().map(|v| v.as_str().unwrap()).collect();
 
@@ -463,7 +521,23 @@ fn python_runtime_serves_healthz_read_only_and_honestly() {
     cleanup.on_drop("docker", &["rm", "-f", "-v", &db]);
     run_ok(
         "docker",
-        &["run", "-d", "--name", &db, "--network", &network, "--network-alias", "db", "-e", "POSTGRES_USER=ralph", "-e", "POSTGRES_PASSWORD=pw", "-e", "POSTGRES_DB=ralph", &postgres],
+        &[
+            "run",
+            "-d",
+            "--name",
+            &db,
+            "--network",
+            &network,
+            "--network-alias",
+            "db",
+            "-e",
+            "POSTGRES_USER=ralph",
+            "-e",
+            "POSTGRES_PASSWORD=pw",
+            "-e",
+            "POSTGRES_DB=ralph",
+            &postgres,
+        ],
     );
 
     let run_worker = |cleanup: &mut Cleanup, name: &str, db_url: &str| {
@@ -472,11 +546,29 @@ fn python_runtime_serves_healthz_read_only_and_honestly() {
         run_ok(
             "docker",
             &[
-                "run", "-d", "--name", name, "--network", &network,
-                "--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
-                "-p", "127.0.0.1::8080",
-                "-e", "RALPH_STATUS_ADDR=0.0.0.0:8080", "-e", &db_env,
-                "-e", "RALPH_REPO_URL=/srv/no-repo.git", "-e", "RALPH_AGENT_CMD=true",
+                "run",
+                "-d",
+                "--name",
+                name,
+                "--network",
+                &network,
+                "--read-only",
+                "--tmpfs",
+                "/tmp",
+                "--cap-drop",
+                "ALL",
+                "--security-opt",
+                "no-new-privileges",
+                "-p",
+                "127.0.0.1::8080",
+                "-e",
+                "RALPH_STATUS_ADDR=0.0.0.0:8080",
+                "-e",
+                &db_env,
+                "-e",
+                "RALPH_REPO_URL=/srv/no-repo.git",
+                "-e",
+                "RALPH_AGENT_CMD=true",
                 &image,
             ],
         );
@@ -497,7 +589,11 @@ fn python_runtime_serves_healthz_read_only_and_honestly() {
     run_worker(&mut cleanup, &good, "postgresql://ralph:pw@db:5432/ralph");
     assert_eq!(run_ok("docker", &["exec", &good, "id", "-u"]).trim(), "1000");
     let write = docker(&["exec", &good, "touch", "/opt/ralph/probe"]);
-    assert!(!write.status.success() && write.stderr.contains("Read-only file system"), "the root filesystem is read-only: {}", write.stderr);
+    assert!(
+        !write.status.success() && write.stderr.contains("Read-only file system"),
+        "the root filesystem is read-only: {}",
+        write.stderr
+    );
     let addr = published(&good, "8080/tcp");
     let started = Instant::now();
     let body = wait_for(Duration::from_secs(60), Duration::from_millis(250), || match http_get(&addr, "/healthz") {
@@ -525,7 +621,12 @@ fn python_runtime_serves_healthz_read_only_and_honestly() {
     assert_eq!(queue["done"], 0, "{status}");
     assert_eq!(status["database"], "ok", "{status}");
     let check = exec_check(&good);
-    assert!(check.status.success(), "the HEALTHCHECK command fails with a healthy database: {}{}", check.stdout, check.stderr);
+    assert!(
+        check.status.success(),
+        "the HEALTHCHECK command fails with a healthy database: {}{}",
+        check.stdout,
+        check.stderr
+    );
     let log = logs(&good);
     assert!(!log.contains("Read-only file system"), "something writes to the read-only root:\n{log}");
 
@@ -534,20 +635,29 @@ fn python_runtime_serves_healthz_read_only_and_honestly() {
     let bad = unique_name("ralph-py-nodb");
     run_worker(&mut cleanup, &bad, "postgresql://ralph:pw@127.0.0.1:1/ralph");
     let addr = published(&bad, "8080/tcp");
-    let (code, body) = wait_for(Duration::from_secs(30), Duration::from_millis(250), || http_get(&addr, "/healthz").ok())
-        .unwrap_or_else(|| panic!("/healthz never answered: {}", logs(&bad)));
+    let (code, body) =
+        wait_for(Duration::from_secs(30), Duration::from_millis(250), || http_get(&addr, "/healthz").ok())
+            .unwrap_or_else(|| panic!("/healthz never answered: {}", logs(&bad)));
     assert_eq!(code, 503, "{body}");
-    let health: serde_json::Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("503 body is not JSON ({e}): {body}"));
+    let health: serde_json::Value =
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("503 body is not JSON ({e}): {body}"));
     assert_eq!(health["status"], "unhealthy", "{health}");
     let reason = health["database"].as_str().unwrap_or_default();
     assert!(reason.starts_with("unreachable: ") && reason.len() > "unreachable: ".len(), "a reason: {health}");
     std::thread::sleep(Duration::from_secs(10));
-    let state = run_ok("docker", &["inspect", "--format", "{{.State.Status}} {{.State.Restarting}} {{.RestartCount}}", &bad]);
+    let state =
+        run_ok("docker", &["inspect", "--format", "{{.State.Status}} {{.State.Restarting}} {{.RestartCount}}", &bad]);
     assert_eq!(state.trim(), "running false 0", "still running 10 s later:\n{}", logs(&bad));
     let (code, _) = http_get(&addr, "/healthz").expect("the status server still answers");
     assert_eq!(code, 503);
     let check = exec_check(&bad);
-    assert_eq!(check.status.code(), Some(1), "the HEALTHCHECK command exits 1 without a database: {}{}", check.stdout, check.stderr);
+    assert_eq!(
+        check.status.code(),
+        Some(1),
+        "the HEALTHCHECK command exits 1 without a database: {}{}",
+        check.stdout,
+        check.stderr
+    );
     let log = logs(&bad);
     assert!(!log.contains("Read-only file system"), "{log}");
 }
@@ -622,7 +732,9 @@ contexts = {{ busybox = "busybox" }}
     );
     let last = out.stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
     assert!(
-        last.starts_with("error: image `claude-arch`: step `[") && last.contains("RUN sh /fetch-claude.sh musl") && last.contains("failed"),
+        last.starts_with("error: image `claude-arch`: step `[")
+            && last.contains("RUN sh /fetch-claude.sh musl")
+            && last.contains("failed"),
         "the last line names the failed step: {last}\n{}",
         out.stderr
     );
@@ -641,7 +753,9 @@ fn image_size(image: &str, reference: &str, scratch: &Path) -> serde_json::Value
             .arg(&report),
     );
     // Over its budget the command fails, after writing the report.
-    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap_or_else(|e| panic!("{e}: {}", out.stderr))).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap_or_else(|e| panic!("{e}: {}", out.stderr)))
+            .unwrap();
     json["images"][0]["platforms"][0].clone()
 }
 
@@ -677,8 +791,14 @@ fn size_of_multi_stage_vs_single_stage() {
 command -v uv >/dev/null && echo "uv on PATH: $(command -v uv)"
 find / -xdev -type d \( -path '*/.cache/pip' -o -path '*/.cache/uv' \) -print 2>/dev/null
 true"#;
-    let runtime = run_ok("docker", &["run", "--rm", "--platform", "linux/amd64", "--entrypoint", "bash", &multi_ref, "-c", probe]);
+    let runtime = run_ok(
+        "docker",
+        &["run", "--rm", "--platform", "linux/amd64", "--entrypoint", "bash", &multi_ref, "-c", probe],
+    );
     assert_eq!(runtime.trim(), "", "the runtime image carries build tools or caches");
-    let single_out = run_ok("docker", &["run", "--rm", "--platform", "linux/amd64", "--entrypoint", "bash", &single_ref, "-c", probe]);
+    let single_out = run_ok(
+        "docker",
+        &["run", "--rm", "--platform", "linux/amd64", "--entrypoint", "bash", &single_ref, "-c", probe],
+    );
     assert!(single_out.contains("/opt/uv exists"), "the single-stage image keeps uv: {single_out}");
 }

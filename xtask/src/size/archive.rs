@@ -153,7 +153,10 @@ impl SavedImage {
                     .layers
                     .iter()
                     .map(|member| {
-                        let span = *self.members.get(member).with_context(|| format!("the saved image lacks its layer {member}"))?;
+                        let span = *self
+                            .members
+                            .get(member)
+                            .with_context(|| format!("the saved image lacks its layer {member}"))?;
                         Ok(LayerBlob { digest: None, span })
                     })
                     .collect::<Result<_>>()?;
@@ -174,13 +177,17 @@ impl SavedImage {
         let node: IndexOrManifest = self.read_json(&member)?;
         match &node.config {
             Some(config) => {
-                let (config_member, _) = self.blob(&config.digest).with_context(|| format!("the saved image lacks the config {}", config.digest))?;
+                let (config_member, _) = self
+                    .blob(&config.digest)
+                    .with_context(|| format!("the saved image lacks the config {}", config.digest))?;
                 let config: ImageConfig = self.read_json(&config_member)?;
                 let layers = node
                     .layers
                     .iter()
                     .map(|layer| {
-                        let (_, span) = self.blob(&layer.digest).with_context(|| format!("the saved image lacks the layer {}", layer.digest))?;
+                        let (_, span) = self
+                            .blob(&layer.digest)
+                            .with_context(|| format!("the saved image lacks the layer {}", layer.digest))?;
                         Ok(LayerBlob { digest: Some(layer.digest.clone()), span })
                     })
                     .collect::<Result<_>>()?;
@@ -197,7 +204,8 @@ impl SavedImage {
 }
 
 fn push_unique(images: &mut Vec<PlatformImage>, config: ImageConfig, layers: Vec<LayerBlob>) {
-    let platform = Platform { os: config.os, arch: config.architecture, variant: config.variant.filter(|v| !v.is_empty()) };
+    let platform =
+        Platform { os: config.os, arch: config.architecture, variant: config.variant.filter(|v| !v.is_empty()) };
     if !images.iter().any(|i| i.platform == platform) {
         images.push(PlatformImage { platform, history: config.history, layers });
     }
@@ -206,7 +214,9 @@ fn push_unique(images: &mut Vec<PlatformImage>, config: ImageConfig, layers: Vec
 /// Whether an image's platform is the one asked for: a request without a
 /// variant (`linux/arm64`) takes any variant (`linux/arm64/v8`).
 pub fn platform_matches(requested: &Platform, found: &Platform) -> bool {
-    requested.os == found.os && requested.arch == found.arch && (requested.variant.is_none() || requested.variant == found.variant)
+    requested.os == found.os
+        && requested.arch == found.arch
+        && (requested.variant.is_none() || requested.variant == found.variant)
 }
 
 fn open_span(file: &Path, span: Span) -> Result<io::Take<File>> {
@@ -237,7 +247,9 @@ pub fn scan_layer(file: &Path, span: Span) -> Result<LayerScan> {
             let (entries, uncompressed) = read_tar(MultiGzDecoder::new(blob))?;
             Ok(LayerScan { uncompressed, compressed: span.size, compressed_estimated: false, entries })
         }
-        [0x28, 0xb5, 0x2f, 0xfd] => bail!("the layer is zstd-compressed, which `image size` does not read: build it with gzip (buildx's default)"),
+        [0x28, 0xb5, 0x2f, 0xfd] => bail!(
+            "the layer is zstd-compressed, which `image size` does not read: build it with gzip (buildx's default)"
+        ),
         _ => {
             let tee = GzipTee { inner: blob, encoder: GzEncoder::new(ByteCounter(0), flate2::Compression::default()) };
             let (entries, uncompressed, tee) = read_tar_keeping(tee)?;
@@ -395,16 +407,24 @@ mod tests {
         file.extend(&gz);
         file.extend(&tar);
         let path = temp_file("layers", &file);
-        let spans = [Span { offset: 100, size: gz.len() as u64 }, Span { offset: 100 + gz.len() as u64, size: tar.len() as u64 }];
+        let spans = [
+            Span { offset: 100, size: gz.len() as u64 },
+            Span { offset: 100 + gz.len() as u64, size: tar.len() as u64 },
+        ];
         let scans = scan_layers(&path, &spans).unwrap();
         std::fs::remove_file(&path).unwrap();
 
         for scan in &scans {
             assert_eq!(scan.uncompressed, tar.len() as u64);
-            let listed: Vec<(&str, &Kind, u64)> = scan.entries.iter().map(|e| (e.path.as_str(), &e.kind, e.size)).collect();
+            let listed: Vec<(&str, &Kind, u64)> =
+                scan.entries.iter().map(|e| (e.path.as_str(), &e.kind, e.size)).collect();
             assert_eq!(
                 listed,
-                vec![("bin/busybox", &Kind::File, 3000), ("etc/.wh.old", &Kind::File, 0), ("bin/sh", &Kind::Symlink("busybox".into()), 0)]
+                vec![
+                    ("bin/busybox", &Kind::File, 3000),
+                    ("etc/.wh.old", &Kind::File, 0),
+                    ("bin/sh", &Kind::Symlink("busybox".into()), 0)
+                ]
             );
         }
         assert_eq!((scans[0].compressed, scans[0].compressed_estimated), (gz.len() as u64, false));
@@ -427,14 +447,19 @@ mod tests {
 
     fn config(arch: &str, variant: Option<&str>) -> Vec<u8> {
         let history = serde_json::json!([{"created_by": "ARG X", "empty_layer": true}, {"created_by": "COPY a /a"}]);
-        serde_json::to_vec(&serde_json::json!({"os": "linux", "architecture": arch, "variant": variant, "history": history})).unwrap()
+        serde_json::to_vec(
+            &serde_json::json!({"os": "linux", "architecture": arch, "variant": variant, "history": history}),
+        )
+        .unwrap()
     }
 
     #[test]
     fn oci_layouts_list_each_platform_present_and_skip_attestations() {
         let layer = gzip(&layer_tar(&[("a", b"x")]));
         let blob = |hex: &str| format!("blobs/sha256/{hex}");
-        let manifest = |cfg: &str| serde_json::to_vec(&serde_json::json!({"config": {"digest": format!("sha256:{cfg}")}, "layers": [{"digest": "sha256:l1"}]})).unwrap();
+        let manifest = |cfg: &str| {
+            serde_json::to_vec(&serde_json::json!({"config": {"digest": format!("sha256:{cfg}")}, "layers": [{"digest": "sha256:l1"}]})).unwrap()
+        };
         let index = serde_json::json!({"manifests": [
             {"digest": "sha256:amd", "platform": {"os": "linux", "architecture": "amd64"}},
             {"digest": "sha256:arm", "platform": {"os": "linux", "architecture": "arm64", "variant": "v8"}},
@@ -472,13 +497,20 @@ mod tests {
         let manifest = serde_json::json!([{"Config": "abc.json", "RepoTags": ["x:1"], "Layers": ["abc/layer.tar"]}]);
         let saved = saved(
             "classic",
-            &[("abc/layer.tar", layer.clone()), ("abc.json", config("amd64", None)), ("manifest.json", serde_json::to_vec(&manifest).unwrap())],
+            &[
+                ("abc/layer.tar", layer.clone()),
+                ("abc.json", config("amd64", None)),
+                ("manifest.json", serde_json::to_vec(&manifest).unwrap()),
+            ],
         );
         let images = saved.platform_images().unwrap();
         let scan = scan_layer(&saved.file, images[0].layers[0].span).unwrap();
         std::fs::remove_file(&saved.file).unwrap();
         assert_eq!(images[0].platform.to_string(), "linux/amd64");
-        assert_eq!((images[0].layers[0].digest.as_ref(), scan.uncompressed, scan.compressed_estimated), (None, layer.len() as u64, true));
+        assert_eq!(
+            (images[0].layers[0].digest.as_ref(), scan.uncompressed, scan.compressed_estimated),
+            (None, layer.len() as u64, true)
+        );
     }
 
     #[test]

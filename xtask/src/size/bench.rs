@@ -33,7 +33,8 @@ pub fn bench(args: &SizeBenchArgs) -> Result<()> {
     let platform = Platform::parse(&args.platform)?;
     let repo_catalog = Catalog::load(&crate::repo_root().join(crate::catalog::DEFAULT_CATALOG))?;
     let busybox = repo_catalog.get("busybox-fixture")?;
-    let mut rows = vec![["DATA", "LARGEST LAYER", "IMAGE", "WALL", "DOCKER SAVE", "PEAK RSS"].map(String::from).to_vec()];
+    let mut rows =
+        vec![["DATA", "LARGEST LAYER", "IMAGE", "WALL", "DOCKER SAVE", "PEAK RSS"].map(String::from).to_vec()];
     let mut slowest = 0.0f64;
     for &total_mb in &args.mb {
         let fixture = Image {
@@ -53,7 +54,8 @@ pub fn bench(args: &SizeBenchArgs) -> Result<()> {
         let refs = built.images.first().map(|i| i.refs.clone()).unwrap_or_default();
         let reference = refs.first().context("the build reported no image")?.clone();
         let tag = built.images[0].tags[0].clone();
-        let target = Target { image: &catalog.images[0], reference: reference.clone(), tag, platforms: vec![platform.clone()] };
+        let target =
+            Target { image: &catalog.images[0], reference: reference.clone(), tag, platforms: vec![platform.clone()] };
 
         let reset = reset_peak_rss();
         let started = Instant::now();
@@ -77,7 +79,10 @@ pub fn bench(args: &SizeBenchArgs) -> Result<()> {
         ]);
     }
     build::print_rows(&rows);
-    println!("goal: under 15 s each: {} (slowest {slowest:.2}s); peak RSS should stay flat as the layers grow", if slowest < 15.0 { "met" } else { "NOT met" });
+    println!(
+        "goal: under 15 s each: {} (slowest {slowest:.2}s); peak RSS should stay flat as the layers grow",
+        if slowest < 15.0 { "met" } else { "NOT met" }
+    );
     Ok(())
 }
 

@@ -57,7 +57,11 @@ fn mb_to_bytes(n: f64) -> u64 {
 /// Judges `size_bytes` against `budget`; `find_file` looks up a file
 /// budget's file in the image (where it resolves to and its size, or why it
 /// isn't there).
-pub fn verdict(budget: Option<&Budget>, size_bytes: u64, find_file: impl FnOnce(&str) -> Result<(String, u64), String>) -> Verdict {
+pub fn verdict(
+    budget: Option<&Budget>,
+    size_bytes: u64,
+    find_file: impl FnOnce(&str) -> Result<(String, u64), String>,
+) -> Verdict {
     let base = Verdict {
         status: Status::NoBudget,
         size_bytes,
@@ -77,7 +81,11 @@ pub fn verdict(budget: Option<&Budget>, size_bytes: u64, find_file: impl FnOnce(
             match find_file(file) {
                 Ok((resolved, bytes)) => {
                     let limit = bytes + mb_to_bytes(extra);
-                    (limit, format!("{file} {} + at most {} = {}", mb(bytes), catalog_mb(extra), mb(limit)), Some((file.clone(), resolved, bytes)))
+                    (
+                        limit,
+                        format!("{file} {} + at most {} = {}", mb(bytes), catalog_mb(extra), mb(limit)),
+                        Some((file.clone(), resolved, bytes)),
+                    )
                 }
                 Err(why) => {
                     return Verdict {
@@ -137,11 +145,13 @@ mod tests {
 
     #[test]
     fn over_budget_says_by_how_much() {
-        let v = verdict(Some(&Budget { max_mb: Some(400.0), file: None, extra_mb: None }), 412_300_000, |_| unreachable!());
+        let v =
+            verdict(Some(&Budget { max_mb: Some(400.0), file: None, extra_mb: None }), 412_300_000, |_| unreachable!());
         assert_eq!(v.status, Status::Over);
         assert!(v.failed());
         assert_eq!(v.summary, "at most 400 MB; image 412.3 MB: over budget by 12.3 MB");
-        let exact = verdict(Some(&Budget { max_mb: Some(0.5), file: None, extra_mb: None }), 500_000, |_| unreachable!());
+        let exact =
+            verdict(Some(&Budget { max_mb: Some(0.5), file: None, extra_mb: None }), 500_000, |_| unreachable!());
         assert_eq!((exact.status, exact.margin_bytes), (Status::Within, Some(0)));
     }
 

@@ -116,7 +116,8 @@ pub fn final_filesystem<L: AsRef<[Entry]>>(layers: &[L]) -> Filesystem {
 /// Removes everything inside `dir` ("" is the root).
 fn remove_below(fs: &mut Filesystem, dir: &str) {
     let prefix = if dir.is_empty() { String::new() } else { format!("{dir}/") };
-    let doomed: Vec<String> = fs.range(prefix.clone()..).map(|(k, _)| k).take_while(|k| k.starts_with(&prefix)).cloned().collect();
+    let doomed: Vec<String> =
+        fs.range(prefix.clone()..).map(|(k, _)| k).take_while(|k| k.starts_with(&prefix)).cloned().collect();
     for key in doomed {
         fs.remove(&key);
     }
@@ -157,10 +158,12 @@ pub fn resolve_file(fs: &Filesystem, path: &str) -> Result<(String, u64), String
     let path = resolved.join("/");
     match fs.get(&path) {
         Some(FinalEntry { kind: Kind::File, size, .. }) => Ok((format!("/{path}"), *size)),
-        Some(FinalEntry { kind: Kind::Hardlink(target), .. }) => match normalize_path(target).and_then(|t| fs.get(&t)) {
-            Some(FinalEntry { kind: Kind::File, size, .. }) => Ok((format!("/{path}"), *size)),
-            _ => Err(format!("/{path} is a hard link to {target}, which is not a file in the image")),
-        },
+        Some(FinalEntry { kind: Kind::Hardlink(target), .. }) => {
+            match normalize_path(target).and_then(|t| fs.get(&t)) {
+                Some(FinalEntry { kind: Kind::File, size, .. }) => Ok((format!("/{path}"), *size)),
+                _ => Err(format!("/{path} is a hard link to {target}, which is not a file in the image")),
+            }
+        }
         Some(_) => Err(format!("/{path} is not a regular file")),
         None => Err("it resolves to the root directory".to_string()),
     }
@@ -314,7 +317,9 @@ const ROOT: usize = 0;
 
 impl Tree {
     fn new() -> Tree {
-        Tree { nodes: vec![Node { name: String::new(), parent: ROOT, children: BTreeMap::new(), size: 0, is_dir: true }] }
+        Tree {
+            nodes: vec![Node { name: String::new(), parent: ROOT, children: BTreeMap::new(), size: 0, is_dir: true }],
+        }
     }
 
     fn from_entries(entries: &[Entry]) -> Tree {
@@ -336,7 +341,13 @@ impl Tree {
                 None if name.starts_with(DOUBLE_WHITEOUT_PREFIX) => return,
                 None => {
                     let child = self.nodes.len();
-                    self.nodes.push(Node { name: name.to_string(), parent: node, children: BTreeMap::new(), size: 0, is_dir: false });
+                    self.nodes.push(Node {
+                        name: name.to_string(),
+                        parent: node,
+                        children: BTreeMap::new(),
+                        size: 0,
+                        is_dir: false,
+                    });
                     self.nodes[node].children.insert(name.to_string(), child);
                     child
                 }
@@ -349,7 +360,9 @@ impl Tree {
     }
 
     fn get(&self, path: &str) -> Option<usize> {
-        path.split('/').filter(|n| !n.is_empty()).try_fold(ROOT, |node, name| self.nodes[node].children.get(name).copied())
+        path.split('/')
+            .filter(|n| !n.is_empty())
+            .try_fold(ROOT, |node, name| self.nodes[node].children.get(name).copied())
     }
 
     fn remove(&mut self, path: &str) {
@@ -465,7 +478,8 @@ pub fn short_instruction(created_by: &str, width: usize) -> String {
         }
         text = format!("RUN {rest}");
     }
-    if let Some(command) = text.strip_prefix("RUN /bin/").and_then(|r| r.split_once(" -c ")).map(|(_, c)| c.to_string()) {
+    if let Some(command) = text.strip_prefix("RUN /bin/").and_then(|r| r.split_once(" -c ")).map(|(_, c)| c.to_string())
+    {
         text = format!("RUN {command}");
     }
     let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -504,11 +518,19 @@ mod tests {
         let layers = vec![
             vec![dir("data"), file("data/a", 10), file("data/b", 20), dir("opt"), dir("opt/x"), file("opt/x/y", 30)],
             // .wh.a deletes a; the opaque marker hides opt's old content, not what this layer adds.
-            vec![dir("data"), file("data/.wh.a", 0), dir("opt"), file("opt/.wh..wh..opq", 0), file("opt/new", 5), file("data/a2", 1)],
+            vec![
+                dir("data"),
+                file("data/.wh.a", 0),
+                dir("opt"),
+                file("opt/.wh..wh..opq", 0),
+                file("opt/new", 5),
+                file("data/a2", 1),
+            ],
             vec![file("data/.wh.b", 0), file("data/b", 7)],
         ];
         let fs = final_filesystem(&layers);
-        let files: Vec<(&str, u64, usize)> = fs.iter().filter(|(_, e)| e.kind == Kind::File).map(|(p, e)| (p.as_str(), e.size, e.layer)).collect();
+        let files: Vec<(&str, u64, usize)> =
+            fs.iter().filter(|(_, e)| e.kind == Kind::File).map(|(p, e)| (p.as_str(), e.size, e.layer)).collect();
         assert_eq!(files, vec![("data/a2", 1, 1), ("data/b", 7, 2), ("opt/new", 5, 1)]);
         assert!(!fs.contains_key("opt/x"));
     }
@@ -533,23 +555,37 @@ mod tests {
             symlink("usr/local/bin/abs", "/usr/local/bin/tool"),
             symlink("usr/local/current", "lib/tool"),
             symlink("loop", "/loop"),
-            Entry { path: "usr/local/bin/hard".into(), kind: Kind::Hardlink("usr/local/lib/tool/tool-1.0".into()), size: 0 },
+            Entry {
+                path: "usr/local/bin/hard".into(),
+                kind: Kind::Hardlink("usr/local/lib/tool/tool-1.0".into()),
+                size: 0,
+            },
         ]];
         let fs = final_filesystem(&layers);
-        for path in ["/usr/local/bin/tool", "/usr/local/bin/abs", "/usr/local/current/tool-1.0", "/usr/local/bin/hard"] {
+        for path in ["/usr/local/bin/tool", "/usr/local/bin/abs", "/usr/local/current/tool-1.0", "/usr/local/bin/hard"]
+        {
             assert_eq!(resolve_file(&fs, path).map(|(_, s)| s), Ok(300), "{path}");
         }
         assert_eq!(resolve_file(&fs, "/usr/local/bin/tool").unwrap().0, "/usr/local/lib/tool/tool-1.0");
-        assert!(resolve_file(&fs, "/usr/local/bin/missing").unwrap_err().contains("/usr/local/bin/missing is not in the image"));
+        assert!(resolve_file(&fs, "/usr/local/bin/missing")
+            .unwrap_err()
+            .contains("/usr/local/bin/missing is not in the image"));
         assert!(resolve_file(&fs, "/usr/local").unwrap_err().contains("not a regular file"));
         assert!(resolve_file(&fs, "/loop").unwrap_err().contains("too many symlinks"));
     }
 
     #[test]
     fn largest_files_name_the_layer_that_added_them() {
-        let layers = vec![vec![file("a", 5), file("b", 50), dir("c"), file("empty", 0)], vec![file("a", 500), file("d", 50)]];
+        let layers =
+            vec![vec![file("a", 5), file("b", 50), dir("c"), file("empty", 0)], vec![file("a", 500), file("d", 50)]];
         let top = largest_files(&final_filesystem(&layers), 2);
-        assert_eq!(top, vec![LargeFile { path: "/a".into(), size: 500, layer: 1 }, LargeFile { path: "/b".into(), size: 50, layer: 0 }]);
+        assert_eq!(
+            top,
+            vec![
+                LargeFile { path: "/a".into(), size: 500, layer: 1 },
+                LargeFile { path: "/b".into(), size: 50, layer: 0 }
+            ]
+        );
     }
 
     #[test]

@@ -24,8 +24,8 @@ use crate::catalog::{Budget, Catalog, Image, Platform};
 use crate::docker;
 
 use archive::{platform_matches, PlatformImage, SavedImage, Span};
-pub use budget::MB;
 pub use bench::{bench, SizeBenchArgs};
+pub use budget::MB;
 use budget::{mb, Status, Verdict};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -161,13 +161,13 @@ pub fn measure(target: &Target, registry: Option<&str>, top: usize) -> Result<Im
     };
 
     let file = TempFile(std::env::temp_dir().join(format!("xtask-size-{}-{}.tar", std::process::id(), image.name)));
-    docker::docker()
-        .args(["save", reference, "-o"])
-        .arg(&file.0)
-        .read()
-        .with_context(|| {
-            format!("image `{}`: exporting {reference} (if its layers are missing from the local store, run `{}`)", image.name, built::build_hint(image, None))
-        })?;
+    docker::docker().args(["save", reference, "-o"]).arg(&file.0).read().with_context(|| {
+        format!(
+            "image `{}`: exporting {reference} (if its layers are missing from the local store, run `{}`)",
+            image.name,
+            built::build_hint(image, None)
+        )
+    })?;
     let save_seconds = started.elapsed().as_secs_f64();
     let saved = SavedImage::open(&file.0)?;
     let found = saved.platform_images()?;
@@ -189,13 +189,17 @@ pub fn measure(target: &Target, registry: Option<&str>, top: usize) -> Result<Im
             spans.len() - 1
         });
     }
-    let scans = archive::scan_layers(&saved.file, &spans).with_context(|| format!("image `{}`: reading the layers of {reference}", image.name))?;
+    let scans = archive::scan_layers(&saved.file, &spans)
+        .with_context(|| format!("image `{}`: reading the layers of {reference}", image.name))?;
 
     let mut platforms = Vec::new();
     for (platform, found) in target.platforms.iter().zip(&chosen) {
         let layer_scans: Vec<&archive::LayerScan> = found.layers.iter().map(|l| &scans[blob_index[&l.span]]).collect();
         let registry_sizes = match registry {
-            Some(_) => Some(registry_layer_sizes(reference, platform, found).with_context(|| format!("image `{}` on {platform}", image.name))?),
+            Some(_) => Some(
+                registry_layer_sizes(reference, platform, found)
+                    .with_context(|| format!("image `{}` on {platform}", image.name))?,
+            ),
             None => None,
         };
         platforms.push(platform_size(image, top, found, &layer_scans, registry_sizes.as_deref()));
@@ -211,7 +215,13 @@ pub fn measure(target: &Target, registry: Option<&str>, top: usize) -> Result<Im
 }
 
 /// Everything the report says about one platform, from its layers' scans.
-fn platform_size(image: &Image, top: usize, found: &PlatformImage, scans: &[&archive::LayerScan], registry_sizes: Option<&[u64]>) -> PlatformSize {
+fn platform_size(
+    image: &Image,
+    top: usize,
+    found: &PlatformImage,
+    scans: &[&archive::LayerScan],
+    registry_sizes: Option<&[u64]>,
+) -> PlatformSize {
     let instructions = layers::layer_instructions(&found.history, found.layers.len());
     let entries: Vec<&Vec<layers::Entry>> = scans.iter().map(|s| &s.entries).collect();
     let layer_sizes: Vec<LayerSize> = found
@@ -245,7 +255,10 @@ fn platform_size(image: &Image, top: usize, found: &PlatformImage, scans: &[&arc
         compressed_bytes: layer_sizes.iter().map(|l| l.compressed_bytes).sum(),
         compressed_source,
         files_bytes: layer_sizes.iter().map(|l| l.files_bytes).sum(),
-        largest_files: layers::largest_files(&fs, top).into_iter().map(|f| LargeFile { path: f.path, bytes: f.size, layer: f.layer }).collect(),
+        largest_files: layers::largest_files(&fs, top)
+            .into_iter()
+            .map(|f| LargeFile { path: f.path, bytes: f.size, layer: f.layer })
+            .collect(),
         wasted_bytes: efficiency.wasted_bytes,
         efficiency: efficiency.score,
         wasted_paths: efficiency.inefficiencies.len(),
@@ -260,7 +273,13 @@ fn platform_size(image: &Image, top: usize, found: &PlatformImage, scans: &[&arc
     }
 }
 
-fn missing_platform(image: &Image, reference: &str, platform: &Platform, found: &[PlatformImage], registry: Option<&str>) -> String {
+fn missing_platform(
+    image: &Image,
+    reference: &str,
+    platform: &Platform,
+    found: &[PlatformImage],
+    registry: Option<&str>,
+) -> String {
     let has: Vec<String> = found.iter().map(|i| i.platform.to_string()).collect();
     let push = registry.map(|r| format!(" --push --registry {r}")).unwrap_or_default();
     format!(
@@ -276,7 +295,8 @@ fn missing_platform(image: &Image, reference: &str, platform: &Platform, found: 
 fn registry_layer_sizes(reference: &str, platform: &Platform, local: &PlatformImage) -> Result<Vec<u64>> {
     let top = docker::inspect_remote(reference)?;
     let manifest = if top.get("manifests").is_some() {
-        let index: docker::Manifest = serde_json::from_value(top).with_context(|| format!("the index of {reference}"))?;
+        let index: docker::Manifest =
+            serde_json::from_value(top).with_context(|| format!("the index of {reference}"))?;
         let digest = docker::platform_digests(&index)
             .into_iter()
             .find(|(p, _)| platform_matches(platform, p))
@@ -286,12 +306,19 @@ fn registry_layer_sizes(reference: &str, platform: &Platform, local: &PlatformIm
     } else {
         top
     };
-    let layers = manifest["layers"].as_array().with_context(|| format!("the manifest of {reference} for {platform} lists no layers"))?;
-    let remote: Vec<(&str, u64)> = layers.iter().map(|l| (l["digest"].as_str().unwrap_or(""), l["size"].as_u64().unwrap_or(0))).collect();
+    let layers = manifest["layers"]
+        .as_array()
+        .with_context(|| format!("the manifest of {reference} for {platform} lists no layers"))?;
+    let remote: Vec<(&str, u64)> =
+        layers.iter().map(|l| (l["digest"].as_str().unwrap_or(""), l["size"].as_u64().unwrap_or(0))).collect();
     let local_digests: Vec<&str> = local.layers.iter().map(|l| l.digest.as_deref().unwrap_or("")).collect();
     let remote_digests: Vec<&str> = remote.iter().map(|(d, _)| *d).collect();
     if local_digests != remote_digests {
-        bail!("the registry's layers for {reference} differ from the pulled ones ({} vs {} layers): push the image again", remote.len(), local.layers.len());
+        bail!(
+            "the registry's layers for {reference} differ from the pulled ones ({} vs {} layers): push the image again",
+            remote.len(),
+            local.layers.len()
+        );
     }
     Ok(remote.into_iter().map(|(_, size)| size).collect())
 }
@@ -365,13 +392,19 @@ pub fn print_report(report: &SizeReport) {
 fn layer_rows(p: &PlatformSize) -> Vec<Vec<String>> {
     let mut rows = vec![["LAYER", "SIZE", "COMPRESSED", "CREATED BY"].map(String::from).to_vec()];
     rows.extend(p.layers.iter().map(|l| {
-        vec![l.index.to_string(), human(l.uncompressed_bytes), human(l.compressed_bytes), layers::short_instruction(&l.created_by, 72)]
+        vec![
+            l.index.to_string(),
+            human(l.uncompressed_bytes),
+            human(l.compressed_bytes),
+            layers::short_instruction(&l.created_by, 72),
+        ]
     }));
     rows
 }
 
 fn summary_rows(report: &SizeReport) -> Vec<Vec<String>> {
-    let mut rows = vec![["IMAGE", "PLATFORM", "SIZE", "COMPRESSED", "WASTED", "EFFICIENCY", "BUDGET"].map(String::from).to_vec()];
+    let mut rows =
+        vec![["IMAGE", "PLATFORM", "SIZE", "COMPRESSED", "WASTED", "EFFICIENCY", "BUDGET"].map(String::from).to_vec()];
     for image in &report.images {
         for p in &image.platforms {
             let budget = match (p.budget.status, p.budget.margin_bytes) {
@@ -467,7 +500,17 @@ mod tests {
 
     fn report(budget: Option<Budget>) -> SizeReport {
         let p = platform_size(budget::verdict(budget.as_ref(), 3_500_000, |_| Ok(("/bin/busybox".into(), 3_000_000))));
-        SizeReport { mb_bytes: MB, images: vec![ImageSize { image: "fx".into(), reference: "fx:1".into(), budget, platforms: vec![p], seconds: 0.1, save_seconds: 0.0 }] }
+        SizeReport {
+            mb_bytes: MB,
+            images: vec![ImageSize {
+                image: "fx".into(),
+                reference: "fx:1".into(),
+                budget,
+                platforms: vec![p],
+                seconds: 0.1,
+                save_seconds: 0.0,
+            }],
+        }
     }
 
     #[test]

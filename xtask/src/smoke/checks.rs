@@ -34,7 +34,10 @@ pub struct ImageConfig {
 
 impl ImageConfig {
     pub fn inspect(container: &str) -> Result<ImageConfig> {
-        let json = docker::docker().args(["container", "inspect", "--format", "{{json .Config}}", container]).probe().read()?;
+        let json = docker::docker()
+            .args(["container", "inspect", "--format", "{{json .Config}}", container])
+            .probe()
+            .read()?;
         serde_json::from_str(&json).context("docker inspect's Config is not what the checks expect")
     }
 
@@ -136,11 +139,18 @@ impl Context<'_> {
                 platform: Some(self.platform.clone()),
                 entrypoint: Some(vec![]),
                 args: setup.clone(),
-                env: base_env.iter().cloned().chain(t.env_vars.iter().map(|v| (v.key.clone(), spec::expand(&v.value, &lookup)))).collect(),
+                env: base_env
+                    .iter()
+                    .cloned()
+                    .chain(t.env_vars.iter().map(|v| (v.key.clone(), spec::expand(&v.value, &lookup))))
+                    .collect(),
                 user: options.user.clone(),
                 ..Default::default()
             };
-            image = self.session.run_and_commit(&spec, &t.name, self.timeout).with_context(|| format!("setup command {} of `{}`", i + 1, t.name))?;
+            image = self
+                .session
+                .run_and_commit(&spec, &t.name, self.timeout)
+                .with_context(|| format!("setup command {} of `{}`", i + 1, t.name))?;
         }
         let argv: Vec<String> = std::iter::once(&t.command).chain(&t.args).map(|a| spec::expand(a, &lookup)).collect();
         let spec = container::Spec {
@@ -167,7 +177,9 @@ impl Context<'_> {
         let mut entry = container::read_path(self.probe, &t.path, true)?;
         // A symlink is read where it points (relative targets from its directory).
         for _ in 0..8 {
-            let Some(target) = entry.as_ref().filter(|e| e.kind == EntryKind::Symlink).and_then(|e| e.link_target.clone()) else {
+            let Some(target) =
+                entry.as_ref().filter(|e| e.kind == EntryKind::Symlink).and_then(|e| e.link_target.clone())
+            else {
                 break;
             };
             let next = if target.starts_with('/') {
@@ -198,10 +210,19 @@ pub fn judge_command(t: &CommandTest, run: &container::Finished, timeout: Durati
     expected.extend(t.excluded_output.iter().map(|r| format!("stdout !~ /{r}/")));
     expected.extend(t.expected_error.iter().map(|r| format!("stderr ~ /{r}/")));
     expected.extend(t.excluded_error.iter().map(|r| format!("stderr !~ /{r}/")));
-    let mut out = Outcome { expected: expected.join(", "), stdout: run.stdout.clone(), stderr: run.stderr.clone(), ..Outcome::default() };
+    let mut out = Outcome {
+        expected: expected.join(", "),
+        stdout: run.stdout.clone(),
+        stderr: run.stderr.clone(),
+        ..Outcome::default()
+    };
     let Some(code) = run.exit_code else {
         out.actual = format!("still running after {}s", timeout.as_secs());
-        out.errors.push(format!("`{}` timed out after {}s: the container was stopped and removed", t.name, timeout.as_secs()));
+        out.errors.push(format!(
+            "`{}` timed out after {}s: the container was stopped and removed",
+            t.name,
+            timeout.as_secs()
+        ));
         return out;
     };
     out.actual = format!("exit {code}, stdout {}, stderr {}", excerpt(&run.stdout), excerpt(&run.stderr));
@@ -227,7 +248,10 @@ pub fn judge_command(t: &CommandTest, run: &container::Finished, timeout: Durati
         }
     }
     if code != t.exit_code {
-        out.errors.push(format!("Test '{}' exited with incorrect error code. Expected: {}, Actual: {code}", t.name, t.exit_code));
+        out.errors.push(format!(
+            "Test '{}' exited with incorrect error code. Expected: {}, Actual: {code}",
+            t.name, t.exit_code
+        ));
     }
     out
 }
@@ -271,7 +295,10 @@ pub fn judge_file_existence(t: &FileExistenceTest, entry: Option<&container::Pat
             _ => 0o111,
         };
         if e.mode & bits == 0 {
-            out.errors.push(format!("{} has incorrect executable bit. Expected to be executable by {who}, Actual: {mode}", t.path));
+            out.errors.push(format!(
+                "{} has incorrect executable bit. Expected to be executable by {who}, Actual: {mode}",
+                t.path
+            ));
         }
     }
     if t.uid >= 0 && e.uid as i64 != t.uid {
@@ -441,7 +468,9 @@ mod tests {
 
     #[test]
     fn command_verdicts_check_exit_code_and_unanchored_regexes() {
-        let t = command("name: v\ncommand: claude\nexpectedOutput: ['\\d+\\.\\d+ \\(Claude Code\\)']\nexcludedError: ['panic']\n");
+        let t = command(
+            "name: v\ncommand: claude\nexpectedOutput: ['\\d+\\.\\d+ \\(Claude Code\\)']\nexcludedError: ['panic']\n",
+        );
         let t0 = Duration::from_secs(5);
         assert!(judge_command(&t, &finished(Some(0), "2.1.328 (Claude Code)\n", ""), t0).errors.is_empty());
         let bad = judge_command(&t, &finished(Some(1), "nope", "thread panicked"), t0);
@@ -459,7 +488,10 @@ mod tests {
 
     #[test]
     fn file_existence_checks_mode_owner_and_executable_bits() {
-        let t: FileExistenceTest = serde_yaml::from_str("name: ws\npath: /workspace\nuid: 1000\npermissions: drwxr-xr-x\nisExecutableBy: other\n").unwrap();
+        let t: FileExistenceTest = serde_yaml::from_str(
+            "name: ws\npath: /workspace\nuid: 1000\npermissions: drwxr-xr-x\nisExecutableBy: other\n",
+        )
+        .unwrap();
         assert!(judge_file_existence(&t, Some(&entry(EntryKind::Dir, 0o755, 1000))).errors.is_empty());
         let wrong = judge_file_existence(&t, Some(&entry(EntryKind::Dir, 0o750, 0)));
         assert_eq!(
@@ -471,14 +503,18 @@ mod tests {
             ]
         );
         assert_eq!(judge_file_existence(&t, None).errors, vec!["File /workspace not found in image"]);
-        let absent: FileExistenceTest = serde_yaml::from_str("name: no node\npath: /usr/bin/node\nshouldExist: false\n").unwrap();
+        let absent: FileExistenceTest =
+            serde_yaml::from_str("name: no node\npath: /usr/bin/node\nshouldExist: false\n").unwrap();
         assert!(judge_file_existence(&absent, None).errors.is_empty());
         assert!(!judge_file_existence(&absent, Some(&entry(EntryKind::File, 0o755, 0))).errors.is_empty());
     }
 
     #[test]
     fn file_content_matches_the_whole_file() {
-        let t: FileContentTest = serde_yaml::from_str("name: m\npath: /opt/ralph/models.json\nexpectedContents: ['\"default\"']\nexcludedContents: ['sk-ant-']\n").unwrap();
+        let t: FileContentTest = serde_yaml::from_str(
+            "name: m\npath: /opt/ralph/models.json\nexpectedContents: ['\"default\"']\nexcludedContents: ['sk-ant-']\n",
+        )
+        .unwrap();
         let mut e = entry(EntryKind::File, 0o644, 0);
         e.content = Some(b"{\n  \"default\": \"sonnet\"\n}\n".to_vec());
         assert!(judge_file_content(&t, Some(&e)).errors.is_empty());
@@ -504,7 +540,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(metadata(&ok, &c).errors, Vec::<String>::new());
-        let bad: MetadataTest = serde_yaml::from_str("user: root\nentrypoint: []\nunboundEnvVars: [{key: A}]\nvolumes: [/data]\n").unwrap();
+        let bad: MetadataTest =
+            serde_yaml::from_str("user: root\nentrypoint: []\nunboundEnvVars: [{key: A}]\nvolumes: [/data]\n").unwrap();
         let errors = metadata(&bad, &c).errors;
         assert_eq!(errors.len(), 4, "{errors:?}");
         assert!(errors.iter().any(|e| e == "Image user 1000:1000 does not match config user: root"));

@@ -180,7 +180,8 @@ pub fn run(catalog: &Catalog, args: &SmokeArgs) -> Result<SmokeReport> {
         crate::build::write_report(path, &report)?;
     }
     if let Some(path) = &args.junit {
-        std::fs::write(path, report::junit(&report)).with_context(|| format!("writing JUnit XML to {}", path.display()))?;
+        std::fs::write(path, report::junit(&report))
+            .with_context(|| format!("writing JUnit XML to {}", path.display()))?;
     }
     Ok(report)
 }
@@ -206,7 +207,14 @@ fn smoke_targets<'a>(catalog: &'a Catalog, selection: &Selection) -> Result<Vec<
 
 /// Every check of `spec` on one platform, `jobs` at a time, in the
 /// spec's order in the results.
-fn run_spec(session: &Session, spec: &Spec, reference: &str, platform: &Platform, timeout: Duration, jobs: usize) -> Result<Vec<CheckResult>> {
+fn run_spec(
+    session: &Session,
+    spec: &Spec,
+    reference: &str,
+    platform: &Platform,
+    timeout: Duration,
+    jobs: usize,
+) -> Result<Vec<CheckResult>> {
     let probe = session.create(
         &container::Spec { image: reference.to_string(), platform: Some(platform.clone()), ..Default::default() },
         "probe",
@@ -269,8 +277,18 @@ pub fn ensure_passed(report: &SmokeReport) -> Result<()> {
     let failing: Vec<String> = report
         .images
         .iter()
-        .flat_map(|i| i.platforms.iter().flat_map(move |p| p.checks.iter().filter(|c| !c.passed).map(move |c| format!("{} {} `{}`", i.image, p.platform, c.name))))
+        .flat_map(|i| {
+            i.platforms.iter().flat_map(move |p| {
+                p.checks.iter().filter(|c| !c.passed).map(move |c| format!("{} {} `{}`", i.image, p.platform, c.name))
+            })
+        })
         .take(3)
         .collect();
-    bail!("{} of {} smoke checks failed ({}{}): see the output above", report.failed, report.passed + report.failed, failing.join("; "), if report.failed > 3 { "; …" } else { "" })
+    bail!(
+        "{} of {} smoke checks failed ({}{}): see the output above",
+        report.failed,
+        report.passed + report.failed,
+        failing.join("; "),
+        if report.failed > 3 { "; …" } else { "" }
+    )
 }

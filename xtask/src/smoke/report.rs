@@ -9,7 +9,11 @@ use super::SmokeReport;
 pub fn junit(report: &SmokeReport) -> String {
     let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let total = report.passed + report.failed;
-    let _ = writeln!(xml, "<testsuites name=\"xtask image smoke\" tests=\"{total}\" failures=\"{}\" time=\"{:.3}\">", report.failed, report.seconds);
+    let _ = writeln!(
+        xml,
+        "<testsuites name=\"xtask image smoke\" tests=\"{total}\" failures=\"{}\" time=\"{:.3}\">",
+        report.failed, report.seconds
+    );
     for image in &report.images {
         for p in &image.platforms {
             let _ = writeln!(
@@ -21,7 +25,11 @@ pub fn junit(report: &SmokeReport) -> String {
                 p.failed,
                 p.seconds
             );
-            let _ = writeln!(xml, "    <properties><property name=\"reference\" value=\"{}\"/></properties>", escape(&image.reference));
+            let _ = writeln!(
+                xml,
+                "    <properties><property name=\"reference\" value=\"{}\"/></properties>",
+                escape(&image.reference)
+            );
             for c in &p.checks {
                 let _ = write!(
                     xml,

@@ -202,7 +202,9 @@ impl Spec {
             if !env_ok(&t.env_vars) {
                 bail!("{at} `{}`: envVars need non-empty keys and values", t.name);
             }
-            for re in t.expected_output.iter().chain(&t.excluded_output).chain(&t.expected_error).chain(&t.excluded_error) {
+            for re in
+                t.expected_output.iter().chain(&t.excluded_output).chain(&t.expected_error).chain(&t.excluded_error)
+            {
                 compile(re).with_context(|| format!("{at} `{}`", t.name))?;
             }
         }
@@ -227,7 +229,9 @@ impl Spec {
             }
         }
         if let Some(m) = &self.metadata_test {
-            if m.env_vars.iter().chain(&m.labels).any(|kv| kv.key.is_empty()) || m.unbound_env_vars.iter().any(|k| k.key.is_empty()) {
+            if m.env_vars.iter().chain(&m.labels).any(|kv| kv.key.is_empty())
+                || m.unbound_env_vars.iter().any(|k| k.key.is_empty())
+            {
                 bail!("metadataTest: envVars and labels keys cannot be empty");
             }
             for kv in m.env_vars.iter().chain(&m.labels).filter(|kv| kv.is_regex) {
@@ -239,7 +243,8 @@ impl Spec {
 }
 
 pub fn compile(re: &str) -> Result<Regex> {
-    Regex::new(re).map_err(|e| anyhow::anyhow!("`{re}` is not a valid regex: {}", e.to_string().lines().last().unwrap_or("")))
+    Regex::new(re)
+        .map_err(|e| anyhow::anyhow!("`{re}` is not a valid regex: {}", e.to_string().lines().last().unwrap_or("")))
 }
 
 /// serde_yaml's error on one line: "line L column C: what", with the path

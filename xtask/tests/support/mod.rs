@@ -56,7 +56,7 @@ impl Fixture {
     pub fn new(name: &str) -> Fixture {
         Fixture::with_catalog(name, "busybox", |repository| {
             format!(
-            r#"
+                r#"
 [[image]]
 name = "fx"
 repository = "{repository}"
@@ -108,7 +108,8 @@ impl Drop for Fixture {
 /// push with the containerd image store tags the local engine too).
 pub fn remove_images_named(name: &str) {
     if let Ok(out) = Command::new("docker").args(["images", "--format", "{{.Repository}}:{{.Tag}}"]).output() {
-        let ours: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().filter(|r| r.contains(name)).map(str::to_string).collect();
+        let ours: Vec<String> =
+            String::from_utf8_lossy(&out.stdout).lines().filter(|r| r.contains(name)).map(str::to_string).collect();
         if !ours.is_empty() {
             let _ = Command::new("docker").args(["image", "rm", "--force"]).args(&ours).output();
         }
@@ -283,7 +284,11 @@ impl Drop for CatalogBuild {
 }
 
 /// Polls F every POLL until it gives Some, for at most TIMEOUT.
-pub fn wait_for<T>(timeout: std::time::Duration, poll: std::time::Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+pub fn wait_for<T>(
+    timeout: std::time::Duration,
+    poll: std::time::Duration,
+    mut f: impl FnMut() -> Option<T>,
+) -> Option<T> {
     let deadline = std::time::Instant::now() + timeout;
     loop {
         if let Some(v) = f() {
@@ -307,7 +312,8 @@ pub fn http_get(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
     write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n")?;
     let mut text = String::new();
     stream.read_to_string(&mut text)?;
-    let (head, body) = text.split_once("\r\n\r\n").ok_or_else(|| std::io::Error::other(format!("not an HTTP response: {text:?}")))?;
+    let (head, body) =
+        text.split_once("\r\n\r\n").ok_or_else(|| std::io::Error::other(format!("not an HTTP response: {text:?}")))?;
     let code = head
         .split_whitespace()
         .nth(1)
