@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The test command (README.md and .ci/run): the xtask's unit and integration
-# tests against the real Docker engine and registry, then the worker's tests
-# against a real PostgreSQL. Needs a host prepared by scripts/setup-host.sh.
+# The test command (README.md and .ci/run): the xtask's formatting and lints,
+# its unit and integration tests against the real Docker engine and registry,
+# then the worker's tests against a real PostgreSQL. Needs a host prepared by
+# scripts/setup-host.sh.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -31,6 +32,14 @@ count_unittest() {
   passed=$((passed + ${ran:-0} - bad))
   failed=$((failed + bad))
 }
+
+echo "==> xtask: cargo fmt --check, cargo clippy"
+if cargo fmt --all --check && cargo clippy --workspace --all-targets --color never -- -D warnings; then
+  passed=$((passed + 1))
+else
+  status=1
+  failed=$((failed + 1))
+fi
 
 echo "==> xtask: cargo test"
 cargo test --workspace --color never 2>&1 | tee "$log" || status=1

@@ -1,31 +1,34 @@
 //! ralph's build automation: `cargo xtask <command>`.
 //!
-//! This file only parses the command line and dispatches; each capability
-//! lives in its own module.
+//! This file only parses the command line and dispatches. The layers, from
+//! the bottom up (a module imports only from layers below its own, which
+//! `tidy` checks):
+//!
+//! - `model`: the catalog, tags and targets (pure);
+//! - `output`: tables, JSON, JUnit, and the one place reports are printed;
+//! - `engine`: processes (only `engine::process` starts them), Docker,
+//!   buildx, containers, built images;
+//! - `checks`: smoke, read-only, size, runtime, each on a built image;
+//! - `pipeline`: building and resolving images, running checks over them;
+//! - `commands`: one file per subcommand, each returning a report.
 
-mod bench;
-mod build;
-mod built;
-mod catalog;
-mod check;
-mod container;
-mod docker;
-mod doctor;
-mod http;
-mod pin;
-mod process;
-mod progress;
-mod readonly;
-mod runtime;
-mod size;
-mod smoke;
-mod tags;
+mod checks;
+mod commands;
+mod engine;
+mod model;
+mod output;
+mod pipeline;
+#[cfg(test)]
+mod tidy;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
+
+use commands::{bench, build, check, doctor, execute, matrix, pin, runtime, size, smoke};
+use model::catalog::{Catalog, DEFAULT_CATALOG};
 
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "Build, verify and ship ralph's worker images", version)]
@@ -43,11 +46,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Every tool the xtask uses: version, ok/missing, and the fix.
-    Doctor {
-        /// Print JSON instead of a table.
-        #[arg(long)]
-        json: bool,
-    },
+    Doctor(doctor::Doctor),
     /// Build and inspect the images in the catalog.
     #[command(subcommand)]
     Image(ImageCommand),
@@ -59,37 +58,34 @@ enum Command {
 #[derive(Subcommand)]
 enum ImageCommand {
     /// Build images with docker buildx (both architectures by default).
-    Build(build::BuildArgs),
+    Build(build::Build),
     /// Update digest-pinned base images (`NAME:TAG@sha256:…`) to what their tags point at now.
-    Pin(pin::PinArgs),
+    Pin(pin::Pin),
     /// Run each image's declared checks (container-structure-test schema) and its read-only check, per platform.
-    Smoke(smoke::SmokeArgs),
+    Smoke(smoke::Smoke),
     /// Size per platform (uncompressed, compressed, per layer), largest files, wasted bytes, budget verdict.
-    Size(size::SizeArgs),
+    Size(size::Size),
     /// Startup time (create to exit of `--version`, median of runs) and peak memory, per platform.
-    Runtime(runtime::RuntimeArgs),
+    Runtime(runtime::Runtime),
     /// Build, smoke, read-only, size and runtime figures in one run, with one summary table (what CI runs).
-    Check(check::CheckArgs),
+    Check(check::Check),
     /// Print the catalog as a CI matrix (JSON, one entry per image and platform).
-    Matrix {
-        /// Images to include (default: all).
-        images: Vec<String>,
-    },
+    Matrix(matrix::Matrix),
 }
 
 #[derive(Subcommand)]
 enum BenchCommand {
     /// Cold build, no-op rebuild and rebuild after touching one late file.
-    Build(bench::BenchArgs),
+    Build(bench::build::BenchBuild),
     /// All smoke checks of one image on amd64, without and with the read-only check.
-    Smoke(bench::SmokeBenchArgs),
-    /// `image size` on a fixture with 100 and 400 MB of layers: wall time and peak RSS.
-    Size(size::SizeBenchArgs),
+    Smoke(bench::smoke::BenchSmoke),
+    /// The size analysis on a fixture with 100 and 400 MB of layers: wall time and peak RSS.
+    Size(bench::size::BenchSize),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    process::set_verbose(cli.verbose);
+    engine::process::set_verbose(cli.verbose);
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -100,58 +96,24 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<()> {
-    let catalog_path = cli.catalog.unwrap_or_else(|| repo_root().join(catalog::DEFAULT_CATALOG));
+    let path = cli.catalog.unwrap_or_else(|| repo_root().join(DEFAULT_CATALOG));
+    let catalog = &Catalog::load(&path)?;
     match cli.command {
-        Command::Doctor { json } => doctor::run(json),
-        Command::Image(ImageCommand::Build(args)) => {
-            let catalog = catalog::Catalog::load(&catalog_path)?;
-            let report = build::run(&catalog, &args)?;
-            build::print_table(&report);
-            Ok(())
-        }
-        Command::Image(ImageCommand::Pin(args)) => {
-            let catalog = catalog::Catalog::load(&catalog_path)?;
-            let report = pin::run(&catalog, &args)?;
-            pin::print_table(&report);
-            if let Some(path) = &args.report {
-                build::write_report(path, &report)?;
-            }
-            if args.check {
-                pin::ensure_fresh(&report)?;
-            }
-            Ok(())
-        }
-        Command::Image(ImageCommand::Smoke(args)) => {
-            let catalog = catalog::Catalog::load(&catalog_path)?;
-            let report = smoke::run(&catalog, &args)?;
-            smoke::print_table(&report);
-            smoke::ensure_passed(&report)
-        }
-        Command::Image(ImageCommand::Size(args)) => size::run(&catalog::Catalog::load(&catalog_path)?, &args),
-        Command::Image(ImageCommand::Runtime(args)) => {
-            let catalog = catalog::Catalog::load(&catalog_path)?;
-            runtime::print_table(&runtime::run(&catalog, &args)?);
-            Ok(())
-        }
-        Command::Image(ImageCommand::Check(args)) => {
-            let catalog = catalog::Catalog::load(&catalog_path)?;
-            let report = check::run(&catalog, &args)?;
-            check::print_table(&report);
-            check::ensure_passed(&report)
-        }
-        Command::Image(ImageCommand::Matrix { images }) => {
-            let catalog = catalog::Catalog::load(&catalog_path)?;
-            let selected = catalog.select(&images)?;
-            println!("{}", serde_json::to_string_pretty(&catalog::matrix(&catalog, &selected))?);
-            Ok(())
-        }
-        Command::Bench(BenchCommand::Build(args)) => bench::build(&args),
-        Command::Bench(BenchCommand::Smoke(args)) => bench::smoke(&args),
-        Command::Bench(BenchCommand::Size(args)) => size::bench(&args),
+        Command::Doctor(cmd) => execute(&cmd, catalog),
+        Command::Image(ImageCommand::Build(cmd)) => execute(&cmd, catalog),
+        Command::Image(ImageCommand::Pin(cmd)) => execute(&cmd, catalog),
+        Command::Image(ImageCommand::Smoke(cmd)) => execute(&cmd, catalog),
+        Command::Image(ImageCommand::Size(cmd)) => execute(&cmd, catalog),
+        Command::Image(ImageCommand::Runtime(cmd)) => execute(&cmd, catalog),
+        Command::Image(ImageCommand::Check(cmd)) => execute(&cmd, catalog),
+        Command::Image(ImageCommand::Matrix(cmd)) => execute(&cmd, catalog),
+        Command::Bench(BenchCommand::Build(cmd)) => execute(&cmd, catalog),
+        Command::Bench(BenchCommand::Smoke(cmd)) => execute(&cmd, catalog),
+        Command::Bench(BenchCommand::Size(cmd)) => execute(&cmd, catalog),
     }
 }
 
 /// The repository root: the xtask crate's parent directory.
-pub fn repo_root() -> PathBuf {
+fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the repository").to_path_buf()
 }

@@ -227,3 +227,30 @@ fn matrix_lists_every_image_and_platform() {
         ]
     );
 }
+
+#[test]
+fn a_v_tag_at_head_that_is_not_a_version_is_no_release_and_no_failure() {
+    let _engine = support::engine();
+    let fx = Fixture::new("vtag");
+    // The fixture's directory as a checkout whose HEAD is tagged `v2`.
+    let git = |args: &[&str]| {
+        let mut all = vec!["-C", fx.dir.to_str().unwrap(), "-c", "user.name=t", "-c", "user.email=t@example.org"];
+        all.extend(args);
+        run_ok("git", &all)
+    };
+    git(&["init", "-q", "-b", "feature"]);
+    git(&["add", "."]);
+    git(&["commit", "-q", "-m", "fixture"]);
+    git(&["tag", "v2"]);
+    let sha = git(&["rev-parse", "--short=7", "HEAD"]).trim().to_string();
+    let out = fx.xtask(&["image", "build", "fx", "--platform", "linux/amd64", "--quiet", "--report", "r.json"]);
+    assert!(out.status.success(), "a `v2` tag must not fail the build: {}", out.stderr);
+    assert!(out.stderr.contains("note: the tag `v2` at HEAD is not vMAJOR.MINOR.PATCH"), "{}", out.stderr);
+    assert_eq!(fx.report("r.json")["images"][0]["tags"], serde_json::json!([format!("feature-{sha}")]));
+    // A real version tag still makes a release.
+    git(&["tag", "v1.4.2"]);
+    let out = fx.xtask(&["image", "build", "fx", "--platform", "linux/amd64", "--quiet", "--report", "r.json"]);
+    assert!(out.status.success(), "{}", out.stderr);
+    let tags = &fx.report("r.json")["images"][0]["tags"];
+    assert_eq!(tags[0], "1.4.2", "{tags}");
+}

@@ -6,58 +6,41 @@
 
 mod support;
 
-use std::path::PathBuf;
-use std::process::Command;
-
 use serde_json::Value;
-use support::{run_ok, Output, REGISTRY};
+use support::{run_ok, Fixture, REGISTRY};
 
 const MB: u64 = 1_000_000;
 const TAG: &str = "sha-0000000";
 
 /// The size fixture in a temporary directory with its own catalog: `fx`
 /// (a file budget), and entries sharing its repository with other budgets.
-struct SizeFixture {
-    dir: PathBuf,
-    repository: String,
+struct SizeFixture(Fixture);
+
+impl std::ops::Deref for SizeFixture {
+    type Target = Fixture;
+
+    fn deref(&self) -> &Fixture {
+        &self.0
+    }
 }
 
 impl SizeFixture {
     fn new(name: &str) -> SizeFixture {
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
-        let repository = format!("xtask-test-size-{name}-{}-{nanos}", std::process::id());
-        let dir = std::env::temp_dir().join(&repository);
-        support::copy_dir(&support::repo_root().join("test/images/size-fixture"), &dir.join("ctx"));
-        let entry = |name: &str, repository: &str, budget: &str| {
-            format!(
-                "[[image]]\nname = \"{name}\"\nrepository = \"{repository}\"\nkind = \"fixture\"\ndockerfile = \"ctx/Dockerfile\"\ncontext = \"ctx\"\n\
-                 contexts = {{ busybox = \"/usr/local/share/ralph-host/busybox\" }}\n{budget}\n"
-            )
-        };
-        let catalog = [
-            entry("fx", &repository, "budget = { file = \"/usr/local/bin/tool\", extra_mb = 100 }"),
-            entry("fx-tight", &repository, "budget = { max_mb = 1 }"),
-            entry("fx-nofile", &repository, "budget = { file = \"/usr/local/bin/absent\", extra_mb = 1 }"),
-            entry("never", &format!("{repository}-never"), ""),
-        ]
-        .join("\n");
-        std::fs::write(dir.join("images.toml"), catalog).unwrap();
-        SizeFixture { dir, repository }
-    }
-
-    fn xtask(&self, args: &[&str]) -> Output {
-        let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
-            .arg("--catalog")
-            .arg(self.dir.join("images.toml"))
-            .args(args)
-            .current_dir(&self.dir)
-            .output()
-            .expect("running the xtask binary");
-        Output {
-            status: out.status,
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        SizeFixture(Fixture::with_catalog(&format!("size-{name}"), "size-fixture", |repository| {
+            let entry = |name: &str, repository: &str, budget: &str| {
+                format!(
+                    "[[image]]\nname = \"{name}\"\nrepository = \"{repository}\"\nkind = \"fixture\"\ndockerfile = \"ctx/Dockerfile\"\ncontext = \"ctx\"\n\
+                     contexts = {{ busybox = \"/usr/local/share/ralph-host/busybox\" }}\n{budget}\n"
+                )
+            };
+            [
+                entry("fx", repository, "budget = { file = \"/usr/local/bin/tool\", extra_mb = 100 }"),
+                entry("fx-tight", repository, "budget = { max_mb = 1 }"),
+                entry("fx-nofile", repository, "budget = { file = \"/usr/local/bin/absent\", extra_mb = 1 }"),
+                entry("never", &format!("{repository}-never"), ""),
+            ]
+            .join("\n")
+        }))
     }
 
     fn build(&self, extra: &[&str]) {
@@ -65,21 +48,8 @@ impl SizeFixture {
         assert!(out.status.success(), "{}", out.stderr);
     }
 
-    fn report(&self, name: &str) -> Value {
-        serde_json::from_str(&std::fs::read_to_string(self.dir.join(name)).unwrap()).unwrap()
-    }
-
     fn reference(&self) -> String {
         format!("{}:{TAG}", self.repository)
-    }
-}
-
-impl Drop for SizeFixture {
-    fn drop(&mut self) {
-        let _ = Command::new("docker")
-            .args(["image", "rm", "--force", &self.reference(), &format!("{REGISTRY}/{}", self.reference())])
-            .output();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

@@ -53,6 +53,7 @@ fn smoke_fixture(name: &str) -> Fixture {
         catalog +=
             &entry("never-built", &format!("{prefix}-never-built"), "[\"linux/amd64\"]", "{}", "ctx/smoke.yaml", false);
         catalog += &entry("tight", &format!("{prefix}-good"), "[\"linux/amd64\"]", "{}", "ctx/smoke.yaml", false);
+        catalog += &entry("expand", &format!("{prefix}-good"), "[\"linux/amd64\"]", "{}", "expand.yaml", false);
         catalog
     });
     let dir = &fx.dir;
@@ -64,6 +65,36 @@ fn smoke_fixture(name: &str) -> Fixture {
     std::fs::write(
         dir.join("typo.yaml"),
         "schemaVersion: \"2.0.0\"\ncommandTests:\n  - name: typo\n    comand: \"true\"\n",
+    )
+    .unwrap();
+    // `$VAR` everywhere a spec names something in the image: setup and test
+    // commands, their environment values, file existence and content paths.
+    std::fs::write(
+        dir.join("expand.yaml"),
+        r#"schemaVersion: "2.0.0"
+globalEnvVars:
+  - key: APP
+    value: /app
+containerRunOptions:
+  user: "0"
+commandTests:
+  - name: setup commands expand
+    setup: [["cp", "$APP/hello.txt", "/tmp/copied"]]
+    command: cat
+    args: ["/tmp/copied"]
+    expectedOutput: ['^hello from the fixture\n$']
+  - name: test env values expand
+    envVars: [{key: WHERE, value: "${APP}/hello.txt"}]
+    command: env
+    expectedOutput: ['(?m)^WHERE=/app/hello\.txt$']
+fileExistenceTests:
+  - name: existence paths expand
+    path: $APP/hello.txt
+fileContentTests:
+  - name: content paths expand
+    path: ${APP}/hello.txt
+    expectedContents: ['^hello from the fixture']
+"#,
     )
     .unwrap();
     fx
@@ -79,7 +110,7 @@ fn build(fx: &Fixture, images: &[&str]) {
 
 /// Containers the smoke runs left behind (they carry the session label).
 fn leftover_containers() -> String {
-    run_ok("docker", &["ps", "--all", "--quiet", "--filter", "label=io.ralph.xtask.session"])
+    run_ok("docker", &["ps", "--all", "--quiet", "--filter", "label=io.ralph.xtask.run"])
 }
 
 fn volumes() -> Vec<String> {
@@ -200,6 +231,21 @@ fn each_flawed_variant_fails_its_check_with_expected_and_actual() {
     assert_eq!(xml.matches("<failure ").count() as u64, failed);
     assert_eq!(leftover_containers(), "");
     assert!(volumes().iter().all(|v| volumes_before.contains(v)));
+}
+
+#[test]
+fn dollar_variables_expand_wherever_a_spec_names_something() {
+    let _engine = support::engine();
+    let fx = smoke_fixture("expand");
+    build(&fx, &["expand"]);
+    let out = fx.xtask(&["image", "smoke", "expand", "--report", "expand.json"]);
+    let report = fx.report("expand.json");
+    let cs = checks(&report, "expand", "linux/amd64");
+    let failed: Vec<&serde_json::Value> = cs.iter().copied().filter(|c| c["passed"] != true).collect();
+    assert!(failed.is_empty(), "{failed:#?}");
+    assert_eq!(cs.len(), 4, "{cs:?}");
+    assert!(out.status.success(), "{}", out.stderr);
+    assert_eq!(leftover_containers(), "");
 }
 
 #[test]
@@ -410,11 +456,11 @@ fn the_worker_standins_keep_the_workers_contract() {
     };
     let (ok, _, stderr) = xtask(&["image", "build", "worker-standin", "python-standin", "postgres-standin", "--quiet"]);
     assert!(ok, "{stderr}");
-    let report = std::env::temp_dir().join(format!("xtask-standin-smoke-{}.json", std::process::id()));
+    let dir = support::temp_dir("xtask-standin-smoke");
+    let report = dir.path().join("smoke.json");
     let (ok, stdout, stderr) =
         xtask(&["image", "smoke", "worker-standin", "python-standin", "--report", report.to_str().unwrap()]);
     let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
-    std::fs::remove_file(&report).unwrap();
     assert!(ok, "{stdout}\n{stderr}");
     for image in ["worker-standin", "python-standin"] {
         for platform in ["linux/amd64", "linux/arm64"] {

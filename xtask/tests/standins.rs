@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{http_get, repo_root, run_cmd, run_ok, unique_name, wait_for, CatalogBuild, Cleanup, TempDir};
+use support::{http_get, repo_root, run_cmd, run_ok, temp_dir, unique_name, wait_for, CatalogBuild, Cleanup};
 
 /// The Claude Code version the images must carry (docker/claude-code.pins).
 fn pinned_claude_version() -> String {
@@ -340,7 +340,7 @@ fn compose_stack_runs_a_task_end_to_end_and_docker_stop_releases_it() {
     let _engine = support::engine();
     // amd64 only: what this machine runs (the arm64 builds are tested above).
     let built = CatalogBuild::new(&["worker-standin", "postgres-standin"], &["--platform", "linux/amd64"]);
-    let dir = TempDir::new("ralph-stack");
+    let dir = temp_dir("ralph-stack");
 
     // The repository the worker changes: a bare repository with one commit
     // on main, owned by the container's uid 1000 so it can push.
@@ -389,7 +389,7 @@ fn compose_stack_runs_a_task_end_to_end_and_docker_stop_releases_it() {
     let password = unique_name("pw");
     let stack = Stack {
         project: unique_name("ralph-e2e"),
-        files: vec![compose_file(), override_file.clone()],
+        files: vec![compose_file(), override_file],
         env: vec![
             ("RALPH_DB_PASSWORD".into(), password.clone()),
             ("RALPH_REPO_URL".into(), "overridden-by-the-test".into()),
@@ -669,7 +669,7 @@ fn unsupported_targetarch_fails_the_build_with_a_message() {
     let _time = support::Timer::start("unsupported_targetarch_fails_the_build_with_a_message");
     let _engine = support::engine();
     let root = repo_root();
-    let dir = TempDir::new("xtask-test-arch");
+    let dir = temp_dir("xtask-test-arch");
     let ctx = dir.path().join("ctx");
     std::fs::create_dir_all(&ctx).unwrap();
     std::fs::copy(root.join("docker/fetch-claude.sh"), ctx.join("fetch-claude.sh")).unwrap();
@@ -764,7 +764,7 @@ fn size_of_multi_stage_vs_single_stage() {
     let _time = support::Timer::start("size_of_multi_stage_vs_single_stage");
     let _engine = support::engine();
     let built = CatalogBuild::new(&["python-standin", "python-standin-single"], &["--platform", "linux/amd64"]);
-    let scratch = TempDir::new("xtask-test-size");
+    let scratch = temp_dir("xtask-test-size");
     let multi_ref = built.reference("python-standin");
     let single_ref = built.reference("python-standin-single");
     let multi = image_size("python-standin", &multi_ref, scratch.path());

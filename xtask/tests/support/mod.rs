@@ -24,6 +24,8 @@ pub fn repo_root() -> PathBuf {
 pub struct Fixture {
     pub dir: PathBuf,
     pub repository: String,
+    /// Removes `dir` on drop.
+    _temp: tempfile::TempDir,
 }
 
 pub struct Output {
@@ -44,12 +46,12 @@ impl Fixture {
     /// with the catalog `catalog(repository)` writes; `repository` is unique
     /// to this fixture and prefixes every image it builds.
     pub fn with_catalog(name: &str, context: &str, catalog: impl FnOnce(&str) -> String) -> Fixture {
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
-        let repository = format!("xtask-test-{name}-{}-{nanos}", std::process::id());
-        let dir = std::env::temp_dir().join(&repository);
+        let repository = unique_name(&format!("xtask-test-{name}"));
+        let temp = temp_dir(&repository);
+        let dir = temp.path().to_path_buf();
         copy_dir(&repo_root().join("test/images").join(context), &dir.join("ctx"));
         std::fs::write(dir.join("images.toml"), catalog(&repository)).unwrap();
-        Fixture { dir, repository }
+        Fixture { dir, repository, _temp: temp }
     }
 
     /// The busybox fixture as image `fx`, and an image whose Dockerfile is missing.
@@ -100,7 +102,6 @@ platforms = ["linux/amd64"]
 impl Drop for Fixture {
     fn drop(&mut self) {
         remove_images_named(&self.repository);
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -134,13 +135,13 @@ pub fn run_ok(program: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Copies the tree at `from` to `to`.
 pub fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
+    for entry in walkdir::WalkDir::new(from) {
         let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
+        let target = to.join(entry.path().strip_prefix(from).unwrap());
+        if entry.file_type().is_dir() {
+            std::fs::create_dir_all(&target).unwrap();
         } else {
             std::fs::copy(entry.path(), &target).unwrap();
         }
@@ -170,24 +171,8 @@ pub fn run_cmd(cmd: &mut Command) -> Output {
 }
 
 /// A directory under the system's temporary directory, removed on drop.
-pub struct TempDir(pub PathBuf);
-
-impl TempDir {
-    pub fn new(prefix: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(unique_name(prefix));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+pub fn temp_dir(prefix: &str) -> tempfile::TempDir {
+    tempfile::Builder::new().prefix(&format!("{prefix}-")).tempdir().unwrap()
 }
 
 /// What undoes a test's work (remove its containers, networks, volumes),
@@ -235,7 +220,7 @@ pub struct CatalogBuild {
 
 impl CatalogBuild {
     pub fn new(images: &[&str], extra_args: &[&str]) -> CatalogBuild {
-        let dir = TempDir::new("xtask-report");
+        let dir = temp_dir("xtask-report");
         let report_path = dir.path().join("report.json");
         let branch = unique_name("xtask-test");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));

@@ -1,0 +1,246 @@
+//! The read-only check (part of `image smoke` for images that declare
+//! `[image.readonly]`): the image runs as its own non-root user with a
+//! read-only root filesystem, only its tmpfs writable, every capability
+//! dropped and no-new-privileges. It must start, answer its health check
+//! within a bounded time, stay up, and log no "Read-only file system".
+
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+
+use super::{CheckKind, CheckResult};
+use crate::engine::container::{self, Session};
+use crate::engine::image::BuiltImage;
+use crate::engine::{docker, http, process};
+use crate::model::catalog::{Platform, ReadOnlyCheck};
+
+/// What a read-only failure looks like in a log.
+const READ_ONLY_ERROR: &str = "Read-only file system";
+
+/// The read-only check of `built` on one platform, beside `database` (an
+/// image reference) when the check declares one. Whatever goes wrong is the
+/// check's failure, with what it saw.
+pub fn run(
+    session: &Session,
+    built: &BuiltImage<'_>,
+    platform: &Platform,
+    spec: &ReadOnlyCheck,
+    database: Option<&str>,
+) -> CheckResult {
+    let started = Instant::now();
+    let mut actual = String::new();
+    let errors = match run_container(session, built.runnable(platform), platform, spec, database, &mut actual) {
+        Ok(()) => vec![],
+        Err(e) => vec![format!("{e:#}")],
+    };
+    let result = CheckResult {
+        kind: CheckKind::ReadOnly,
+        name: "read-only root filesystem".into(),
+        passed: errors.is_empty(),
+        expected: describe(spec),
+        actual,
+        errors,
+        seconds: started.elapsed().as_secs_f64(),
+        stdout: String::new(),
+        stderr: String::new(),
+    };
+    result.print_progress();
+    result
+}
+
+fn describe(spec: &ReadOnlyCheck) -> String {
+    let health = match (&spec.health.exec, spec.health.port, &spec.health.path) {
+        (Some(cmd), _, _) => format!("`{}` exits 0", cmd.join(" ")),
+        (None, Some(port), Some(path)) => format!("GET :{port}{path} answers {}", spec.health.status),
+        _ => "healthy".into(),
+    };
+    format!(
+        "runs as non-root with --read-only --tmpfs {} --cap-drop ALL no-new-privileges; {health} within {}s; still up {}s later; no \"{READ_ONLY_ERROR}\" logged",
+        spec.tmpfs.join(","),
+        spec.ready_seconds,
+        spec.stay_up_seconds
+    )
+}
+
+fn run_container(
+    session: &Session,
+    reference: &str,
+    platform: &Platform,
+    spec: &ReadOnlyCheck,
+    database: Option<&str>,
+    actual: &mut String,
+) -> Result<()> {
+    let ready = Duration::from_secs(spec.ready_seconds);
+    let mut env: Vec<(String, String)> = spec.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let mut network = None;
+    let mut database_container = None;
+    if let Some(reference) = database {
+        let net = session.network()?;
+        let (name, url) = start_database(session, reference, &net, ready)?;
+        env.push(("RALPH_DB_URL".into(), url));
+        network = Some(net);
+        database_container = Some(name);
+    }
+    let port = spec.health.port;
+    let run_spec = container::Spec {
+        image: reference.to_string(),
+        platform: Some(platform.clone()),
+        args: spec.args.clone().unwrap_or_default(),
+        env,
+        network,
+        read_only: true,
+        tmpfs: spec.tmpfs.clone(),
+        unprivileged: true,
+        publish: port.into_iter().collect(),
+        ..Default::default()
+    };
+    let name = session.start(&run_spec, "readonly")?;
+    let result = watch(&name, spec, ready, actual);
+    session.remove(&name);
+    if let Some(db) = database_container {
+        session.remove(&db);
+    }
+    result
+}
+
+/// Health within `ready`, then still up and healthy after `stay_up_seconds`,
+/// and a clean log.
+fn watch(name: &str, spec: &ReadOnlyCheck, ready: Duration, actual: &mut String) -> Result<()> {
+    let user = docker::docker().args(["container", "inspect", "--format", "{{.Config.User}}", name]).probe().read()?;
+    if is_root(&user) {
+        *actual = format!("runs as `{}`", if user.is_empty() { "root (no USER)" } else { &user });
+        anyhow::bail!("the image runs as root by default: set USER to a non-root user (for example USER 1000:1000) in its Dockerfile");
+    }
+    let started = Instant::now();
+    let mut last;
+    loop {
+        let (running, code) = container::state(name)?;
+        if !running {
+            *actual = format!("exited with code {code} after {:.1}s", started.elapsed().as_secs_f64());
+            anyhow::bail!("it exited with code {code} instead of staying up: {}", log_tail(name));
+        }
+        match probe(name, spec) {
+            Ok(()) => break,
+            Err(why) => last = why,
+        }
+        if started.elapsed() >= ready {
+            *actual = format!("not healthy after {}s: {last}", ready.as_secs());
+            anyhow::bail!("no healthy answer within {}s ({last}): {}", ready.as_secs(), log_tail(name));
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let healthy_after = started.elapsed().as_secs_f64();
+    std::thread::sleep(Duration::from_secs(spec.stay_up_seconds));
+    let (running, code) = container::state(name)?;
+    *actual = format!("healthy after {healthy_after:.1}s");
+    if !running {
+        *actual += &format!(", then exited with code {code}");
+        anyhow::bail!("it was healthy, then exited with code {code}: {}", log_tail(name));
+    }
+    if let Err(why) = probe(name, spec) {
+        *actual += &format!(", then unhealthy: {why}");
+        anyhow::bail!("it was healthy, then not ({why})");
+    }
+    *actual += &format!(", up {}s later", spec.stay_up_seconds);
+    let log = container::logs(name);
+    if let Some(line) = log.lines().find(|l| l.contains(READ_ONLY_ERROR)) {
+        *actual += &format!(", logged `{}`", line.trim());
+        anyhow::bail!(
+            "it tried to write outside its tmpfs: `{}`: make that path a tmpfs or stop writing it",
+            line.trim()
+        );
+    }
+    Ok(())
+}
+
+fn is_root(user: &str) -> bool {
+    let name = user.split(':').next().unwrap_or("");
+    name.is_empty() || name == "root" || name == "0"
+}
+
+/// One health probe: `Err` says what was wrong.
+fn probe(name: &str, spec: &ReadOnlyCheck) -> Result<(), String> {
+    if let Some(cmd) = &spec.health.exec {
+        let out = docker::docker().args(["exec", name]).args(cmd).probe().output().map_err(|e| e.to_string())?;
+        return if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!("`{}` exited {}", cmd.join(" "), out.status.code().unwrap_or(-1)))
+        };
+    }
+    let (Some(port), Some(path)) = (spec.health.port, &spec.health.path) else {
+        return Err("no health check declared".into());
+    };
+    let host_port = container::host_port(name, port).map_err(|e| e.to_string())?;
+    match http::get_status(([127, 0, 0, 1], host_port).into(), "127.0.0.1", path) {
+        Ok(code) if code == spec.health.status => Ok(()),
+        Ok(code) => Err(format!("GET {path} answered {code}")),
+        Err(e) => Err(format!("GET {path}: {e}")),
+    }
+}
+
+/// A throwaway PostgreSQL on `network` as `db`; returns its container and
+/// the URL the image reaches it by. The password is per run.
+fn start_database(session: &Session, reference: &str, network: &str, ready: Duration) -> Result<(String, String)> {
+    let password = format!(
+        "ro{:x}",
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos())
+    );
+    let spec = container::Spec {
+        image: reference.to_string(),
+        env: vec![
+            ("POSTGRES_USER".into(), "ralph".into()),
+            ("POSTGRES_PASSWORD".into(), password.clone()),
+            ("POSTGRES_DB".into(), "ralph".into()),
+        ],
+        network: Some(network.to_string()),
+        network_alias: Some("db".into()),
+        allow_pull: true,
+        ..Default::default()
+    };
+    let name = session.start(&spec, "database")?;
+    let started = Instant::now();
+    loop {
+        let out = docker::docker()
+            .args(["exec", &name, "pg_isready", "-q", "-h", "127.0.0.1", "-U", "ralph", "-d", "ralph"])
+            .probe()
+            .output()?;
+        if out.status.success() {
+            break;
+        }
+        let (running, code) = container::state(&name)?;
+        if !running || started.elapsed() >= ready {
+            anyhow::bail!(
+                "the database {reference} did not become ready (running: {running}, exit code {code}): {}",
+                log_tail(&name)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    Ok((name, format!("postgresql://ralph:{password}@db:5432/ralph")))
+}
+
+fn log_tail(name: &str) -> String {
+    let log = container::logs(name);
+    let tail = process::last_lines(&log, 3);
+    if tail.is_empty() {
+        "its log is empty".into()
+    } else {
+        format!("its log ends: {tail}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn root_is_the_empty_user_root_or_uid_0() {
+        for u in ["", "root", "0", "0:0", "root:ralph"] {
+            assert!(is_root(u), "{u}");
+        }
+        for u in ["1000", "1000:1000", "ralph", "postgres:postgres"] {
+            assert!(!is_root(u), "{u}");
+        }
+    }
+}

@@ -1,0 +1,371 @@
+//! `cargo xtask image check`: everything that tells the truth about an
+//! image, in one run: the image pipeline with every check, built here first
+//! (both architectures): build, smoke, read-only, size against the budget,
+//! and the runtime figures; then one summary table (check × platform, with
+//! the figure) and a non-zero exit on any failure. This is the command CI
+//! matrix jobs run. (Lint and scan join it when their commands land.)
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use anyhow::Result;
+use serde::Serialize;
+
+use super::Command;
+use crate::checks::runtime::{self, RuntimeFigures, RuntimeOptions};
+use crate::checks::size::ImageSize;
+use crate::checks::smoke::{self, ImageResult, SmokeOptions};
+use crate::checks::CheckKind;
+use crate::model::catalog::{Catalog, Platform};
+use crate::output::table::Table;
+use crate::output::{junit, Report, Sinks, TestOut};
+use crate::pipeline::build::{BuildOptions, CacheMode, ImageReport};
+use crate::pipeline::{Checks, ImageRun, Images, Pipeline, Selection, Source};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct Check {
+    #[command(flatten)]
+    pub images: Images,
+    /// Check the images already built for this checkout instead of building them.
+    #[arg(long)]
+    pub no_build: bool,
+    /// Where the build cache lives (see `image build --cache`).
+    #[arg(long, value_enum, default_value_t)]
+    pub cache: CacheMode,
+    /// Don't stream buildx progress.
+    #[arg(long, short)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub smoke: SmokeOptions,
+    #[command(flatten)]
+    pub runtime: RuntimeOptions,
+    #[command(flatten)]
+    pub out: TestOut,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckReport {
+    pub ok: bool,
+    pub seconds: f64,
+    pub platforms: Vec<Platform>,
+    pub rows: Vec<Row>,
+    pub images: Vec<ImageChecks>,
+}
+
+/// One line of the summary: a check of an image, per platform.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    pub image: String,
+    pub check: String,
+    /// "pass", "fail" or "-" (not run), per platform.
+    pub results: BTreeMap<Platform, Outcome>,
+    pub figure: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Pass,
+    Fail,
+    Skipped,
+}
+
+impl Outcome {
+    fn of(passed: bool) -> Outcome {
+        if passed {
+            Outcome::Pass
+        } else {
+            Outcome::Fail
+        }
+    }
+
+    fn cell(self) -> &'static str {
+        match self {
+            Outcome::Pass => "pass",
+            Outcome::Fail => "FAIL",
+            Outcome::Skipped => "-",
+        }
+    }
+}
+
+/// Everything measured for one image, for the JSON report.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImageChecks {
+    pub image: String,
+    pub build: Option<ImageReport>,
+    pub smoke: Option<ImageResult>,
+    pub size: Option<ImageSize>,
+    pub runtime: Vec<RuntimeFigures>,
+    /// Why a check could not run (a failed build, say).
+    pub errors: Vec<String>,
+}
+
+impl Command for Check {
+    type Report = CheckReport;
+
+    fn run(&self, catalog: &Catalog) -> Result<CheckReport> {
+        let started = Instant::now();
+        let selection = Selection::new(self.images.clone());
+        let targets = selection.targets(catalog)?;
+        let requested = Platform::parse_list(&self.images.platform)?;
+        let source = if self.no_build {
+            Source::Existing
+        } else {
+            Source::Build(BuildOptions { cache: self.cache, quiet: self.quiet, ..BuildOptions::default() })
+        };
+        let checks = Checks::all(self.smoke.clone(), self.runtime.clone());
+        let pipeline = Pipeline { catalog, checks, keep_going: true, purpose: "check" };
+        let runs = pipeline.run(targets, &requested, &source)?;
+        Ok(CheckReport::new(runs, started))
+    }
+
+    fn sinks(&self) -> Sinks<'_> {
+        self.out.sinks()
+    }
+}
+
+impl CheckReport {
+    fn new(runs: Vec<ImageRun>, started: Instant) -> CheckReport {
+        let mut platforms: Vec<Platform> = runs.iter().flat_map(|r| r.platforms.clone()).collect();
+        platforms.sort();
+        platforms.dedup();
+        let mut rows = Vec::new();
+        let images: Vec<ImageChecks> = runs.into_iter().map(|run| image_rows(run, &mut rows)).collect();
+        let ok = rows.iter().all(|r| r.results.values().all(|o| *o != Outcome::Fail));
+        CheckReport { ok, platforms, rows, images, seconds: started.elapsed().as_secs_f64() }
+    }
+}
+
+/// The rows of one image (build, smoke, read-only, size, runtime), each
+/// failed step saying why, and what was measured for the JSON report.
+fn image_rows(run: ImageRun, rows: &mut Vec<Row>) -> ImageChecks {
+    let row = |check: &str, results: BTreeMap<Platform, Outcome>, figure: String| Row {
+        image: run.image.clone(),
+        check: check.into(),
+        results,
+        figure,
+    };
+    let all = |o: Outcome| run.platforms.iter().map(|p| (p.clone(), o)).collect::<BTreeMap<_, _>>();
+    let mut out = ImageChecks {
+        image: run.image.clone(),
+        build: None,
+        smoke: None,
+        size: None,
+        runtime: Vec::new(),
+        errors: Vec::new(),
+    };
+    match &run.build {
+        Some(Ok(b)) => {
+            let cached: usize = b.platforms.iter().map(|p| p.steps_cached).sum();
+            let total: usize = b.platforms.iter().map(|p| p.steps_total).sum();
+            rows.push(row(
+                "build",
+                all(Outcome::Pass),
+                format!("{:.1}s, {cached}/{total} steps cached", b.wall_seconds),
+            ));
+            out.build = Some(b.clone());
+        }
+        Some(Err(e)) => {
+            rows.push(row("build", all(Outcome::Fail), short(e)));
+            out.errors.push(format!("build: {e}"));
+            return out;
+        }
+        None => {}
+    }
+    if let Err(e) = &run.resolved {
+        rows.push(row("image", all(Outcome::Fail), short(e)));
+        out.errors.push(e.clone());
+        return out;
+    }
+    match run.smoke {
+        Some(Ok(result)) => {
+            rows.extend(smoke_rows(&run.image, &result));
+            out.smoke = Some(result);
+        }
+        Some(Err(e)) => {
+            rows.push(row("smoke", all(Outcome::Fail), short(&e)));
+            out.errors.push(format!("smoke: {e}"));
+        }
+        None => {}
+    }
+    match run.size {
+        Some(Ok(size)) => {
+            let results =
+                size.platforms.iter().map(|p| (p.platform.clone(), Outcome::of(!p.budget.failed()))).collect();
+            let figure = size
+                .platforms
+                .iter()
+                .map(|p| format!("{} {}", p.platform.arch, p.budget.summary))
+                .collect::<Vec<_>>()
+                .join("; ");
+            rows.push(row("size", results, figure));
+            out.size = Some(size);
+        }
+        Some(Err(e)) => {
+            rows.push(row("size", all(Outcome::Fail), short(&e)));
+            out.errors.push(format!("size: {e}"));
+        }
+        None => {}
+    }
+    if !run.runtime.is_empty() {
+        let mut results = BTreeMap::new();
+        let mut figures = Vec::new();
+        for (platform, measured) in run.runtime {
+            results.insert(platform.clone(), Outcome::of(measured.is_ok()));
+            match measured {
+                Ok(f) => {
+                    figures.push(format!(
+                        "{} {:.0} ms, {}",
+                        platform.arch,
+                        f.startup_ms_median,
+                        f.peak_memory_bytes.map_or("n/a".into(), runtime::format_bytes)
+                    ));
+                    out.runtime.push(f);
+                }
+                Err(e) => {
+                    figures.push(format!("{} {}", platform.arch, short(&e)));
+                    out.errors.push(format!("runtime {platform}: {e}"));
+                }
+            }
+        }
+        rows.push(row("startup, peak memory", results, figures.join("; ")));
+    }
+    out
+}
+
+/// The smoke rows: the declared checks together, and the read-only check.
+fn smoke_rows(image: &str, result: &ImageResult) -> Vec<Row> {
+    let mut checks =
+        Row { image: image.into(), check: "smoke".into(), results: BTreeMap::new(), figure: String::new() };
+    let mut readonly =
+        Row { image: image.into(), check: "read-only".into(), results: BTreeMap::new(), figure: String::new() };
+    let mut check_figures = Vec::new();
+    let mut readonly_figures = Vec::new();
+    for p in &result.platforms {
+        let (ro, declared): (Vec<_>, Vec<_>) = p.checks.iter().partition(|c| c.kind == CheckKind::ReadOnly);
+        if !declared.is_empty() {
+            let passed = declared.iter().filter(|c| c.passed).count();
+            checks.results.insert(p.platform.clone(), Outcome::of(passed == declared.len()));
+            check_figures.push(format!("{} {passed}/{}", p.platform.arch, declared.len()));
+        }
+        for c in ro {
+            readonly.results.insert(p.platform.clone(), Outcome::of(c.passed));
+            readonly_figures.push(format!(
+                "{} {}",
+                p.platform.arch,
+                if c.passed { c.actual.clone() } else { c.errors.join("; ") }
+            ));
+        }
+    }
+    checks.figure = format!("checks passed: {}", check_figures.join(", "));
+    readonly.figure = readonly_figures.join("; ");
+    [checks, readonly].into_iter().filter(|r| !r.results.is_empty()).collect()
+}
+
+/// A reason short enough for a table cell.
+fn short(reason: &str) -> String {
+    reason.chars().take(160).collect()
+}
+
+impl Report for CheckReport {
+    fn render(&self) -> String {
+        let mut header = vec!["IMAGE".to_string(), "CHECK".to_string()];
+        header.extend(self.platforms.iter().map(|p| p.arch.to_string()));
+        header.push("FIGURE".into());
+        let mut table = Table::new(header);
+        for r in &self.rows {
+            let mut line = vec![r.image.clone(), r.check.clone()];
+            line.extend(
+                self.platforms.iter().map(|p| r.results.get(p).copied().unwrap_or(Outcome::Skipped).cell().to_string()),
+            );
+            line.push(r.figure.clone());
+            table.row(line);
+        }
+        table.render()
+    }
+
+    /// The smoke and read-only checks, as `image smoke --junit` writes them.
+    fn junit(&self) -> Option<junit::Suites> {
+        let smoked: Vec<ImageResult> = self.images.iter().filter_map(|i| i.smoke.clone()).collect();
+        let seconds = smoked.iter().flat_map(|i| &i.platforms).map(|p| p.seconds).sum();
+        Some(smoke::junit_suites(&smoked, seconds))
+    }
+
+    fn failure(&self) -> Option<String> {
+        let failed: Vec<String> = self
+            .rows
+            .iter()
+            .filter(|r| r.results.values().any(|o| *o == Outcome::Fail))
+            .map(|r| format!("{} {}", r.image, r.check))
+            .collect();
+        (!failed.is_empty()).then(|| format!("image check failed: {} (details above)", failed.join(", ")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks::smoke::PlatformResult;
+    use crate::checks::CheckResult;
+
+    fn result(kind: CheckKind, passed: bool) -> CheckResult {
+        CheckResult {
+            kind,
+            name: "x".into(),
+            passed,
+            expected: String::new(),
+            actual: "healthy after 1.0s".into(),
+            errors: if passed { vec![] } else { vec!["it exited".into()] },
+            seconds: 0.1,
+            stdout: String::new(),
+            stderr: String::new(),
+        }
+    }
+
+    #[test]
+    fn smoke_rows_split_declared_checks_from_the_read_only_check() {
+        let amd = Platform::parse("linux/amd64").unwrap();
+        let arm = Platform::parse("linux/arm64").unwrap();
+        let platform = |p: &Platform, ok: bool| PlatformResult {
+            platform: p.clone(),
+            passed: 0,
+            failed: 0,
+            seconds: 1.0,
+            checks: vec![
+                result(CheckKind::Command, true),
+                result(CheckKind::Command, ok),
+                result(CheckKind::ReadOnly, ok),
+            ],
+        };
+        let r = ImageResult {
+            image: "w".into(),
+            reference: "w:1".into(),
+            platforms: vec![platform(&amd, true), platform(&arm, false)],
+        };
+        let mut rows = smoke_rows("w", &r);
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].results[&amd], Outcome::Pass);
+        assert_eq!(rows[0].results[&arm], Outcome::Fail);
+        assert_eq!(rows[0].figure, "checks passed: amd64 2/2, arm64 1/2");
+        assert_eq!(rows[1].check, "read-only");
+        assert_eq!(rows[1].figure, "amd64 healthy after 1.0s; arm64 it exited");
+        rows.insert(
+            0,
+            Row {
+                image: "w".into(),
+                check: "build".into(),
+                results: [(amd.clone(), Outcome::Pass), (arm.clone(), Outcome::Pass)].into(),
+                figure: "9.9s, 11/12 steps cached".into(),
+            },
+        );
+        rows.push(Row {
+            image: "w".into(),
+            check: "size".into(),
+            results: [(amd.clone(), Outcome::Pass)].into(),
+            figure: "amd64 614.6 MB (budget 620.0 MB)".into(),
+        });
+        let report = CheckReport { ok: false, seconds: 1.0, platforms: vec![amd, arm], rows, images: vec![] };
+        crate::output::golden::check("check-table.txt", &report.render());
+        assert_eq!(report.failure().unwrap(), "image check failed: w smoke, w read-only (details above)");
+    }
+}

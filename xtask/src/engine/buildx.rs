@@ -1,0 +1,172 @@
+//! One `docker buildx build`: the command line from a planned build, its
+//! progress streamed in BuildKit's `--progress=plain` look (from the
+//! `rawjson` stream, which also tells which steps were cached), and what it
+//! made: the digest, and the cache hits per platform. A failed build is one
+//! line naming the failed step, after the tail of that step's output.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+
+use super::docker;
+use super::process::Cmd;
+use super::progress::{self, CacheStats, Tracker};
+use crate::model::catalog::{self, Platform};
+
+/// Everything buildx is told.
+#[derive(Debug, Clone, Default)]
+pub struct Invocation {
+    pub platforms: Vec<Platform>,
+    pub dockerfile: PathBuf,
+    pub context: PathBuf,
+    /// The stage to build (`--target`).
+    pub target: Option<String>,
+    pub refs: Vec<String>,
+    pub labels: BTreeMap<String, String>,
+    pub build_args: Vec<(String, String)>,
+    /// Named contexts: `NAME=PATH` or `NAME=docker-image://REF`.
+    pub contexts: Vec<(String, String)>,
+    /// Push instead of loading into the local engine.
+    pub push: bool,
+    pub provenance: bool,
+    pub sbom: bool,
+    pub no_cache: bool,
+    /// `--cache-from=…`/`--cache-to=…` flags.
+    pub cache_flags: Vec<String>,
+}
+
+/// What a build made.
+#[derive(Debug, Clone)]
+pub struct Built {
+    /// Digest of what was exported: an index for several platforms.
+    pub digest: String,
+    pub is_index: bool,
+    pub wall_seconds: f64,
+    pub cache: BTreeMap<Platform, CacheStats>,
+}
+
+impl Invocation {
+    pub fn command(&self, metadata_file: &std::path::Path) -> Cmd {
+        let mut cmd = docker::docker()
+            .args(["buildx", "build", "--progress=rawjson"])
+            .arg("--platform")
+            .arg(catalog::join(&self.platforms))
+            .arg("--file")
+            .arg(&self.dockerfile)
+            .arg("--metadata-file")
+            .arg(metadata_file);
+        if let Some(target) = &self.target {
+            cmd = cmd.args(["--target", target]);
+        }
+        cmd = cmd.arg(if self.push { "--push" } else { "--load" });
+        for r in &self.refs {
+            cmd = cmd.args(["--tag", r]);
+        }
+        for (k, v) in &self.labels {
+            cmd = cmd.arg("--label").arg(format!("{k}={v}"));
+        }
+        for (k, v) in &self.build_args {
+            cmd = cmd.arg("--build-arg").arg(format!("{k}={v}"));
+        }
+        for (name, value) in &self.contexts {
+            cmd = cmd.arg("--build-context").arg(format!("{name}={value}"));
+        }
+        cmd = cmd.arg(if self.provenance { "--provenance=mode=max" } else { "--provenance=false" });
+        cmd = cmd.arg(format!("--sbom={}", self.sbom));
+        if self.no_cache {
+            cmd = cmd.arg("--no-cache");
+        }
+        cmd.args(&self.cache_flags).arg(&self.context)
+    }
+
+    /// Runs the build of image `name`, streaming its progress unless `quiet`.
+    pub fn run(&self, name: &str, quiet: bool) -> Result<Built> {
+        let metadata = tempfile::Builder::new()
+            .prefix("xtask-build-")
+            .suffix(".json")
+            .tempfile()
+            .context("creating the buildx metadata file")?;
+        let cmd = self.command(metadata.path());
+        if !quiet {
+            eprintln!("==> building {name} for {}", catalog::join(&self.platforms));
+        }
+        let started = Instant::now();
+        let mut tracker = Tracker::new(!quiet);
+        let status = cmd.stream_stderr(|line| tracker.feed_line(line))?;
+        let wall_seconds = started.elapsed().as_secs_f64();
+        if !status.success() {
+            return Err(failure(name, &tracker));
+        }
+        let metadata: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(metadata.path()).context("buildx wrote no metadata file")?)
+                .context("buildx's metadata file is not JSON")?;
+        let digest =
+            metadata["containerimage.digest"].as_str().context("buildx's metadata has no containerimage.digest")?;
+        let is_index = metadata["containerimage.descriptor"]["mediaType"]
+            .as_str()
+            .is_some_and(|m| m.contains("index") || m.contains("manifest.list"));
+        Ok(Built {
+            digest: digest.to_string(),
+            is_index,
+            wall_seconds,
+            cache: progress::cache_stats(&tracker.steps(), &self.platforms),
+        })
+    }
+}
+
+/// One line naming the failed step, after the tail of its output.
+fn failure(image: &str, tracker: &Tracker) -> anyhow::Error {
+    if let Some(f) = tracker.failure() {
+        if !f.log_tail.is_empty() {
+            eprintln!("--- last output of `{}` ---", f.step);
+            for line in &f.log_tail {
+                eprintln!("  | {line}");
+            }
+        }
+        return anyhow::anyhow!(
+            "image `{image}`: step `{}` failed: {}: fix that step (its output is above) and build again",
+            f.step,
+            f.error.lines().next().unwrap_or_default()
+        );
+    }
+    let why = tracker
+        .text
+        .iter()
+        .rev()
+        .find(|l| l.starts_with("ERROR"))
+        .or(tracker.text.last())
+        .cloned()
+        .unwrap_or_else(|| "buildx exited without saying why".into());
+    anyhow::anyhow!("image `{image}`: buildx failed: {why}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_says_everything_planned() {
+        let inv = Invocation {
+            platforms: vec![Platform::parse("linux/amd64").unwrap(), Platform::parse("linux/arm64").unwrap()],
+            dockerfile: "ctx/Dockerfile".into(),
+            context: "ctx".into(),
+            target: Some("runtime".into()),
+            refs: vec!["r/x:main-abc".into()],
+            labels: [("org.opencontainers.image.title".to_string(), "x".to_string())].into(),
+            build_args: vec![("A".into(), "1".into())],
+            contexts: vec![("base".into(), "docker-image://r/base:main-abc".into())],
+            cache_flags: vec!["--cache-to=type=local,dest=c,mode=max".into()],
+            ..Invocation::default()
+        };
+        assert_eq!(
+            inv.command(std::path::Path::new("m.json")).display(),
+            "docker buildx build --progress=rawjson --platform linux/amd64,linux/arm64 --file ctx/Dockerfile \
+             --metadata-file m.json --target runtime --load --tag r/x:main-abc \
+             --label org.opencontainers.image.title=x --build-arg A=1 \
+             --build-context base=docker-image://r/base:main-abc --provenance=false --sbom=false \
+             --cache-to=type=local,dest=c,mode=max ctx"
+        );
+    }
+}

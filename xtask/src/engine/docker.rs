@@ -1,0 +1,222 @@
+//! What we ask the Docker engine, buildx and registries, with errors that say
+//! how to fix the machine.
+
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+
+use super::process::Cmd;
+use crate::model::catalog::{self, Platform};
+
+pub const SETUP_HINT: &str = "run `sudo bash scripts/setup-host.sh`";
+
+pub fn docker() -> Cmd {
+    Cmd::new("docker")
+}
+
+pub fn daemon_version() -> Result<String> {
+    if which::which("docker").is_err() {
+        bail!("the docker client is not installed: {SETUP_HINT}");
+    }
+    let out = docker().args(["version", "--format", "{{.Server.Version}}"]).probe().output()?;
+    let version = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if !out.status.success() || version.is_empty() {
+        bail!("the docker daemon is not running (docker version could not reach it): start dockerd or {SETUP_HINT}");
+    }
+    Ok(version)
+}
+
+pub fn buildx_version() -> Result<String> {
+    let out = docker().args(["buildx", "version"]).probe().output()?;
+    if !out.status.success() {
+        bail!("docker buildx is missing: install the buildx plugin (Debian package docker-buildx) or {SETUP_HINT}");
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).split_whitespace().nth(1).unwrap_or("?").to_string())
+}
+
+/// Where the engine keeps images.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageStore {
+    /// The containerd image store: one tag holds every platform of an index
+    /// (needed to `--load` a multi-platform image).
+    Containerd,
+    /// The classic graph-driver store: one tag holds one platform.
+    Classic,
+}
+
+pub fn image_store() -> Result<ImageStore> {
+    let status = docker().args(["info", "--format", "{{json .DriverStatus}}"]).probe().read()?;
+    Ok(if status.contains("io.containerd.snapshotter") { ImageStore::Containerd } else { ImageStore::Classic })
+}
+
+/// The engine's cgroup driver: `cgroupfs` or `systemd` (empty when it doesn't say).
+pub fn cgroup_driver() -> Result<String> {
+    docker().args(["info", "--format", "{{.CgroupDriver}}"]).probe().read()
+}
+
+/// Platforms the current buildx builder can build (natively or emulated).
+pub fn builder_platforms() -> Result<Vec<Platform>> {
+    let text = docker().args(["buildx", "inspect"]).probe().read()?;
+    Ok(parse_builder_platforms(&text))
+}
+
+pub fn parse_builder_platforms(inspect: &str) -> Vec<Platform> {
+    inspect
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("Platforms:"))
+        .flat_map(|l| l.split(','))
+        .filter_map(|p| Platform::parse(p.trim().trim_end_matches('*')).ok())
+        .collect()
+}
+
+/// Checks that every platform can be built here, with the fix for arm64.
+pub fn ensure_platforms_buildable(platforms: &[Platform]) -> Result<()> {
+    let available = builder_platforms()?;
+    for p in platforms {
+        if !buildable(p, &available) {
+            bail!(
+                "the buildx builder cannot build {p} (it has {}): install qemu-user-static and binfmt-support, \
+                 mount binfmt_misc and restart dockerd, or {SETUP_HINT}",
+                catalog::join(&available)
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Whether the builder can build `p`: listed (with or without its variant),
+/// or 386 on an amd64 builder (amd64 kernels run i386 code, and BuildKit
+/// builds it, but doesn't always list it).
+pub fn buildable(p: &Platform, available: &[Platform]) -> bool {
+    let base = Platform { variant: None, ..p.clone() };
+    let amd64 = Platform { os: p.os.clone(), arch: "amd64".into(), variant: None };
+    available.contains(p) || available.contains(&base) || (p.arch == "386" && available.contains(&amd64))
+}
+
+/// `host[:port]` of an image reference's registry.
+pub fn registry_host(registry: &str) -> &str {
+    registry.split('/').next().unwrap_or(registry)
+}
+
+/// A registry answers the distribution API's `/v2/` probe. Plain HTTP for
+/// localhost (as Docker allows), TCP reachability otherwise.
+pub fn check_registry(registry: &str) -> Result<()> {
+    let host = registry_host(registry);
+    let addr = if host.contains(':') { host.to_string() } else { format!("{host}:443") };
+    let unreachable = |why: String| {
+        anyhow::anyhow!("registry {host} is unreachable ({why}): start it (scripts/setup-host.sh runs one on 127.0.0.1:5000) or fix --registry")
+    };
+    let sock = addr
+        .to_socket_addrs()
+        .map_err(|e| unreachable(e.to_string()))?
+        .next()
+        .ok_or_else(|| unreachable("no address".into()))?;
+    if !(host.starts_with("localhost") || host.starts_with("127.")) {
+        // Over TLS: reachable is all that is asked here.
+        return TcpStream::connect_timeout(&sock, Duration::from_secs(3))
+            .map(drop)
+            .map_err(|e| unreachable(e.to_string()));
+    }
+    // 200, or 401 from a registry with auth: either is a registry.
+    match super::http::get_status(sock, host, "/v2/") {
+        Ok(200 | 401) => Ok(()),
+        Ok(code) => Err(unreachable(format!("/v2/ answered {code}"))),
+        Err(e) => Err(unreachable(e.to_string())),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Manifest {
+    #[serde(default)]
+    pub manifests: Vec<Descriptor>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Descriptor {
+    pub digest: String,
+    pub platform: Option<DescriptorPlatform>,
+    #[serde(default)]
+    pub annotations: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct DescriptorPlatform {
+    pub os: String,
+    pub architecture: String,
+    pub variant: Option<String>,
+}
+
+/// Per-platform manifest digests of an image index (attestation manifests,
+/// `unknown/unknown`, are left out).
+pub fn platform_digests(index: &Manifest) -> Vec<(Platform, String)> {
+    index
+        .manifests
+        .iter()
+        .filter(|d| !d.annotations.contains_key("vnd.docker.reference.type"))
+        .filter_map(|d| {
+            let p = d.platform.as_ref()?;
+            let platform = Platform { os: p.os.clone(), arch: p.architecture.clone(), variant: p.variant.clone() };
+            Platform::parse(&platform.to_string()).ok()?;
+            Some((platform, d.digest.clone()))
+        })
+        .collect()
+}
+
+/// The raw manifest (or index) of a pushed image.
+pub fn inspect_remote(reference: &str) -> Result<serde_json::Value> {
+    let raw = docker()
+        .args(["buildx", "imagetools", "inspect", "--raw", reference])
+        .probe()
+        .read()
+        .with_context(|| format!("reading the manifest of {reference}"))?;
+    serde_json::from_str(&raw).with_context(|| format!("the manifest of {reference} is not JSON"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builder_platforms_from_inspect() {
+        let text = "Name: default\nNodes:\nName: default\nPlatforms: linux/amd64, linux/amd64/v2, linux/arm64*\n";
+        let ps = parse_builder_platforms(text);
+        assert_eq!(catalog::join(&ps), "linux/amd64,linux/amd64/v2,linux/arm64");
+    }
+
+    #[test]
+    fn buildable_platforms() {
+        let available = parse_builder_platforms("Platforms: linux/amd64, linux/amd64/v2, linux/arm64\n");
+        let p = |s: &str| Platform::parse(s).unwrap();
+        assert!(buildable(&p("linux/arm64/v8"), &available));
+        assert!(buildable(&p("linux/386"), &available));
+        assert!(!buildable(&p("linux/s390x"), &available));
+        assert!(!buildable(&p("linux/386"), &parse_builder_platforms("Platforms: linux/arm64\n")));
+    }
+
+    #[test]
+    fn index_digests_skip_attestations() {
+        let index: Manifest = serde_json::from_value(serde_json::json!({
+            "manifests": [
+                {"digest": "sha256:a", "platform": {"os": "linux", "architecture": "amd64"}},
+                {"digest": "sha256:b", "platform": {"os": "linux", "architecture": "arm64", "variant": "v8"}},
+                {"digest": "sha256:c", "platform": {"os": "unknown", "architecture": "unknown"},
+                 "annotations": {"vnd.docker.reference.type": "attestation-manifest"}}
+            ]
+        }))
+        .unwrap();
+        let d = platform_digests(&index);
+        assert_eq!(d.len(), 2);
+        assert_eq!(d[1].0.to_string(), "linux/arm64/v8");
+        assert_eq!(d[1].1, "sha256:b");
+    }
+
+    #[test]
+    fn unreachable_registry_is_one_clear_line() {
+        // Port 9 on loopback: nothing listens there on a test machine.
+        let err = check_registry("127.0.0.1:9").unwrap_err().to_string();
+        assert!(err.starts_with("registry 127.0.0.1:9 is unreachable"), "{err}");
+        assert!(!err.contains('\n'));
+    }
+}

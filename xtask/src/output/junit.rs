@@ -1,0 +1,154 @@
+//! JUnit XML, the test-report format CI systems read: suites of cases, each
+//! case passed or failed with a message, its output attached.
+
+use std::fmt::Write as _;
+
+/// All the suites of one run.
+#[derive(Debug, Clone, Default)]
+pub struct Suites {
+    pub name: String,
+    pub seconds: f64,
+    pub suites: Vec<Suite>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Suite {
+    pub name: String,
+    pub seconds: f64,
+    pub properties: Vec<(String, String)>,
+    pub cases: Vec<Case>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Case {
+    pub classname: String,
+    pub name: String,
+    pub seconds: f64,
+    pub failure: Option<Failure>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Failure {
+    /// One line.
+    pub message: String,
+    /// The details.
+    pub text: String,
+}
+
+impl Suite {
+    fn failures(&self) -> usize {
+        self.cases.iter().filter(|c| c.failure.is_some()).count()
+    }
+}
+
+impl Suites {
+    pub fn to_xml(&self) -> String {
+        let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+        let tests: usize = self.suites.iter().map(|s| s.cases.len()).sum();
+        let failures: usize = self.suites.iter().map(Suite::failures).sum();
+        let _ = writeln!(
+            xml,
+            "<testsuites name=\"{}\" tests=\"{tests}\" failures=\"{failures}\" time=\"{:.3}\">",
+            escape(&self.name),
+            self.seconds
+        );
+        for suite in &self.suites {
+            let _ = writeln!(
+                xml,
+                "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" time=\"{:.3}\">",
+                escape(&suite.name),
+                suite.cases.len(),
+                suite.failures(),
+                suite.seconds
+            );
+            if !suite.properties.is_empty() {
+                xml.push_str("    <properties>");
+                for (name, value) in &suite.properties {
+                    let _ = write!(xml, "<property name=\"{}\" value=\"{}\"/>", escape(name), escape(value));
+                }
+                xml.push_str("</properties>\n");
+            }
+            for c in &suite.cases {
+                let _ = write!(
+                    xml,
+                    "    <testcase classname=\"{}\" name=\"{}\" time=\"{:.3}\"",
+                    escape(&c.classname),
+                    escape(&c.name),
+                    c.seconds
+                );
+                if c.failure.is_none() && c.stdout.is_empty() && c.stderr.is_empty() {
+                    xml.push_str("/>\n");
+                    continue;
+                }
+                xml.push_str(">\n");
+                if let Some(f) = &c.failure {
+                    let _ = writeln!(
+                        xml,
+                        "      <failure message=\"{}\">{}</failure>",
+                        escape(&f.message),
+                        escape(&f.text)
+                    );
+                }
+                if !c.stdout.is_empty() {
+                    let _ = writeln!(xml, "      <system-out>{}</system-out>", escape(&c.stdout));
+                }
+                if !c.stderr.is_empty() {
+                    let _ = writeln!(xml, "      <system-err>{}</system-err>", escape(&c.stderr));
+                }
+                xml.push_str("    </testcase>\n");
+            }
+            xml.push_str("  </testsuite>\n");
+        }
+        xml.push_str("</testsuites>\n");
+        xml
+    }
+}
+
+/// XML text and attribute escaping; characters XML 1.0 forbids are dropped.
+fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            '\t' | '\n' | '\r' => out.push(c),
+            c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaping_keeps_xml_well_formed() {
+        assert_eq!(escape("a<b>&\"c'\u{1b}[31m\n"), "a&lt;b&gt;&amp;&quot;c&apos;[31m\n");
+    }
+
+    #[test]
+    fn counts_come_from_the_cases() {
+        let case = |failed: bool| Case {
+            classname: "c".into(),
+            name: "n".into(),
+            failure: failed.then(Failure::default),
+            ..Case::default()
+        };
+        let suites = Suites {
+            name: "s".into(),
+            seconds: 1.0,
+            suites: vec![Suite { name: "a".into(), cases: vec![case(true), case(false)], ..Suite::default() }],
+        };
+        let xml = suites.to_xml();
+        assert!(xml.contains("<testsuites name=\"s\" tests=\"2\" failures=\"1\" time=\"1.000\">"), "{xml}");
+        assert!(xml.contains("<testsuite name=\"a\" tests=\"2\" failures=\"1\""), "{xml}");
+        assert_eq!(xml.matches("<testcase").count(), 2);
+    }
+}

@@ -1,0 +1,376 @@
+//! Building catalog images: everything decided before buildx runs (tags,
+//! labels, build args, the images each one builds on, cache flags), so bad
+//! input fails before any work; then each image through `docker buildx
+//! build`, loaded locally or pushed, with its digests, tags, wall time and
+//! cache hits.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Result};
+use serde::Serialize;
+
+use crate::engine::buildx::{Built, Invocation};
+use crate::engine::{docker, git};
+use crate::model::catalog::{Catalog, Image, ImageKind, Platform};
+use crate::model::tags;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CacheMode {
+    /// A cache directory per image under target/buildx-cache (or --cache-dir).
+    #[default]
+    Local,
+    /// `<registry>/<repository>:buildcache` (needs --registry).
+    Registry,
+    /// The GitHub Actions cache service (in GitHub Actions only).
+    Gha,
+    /// Only the engine's own build cache.
+    None,
+}
+
+/// How to build, for `image build` (all of it) and for commands that build
+/// first (`image check`, the benchmarks), which start from `Default`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct BuildOptions {
+    /// Load the result into the local engine (the default unless --push).
+    #[arg(long, conflicts_with = "push")]
+    pub load: bool,
+    /// Push to --registry instead of loading.
+    #[arg(long)]
+    pub push: bool,
+    /// Registry prefix for the image references, e.g. localhost:5000.
+    #[arg(long)]
+    pub registry: Option<String>,
+    /// Where the build cache is imported from and exported to.
+    #[arg(long, value_enum, default_value_t)]
+    pub cache: CacheMode,
+    /// Directory for --cache local (default: target/buildx-cache/IMAGE).
+    #[arg(long)]
+    pub cache_dir: Option<PathBuf>,
+    /// Ignore every cache (a cold build).
+    #[arg(long)]
+    pub no_cache: bool,
+    /// KEY=VALUE, passed to buildx after the catalog's args.
+    #[arg(long = "build-arg")]
+    pub build_args: Vec<String>,
+    /// Attach a provenance attestation (mode=max).
+    #[arg(long)]
+    pub provenance: bool,
+    /// Attach an SBOM attestation.
+    #[arg(long)]
+    pub sbom: bool,
+    /// Release version (MAJOR.MINOR.PATCH); default: a vX.Y.Z tag at HEAD.
+    #[arg(long)]
+    pub release: Option<String>,
+    /// Branch name to tag with, for CI checkouts on a detached HEAD.
+    #[arg(long)]
+    pub branch: Option<String>,
+    /// Extra tag, repeatable.
+    #[arg(long = "tag")]
+    pub extra_tags: Vec<String>,
+    /// Don't stream buildx progress.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BuildReport {
+    pub images: Vec<ImageReport>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ImageReport {
+    pub image: String,
+    pub kind: ImageKind,
+    pub refs: Vec<String>,
+    pub tags: Vec<String>,
+    /// Digest of what was exported: an index for several platforms.
+    pub digest: String,
+    pub pushed: bool,
+    pub wall_seconds: f64,
+    pub platforms: Vec<PlatformReport>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PlatformReport {
+    pub platform: Platform,
+    /// The platform's own manifest digest, when it can be read (pushed
+    /// images, single-platform builds).
+    pub digest: Option<String>,
+    pub steps_cached: usize,
+    pub steps_total: usize,
+    pub cache_hit_rate: f64,
+}
+
+/// Every image of a build, planned.
+#[derive(Debug)]
+pub struct BuildPlan<'c> {
+    pub images: Vec<Plan<'c>>,
+    /// The tag unique to this checkout (`<branch>-<shortsha>[-dirty]`): what checks look at.
+    pub build_id: String,
+    options: BuildOptions,
+}
+
+/// One image's build, decided.
+#[derive(Debug)]
+pub struct Plan<'c> {
+    pub image: &'c Image,
+    pub platforms: Vec<Platform>,
+    pub tags: Vec<String>,
+    pub refs: Vec<String>,
+    invocation: Invocation,
+}
+
+/// Plans and runs the build of `images` (with what they build on) for the
+/// `requested` platforms (none: each image's own).
+pub fn run(
+    catalog: &Catalog,
+    images: &[&Image],
+    requested: &[Platform],
+    options: &BuildOptions,
+) -> Result<BuildReport> {
+    let plan = plan(catalog, images, requested, options)?;
+    plan.check_machine()?;
+    let images = plan.images.iter().map(|p| plan.execute(p)).collect::<Result<_>>()?;
+    Ok(BuildReport { images })
+}
+
+/// Decides everything about a build without running anything but git.
+pub fn plan<'c>(
+    catalog: &'c Catalog,
+    images: &[&'c Image],
+    requested: &[Platform],
+    options: &BuildOptions,
+) -> Result<BuildPlan<'c>> {
+    let images = catalog.with_needs(images);
+    let mut git = git::discover();
+    if let Some(branch) = &options.branch {
+        git.branch = Some(branch.clone());
+    }
+    let (release, note) = tags::release(options.release.as_deref(), git.tag.as_deref())?;
+    if let Some(note) = note {
+        eprintln!("note: {note}");
+    }
+    for tag in &options.extra_tags {
+        tags::validate_tag(tag)?;
+    }
+    let extra_args = parse_build_args(&options.build_args)?;
+    if options.push && options.registry.is_none() {
+        bail!("--push needs --registry (for example --registry localhost:5000)");
+    }
+    if options.cache == CacheMode::Registry && options.registry.is_none() {
+        bail!("--cache registry needs --registry (the cache is stored there as REPOSITORY:buildcache)");
+    }
+
+    let mut tags = tags::compute_tags(&git, &catalog.default_branch, release.as_ref());
+    tags.extend(options.extra_tags.iter().cloned());
+    let created = tags::rfc3339_utc(git.commit_time.unwrap_or_else(now_unix));
+    let prefix = options.registry.as_ref().map(|r| format!("{}/", r.trim_end_matches('/'))).unwrap_or_default();
+
+    let mut plans: Vec<Plan<'c>> = Vec::new();
+    for image in images {
+        check_paths(image)?;
+        let platforms = image.select_platforms(requested)?;
+        let refs: Vec<String> = tags.iter().map(|t| format!("{prefix}{}:{t}", image.repository)).collect();
+        let labels = tags::oci_labels(
+            &image.repository,
+            &image.description,
+            &git,
+            release.as_ref(),
+            catalog.source.as_deref(),
+            &created,
+        );
+        let mut build_args: Vec<(String, String)> = image.args.clone().into_iter().collect();
+        build_args.extend(extra_args.iter().cloned());
+        let mut contexts: Vec<(String, String)> =
+            image.contexts.iter().map(|(name, dir)| (name.clone(), dir.display().to_string())).collect();
+        // What it needs was planned before it (catalog order): use its most specific tag.
+        for need in &image.needs {
+            let planned = plans.iter().find(|p| &p.image.name == need).expect("needs are planned first");
+            contexts.push((need.clone(), format!("docker-image://{}", planned.refs[0])));
+        }
+        let invocation = Invocation {
+            platforms: platforms.clone(),
+            dockerfile: image.dockerfile.clone(),
+            context: image.context.clone(),
+            target: image.target.clone(),
+            refs: refs.clone(),
+            labels,
+            build_args,
+            contexts,
+            push: options.push,
+            provenance: options.provenance,
+            sbom: options.sbom,
+            no_cache: options.no_cache,
+            cache_flags: cache_flags(catalog, image, options),
+        };
+        plans.push(Plan { image, platforms, tags: tags.clone(), refs, invocation });
+    }
+    Ok(BuildPlan { images: plans, build_id: tags::build_id(&git), options: options.clone() })
+}
+
+impl BuildPlan<'_> {
+    /// The machine, checked once before anything is built or pushed.
+    pub fn check_machine(&self) -> Result<()> {
+        docker::daemon_version()?;
+        docker::buildx_version()?;
+        let all_platforms: Vec<Platform> = self.images.iter().flat_map(|p| p.platforms.clone()).collect();
+        docker::ensure_platforms_buildable(&all_platforms)?;
+        let multi = self.images.iter().any(|p| p.platforms.len() > 1);
+        if !self.options.push && multi && docker::image_store()? != docker::ImageStore::Containerd {
+            bail!(
+                "loading a multi-platform image needs the containerd image store: set {{\"features\":{{\"containerd-snapshotter\":true}}}} \
+                 in /etc/docker/daemon.json and restart dockerd, or build one --platform, or --push"
+            );
+        }
+        if let Some(registry) =
+            self.options.registry.as_deref().filter(|_| self.options.push || self.options.cache == CacheMode::Registry)
+        {
+            docker::check_registry(registry)?;
+        }
+        Ok(())
+    }
+
+    /// Builds one planned image (what it needs must be built already).
+    pub fn execute(&self, plan: &Plan<'_>) -> Result<ImageReport> {
+        let built = plan.invocation.run(&plan.image.name, self.options.quiet)?;
+        let digests = self.platform_digests(plan, &built)?;
+        let platforms = plan
+            .platforms
+            .iter()
+            .map(|p| {
+                let s = built.cache.get(p).copied().unwrap_or_default();
+                PlatformReport {
+                    platform: p.clone(),
+                    digest: digests.get(p).cloned(),
+                    steps_cached: s.cached,
+                    steps_total: s.total,
+                    cache_hit_rate: s.rate(),
+                }
+            })
+            .collect();
+        Ok(ImageReport {
+            image: plan.image.name.clone(),
+            kind: plan.image.kind,
+            refs: plan.refs.clone(),
+            tags: plan.tags.clone(),
+            digest: built.digest,
+            pushed: self.options.push,
+            wall_seconds: built.wall_seconds,
+            platforms,
+        })
+    }
+
+    /// Each platform's manifest digest: from the registry's index after a
+    /// push; the build's digest for a single-platform image.
+    fn platform_digests(&self, plan: &Plan<'_>, built: &Built) -> Result<BTreeMap<Platform, String>> {
+        let single = |digest: &str| plan.platforms.iter().map(|p| (p.clone(), digest.to_string())).collect();
+        if self.options.push {
+            let repository = crate::model::target::repository_of(&plan.refs[0]);
+            let index = docker::inspect_remote(&format!("{repository}@{}", built.digest))?;
+            return Ok(if built.is_index {
+                docker::platform_digests(&serde_json::from_value(index)?).into_iter().collect()
+            } else {
+                single(&built.digest)
+            });
+        }
+        Ok(if !built.is_index && plan.platforms.len() == 1 { single(&built.digest) } else { BTreeMap::new() })
+    }
+}
+
+fn check_paths(image: &Image) -> Result<()> {
+    let fix = "fix its path in images.toml";
+    if !image.dockerfile.is_file() {
+        bail!("Dockerfile {} for image `{}` does not exist: {fix}", image.dockerfile.display(), image.name);
+    }
+    if !image.context.is_dir() {
+        bail!("build context {} for image `{}` is not a directory: {fix}", image.context.display(), image.name);
+    }
+    for (name, dir) in &image.contexts {
+        if !dir.exists() {
+            bail!(
+                "build context `{name}` = {} for image `{}` does not exist: {fix}, or run scripts/setup-host.sh if it is host material",
+                dir.display(),
+                image.name
+            );
+        }
+    }
+    Ok(())
+}
+
+pub fn parse_build_args(args: &[String]) -> Result<Vec<(String, String)>> {
+    args.iter()
+        .map(|a| match a.split_once('=') {
+            Some((k, v)) if !k.is_empty() && !k.contains(char::is_whitespace) => Ok((k.to_string(), v.to_string())),
+            _ => bail!("build arg `{a}` is not KEY=VALUE: write --build-arg NAME=value"),
+        })
+        .collect()
+}
+
+fn cache_flags(catalog: &Catalog, image: &Image, options: &BuildOptions) -> Vec<String> {
+    match options.cache {
+        CacheMode::None => vec![],
+        CacheMode::Local => {
+            let dir = options.cache_dir.clone().unwrap_or_else(|| {
+                catalog.path.parent().unwrap_or(Path::new(".")).join("target/buildx-cache").join(&image.name)
+            });
+            let mut flags = Vec::new();
+            // Importing a cache that was never exported only prints a warning.
+            if dir.join("index.json").is_file() && !options.no_cache {
+                flags.push(format!("--cache-from=type=local,src={}", dir.display()));
+            }
+            flags.push(format!("--cache-to=type=local,dest={},mode=max", dir.display()));
+            flags
+        }
+        CacheMode::Registry => {
+            let registry = options.registry.as_deref().unwrap_or_default().trim_end_matches('/');
+            let r = format!("{registry}/{}:buildcache", image.repository);
+            vec![format!("--cache-from=type=registry,ref={r}"), format!("--cache-to=type=registry,ref={r},mode=max")]
+        }
+        CacheMode::Gha => {
+            let scope = &image.name;
+            vec![format!("--cache-from=type=gha,scope={scope}"), format!("--cache-to=type=gha,scope={scope},mode=max")]
+        }
+    }
+}
+
+fn now_unix() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn build_args_must_be_key_value() {
+        assert_eq!(
+            parse_build_args(&["A=1".into(), "B=x=y".into(), "C=".into()]).unwrap()[1],
+            ("B".into(), "x=y".into())
+        );
+        let err = parse_build_args(&["NOPE".into()]).unwrap_err().to_string();
+        assert!(err.contains("`NOPE` is not KEY=VALUE"), "{err}");
+        assert!(parse_build_args(&["=v".into()]).is_err());
+    }
+
+    #[test]
+    fn caches_live_where_the_mode_says() {
+        let catalog = Catalog::parse(
+            "[[image]]\nname='w'\nrepository='r-w'\ndockerfile='D'\n",
+            Path::new("/repo/images.toml"),
+            Path::new("/repo"),
+        )
+        .unwrap();
+        let image = &catalog.images[0];
+        let local = cache_flags(&catalog, image, &BuildOptions::default());
+        assert_eq!(local, ["--cache-to=type=local,dest=/repo/target/buildx-cache/w,mode=max"]);
+        let registry =
+            BuildOptions { cache: CacheMode::Registry, registry: Some("r:5000/".into()), ..BuildOptions::default() };
+        assert_eq!(cache_flags(&catalog, image, &registry)[0], "--cache-from=type=registry,ref=r:5000/r-w:buildcache");
+        let gha = BuildOptions { cache: CacheMode::Gha, ..BuildOptions::default() };
+        assert_eq!(cache_flags(&catalog, image, &gha)[1], "--cache-to=type=gha,scope=w,mode=max");
+        assert!(cache_flags(&catalog, image, &BuildOptions { cache: CacheMode::None, ..BuildOptions::default() })
+            .is_empty());
+    }
+}
