@@ -8,7 +8,8 @@
 //! - `output`: tables, JSON, JUnit, and the one place reports are printed;
 //! - `engine`: processes (only `engine::process` starts them), Docker,
 //!   buildx, containers, built images;
-//! - `checks`: smoke, read-only, size, runtime, each on a built image;
+//! - `checks`: lint on a Dockerfile; smoke, read-only, size, runtime and
+//!   scan on a built image;
 //! - `pipeline`: building and resolving images, running checks over them;
 //! - `commands`: one file per subcommand, each returning a report.
 
@@ -27,7 +28,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
-use commands::{bench, build, check, doctor, execute, matrix, pin, runtime, size, smoke};
+use commands::{bench, build, check, doctor, execute, lint, matrix, pin, runtime, scan, size, smoke};
 use model::catalog::{Catalog, DEFAULT_CATALOG};
 
 #[derive(Parser)]
@@ -67,7 +68,11 @@ enum ImageCommand {
     Size(size::Size),
     /// Startup time (create to exit of `--version`, median of runs) and peak memory, per platform.
     Runtime(runtime::Runtime),
-    /// Build, smoke, read-only, size and runtime figures in one run, with one summary table (what CI runs).
+    /// hadolint, Trivy and our container policy on Dockerfiles and their build contexts, in one report.
+    Lint(lint::Lint),
+    /// Trivy on built images, per platform: secrets, vulnerabilities (with a DB), the gate, SBOMs.
+    Scan(scan::Scan),
+    /// Lint, build, smoke, read-only, size, runtime figures and scan in one run, one summary table (what CI runs).
     Check(check::Check),
     /// Print the catalog as a CI matrix (JSON, one entry per image and platform).
     Matrix(matrix::Matrix),
@@ -81,6 +86,8 @@ enum BenchCommand {
     Smoke(bench::smoke::BenchSmoke),
     /// The size analysis on a fixture with 100 and 400 MB of layers: wall time and peak RSS.
     Size(bench::size::BenchSize),
+    /// The lint of the whole catalog and the walk of a 2,000-file build context: wall times.
+    Lint(bench::lint::BenchLint),
 }
 
 fn main() -> ExitCode {
@@ -105,11 +112,14 @@ fn run(cli: Cli) -> Result<()> {
         Command::Image(ImageCommand::Smoke(cmd)) => execute(&cmd, catalog),
         Command::Image(ImageCommand::Size(cmd)) => execute(&cmd, catalog),
         Command::Image(ImageCommand::Runtime(cmd)) => execute(&cmd, catalog),
+        Command::Image(ImageCommand::Lint(cmd)) => execute(&cmd, catalog),
+        Command::Image(ImageCommand::Scan(cmd)) => execute(&cmd, catalog),
         Command::Image(ImageCommand::Check(cmd)) => execute(&cmd, catalog),
         Command::Image(ImageCommand::Matrix(cmd)) => execute(&cmd, catalog),
         Command::Bench(BenchCommand::Build(cmd)) => execute(&cmd, catalog),
         Command::Bench(BenchCommand::Smoke(cmd)) => execute(&cmd, catalog),
         Command::Bench(BenchCommand::Size(cmd)) => execute(&cmd, catalog),
+        Command::Bench(BenchCommand::Lint(cmd)) => execute(&cmd, catalog),
     }
 }
 

@@ -403,7 +403,7 @@ fn image_check_runs_everything_and_sums_it_up_in_one_table() {
     assert_eq!(report["ok"], true);
     let rows = report["rows"].as_array().unwrap();
     let checks: Vec<&str> = rows.iter().map(|r| r["check"].as_str().unwrap()).collect();
-    assert_eq!(checks, vec!["build", "smoke", "read-only", "size", "startup, peak memory"]);
+    assert_eq!(checks, vec!["lint", "build", "smoke", "read-only", "size", "startup, peak memory", "scan"]);
     for r in rows {
         assert_eq!(r["results"]["linux/amd64"], "pass", "{r}");
         assert_eq!(r["results"]["linux/arm64"], "pass", "{r}");
@@ -424,8 +424,11 @@ fn image_check_runs_everything_and_sums_it_up_in_one_table() {
         "{}",
         out.stdout
     );
-    assert_eq!(table.len(), 6, "{}", out.stdout);
-    assert!(std::fs::read_to_string(fx.dir.join("check.xml")).unwrap().contains("tests=\"16\" failures=\"0\""));
+    assert_eq!(table.len(), 8, "{}", out.stdout);
+    // JUnit: 16 smoke and read-only cases, the lint, a scan per platform.
+    let xml = std::fs::read_to_string(fx.dir.join("check.xml")).unwrap();
+    assert!(xml.contains("tests=\"19\" failures=\"0\""), "{xml}");
+    assert!(xml.contains("name=\"good lint\"") && xml.contains("name=\"Scan: linux/arm64\""), "{xml}");
 
     // An image over its budget fails the run, and says which check.
     let out = fx.xtask(&["image", "check", "tight", "--no-build", "--report", "tight.json"]);

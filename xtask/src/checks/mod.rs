@@ -1,16 +1,24 @@
-//! The checks: each looks at a [`BuiltImage`](crate::engine::image::BuiltImage)
-//! and says what it found. `smoke` (the image's declared checks, in
-//! container-structure-test's schema), `readonly` (it starts and stays up on
-//! a read-only root filesystem), `size` (what it weighs against its budget)
-//! and `runtime` (startup time and peak memory). They know nothing of the
-//! command line: the pipeline runs them, the commands print them.
+//! The checks: each looks at an image and says what it found. On a
+//! [`BuiltImage`](crate::engine::image::BuiltImage): `smoke` (the image's
+//! declared checks, in container-structure-test's schema), `readonly` (it
+//! starts and stays up on a read-only root filesystem), `size` (what it
+//! weighs against its budget), `runtime` (startup time and peak memory) and
+//! `scan` (Trivy: secrets, vulnerabilities, SBOM). On its Dockerfile: `lint`
+//! (hadolint, Trivy and our policy, and the build context). They know
+//! nothing of the command line: the pipeline runs them, the commands print
+//! them.
 
+pub mod lint;
 pub mod readonly;
 pub mod runtime;
+pub mod scan;
 pub mod size;
 pub mod smoke;
+pub mod trivy;
 
 use serde::Serialize;
+
+use crate::output::sarif;
 
 /// The kinds of pass/fail check lines (smoke's four kinds and the read-only check).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -95,4 +103,93 @@ pub fn normalize_path(raw: &str) -> Option<String> {
         }
     }
     (!parts.is_empty()).then(|| parts.join("/"))
+}
+
+/// How bad a finding is: errors fail the lint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Error,
+    Warning,
+    Info,
+}
+
+/// Who found it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    Ralph,
+    Hadolint,
+    Trivy,
+}
+
+impl Source {
+    pub fn name(self) -> &'static str {
+        match self {
+            Source::Ralph => "ralph",
+            Source::Hadolint => "hadolint",
+            Source::Trivy => "trivy",
+        }
+    }
+}
+
+/// One thing wrong with a Dockerfile or its build context.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub file: String,
+    /// 1-based; 0 for the file as a whole.
+    pub line: usize,
+    pub rule: String,
+    pub source: Source,
+    pub severity: Severity,
+    pub message: String,
+    pub fix: String,
+}
+
+/// Findings as SARIF: one run per tool that took part (in `versions`), even
+/// one that found nothing, each with the rules its results name.
+pub fn sarif<'a>(findings: impl IntoIterator<Item = &'a Finding>, versions: &[(Source, Option<String>)]) -> sarif::Log {
+    let findings: Vec<&Finding> = findings.into_iter().collect();
+    let runs = versions
+        .iter()
+        .map(|(source, version)| {
+            let mine: Vec<&&Finding> = findings.iter().filter(|f| f.source == *source).collect();
+            let mut rules: Vec<sarif::Rule> = Vec::new();
+            for f in &mine {
+                if !rules.iter().any(|r| r.id == f.rule) {
+                    let (title, help_uri) = match source {
+                        Source::Ralph => (lint::policy::rule(&f.rule).title.to_string(), None),
+                        Source::Hadolint => (f.rule.clone(), Some(lint::hadolint::help_uri(&f.rule))),
+                        Source::Trivy => (f.rule.clone(), None),
+                    };
+                    rules.push(sarif::Rule { id: f.rule.clone(), title, help: f.fix.clone(), help_uri });
+                }
+            }
+            sarif::Run {
+                tool: source.name().to_string(),
+                version: version.clone(),
+                information_uri: match source {
+                    Source::Ralph => None,
+                    Source::Hadolint => Some("https://github.com/hadolint/hadolint".to_string()),
+                    Source::Trivy => Some("https://trivy.dev".to_string()),
+                },
+                rules,
+                results: mine
+                    .iter()
+                    .map(|f| sarif::SarifResult {
+                        rule_id: f.rule.clone(),
+                        level: match f.severity {
+                            Severity::Error => sarif::Level::Error,
+                            Severity::Warning => sarif::Level::Warning,
+                            Severity::Info => sarif::Level::Note,
+                        },
+                        message: f.message.clone(),
+                        uri: f.file.clone(),
+                        line: (f.line > 0).then_some(f.line),
+                    })
+                    .collect(),
+            }
+        })
+        .collect();
+    sarif::Log { runs }
 }

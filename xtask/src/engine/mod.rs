@@ -10,5 +10,7 @@ pub mod files;
 pub mod git;
 pub mod http;
 pub mod image;
+pub mod layout;
 pub mod process;
 pub mod progress;
+pub mod tools;

@@ -31,17 +31,18 @@ pub fn set_verbose(on: bool) {
     VERBOSE.store(on, Ordering::Relaxed);
 }
 
-/// A command line to run: program and arguments.
+/// A command line to run: program, arguments, and variables set for it.
 #[derive(Debug, Clone)]
 pub struct Cmd {
     program: OsString,
     args: Vec<OsString>,
+    env: Vec<(OsString, OsString)>,
     probe: bool,
 }
 
 impl Cmd {
     pub fn new(program: impl Into<OsString>) -> Cmd {
-        Cmd { program: program.into(), args: Vec::new(), probe: false }
+        Cmd { program: program.into(), args: Vec::new(), env: Vec::new(), probe: false }
     }
 
     pub fn arg(mut self, arg: impl Into<OsString>) -> Cmd {
@@ -55,6 +56,12 @@ impl Cmd {
         S: Into<OsString>,
     {
         self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// Sets a variable in the command's environment (`TMPDIR`, say).
+    pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Cmd {
+        self.env.push((key.into(), value.into()));
         self
     }
 
@@ -89,7 +96,11 @@ impl Cmd {
         self.log();
         let sh = xshell::Shell::new().context("reading the current directory")?;
         let (program, args) = (&self.program, &self.args);
-        xshell::cmd!(sh, "{program} {args...}").quiet().ignore_status().output().with_context(|| self.not_started())
+        let mut cmd = xshell::cmd!(sh, "{program} {args...}").quiet().ignore_status();
+        for (k, v) in &self.env {
+            cmd = cmd.env(k, v);
+        }
+        cmd.output().with_context(|| self.not_started())
     }
 
     /// Captures stdout (trimmed); a non-zero exit is an error carrying the
@@ -101,8 +112,12 @@ impl Cmd {
     }
 
     fn expression(&self) -> duct::Expression {
+        let mut expr = duct::cmd(&self.program, &self.args).stdin_null().unchecked();
+        for (k, v) in &self.env {
+            expr = expr.env(k, v);
+        }
         // Its own process group: a timeout kills everything it started.
-        duct::cmd(&self.program, &self.args).stdin_null().unchecked().before_spawn(|command| {
+        expr.before_spawn(|command| {
             command.process_group(0);
             Ok(())
         })
@@ -250,9 +265,12 @@ mod tests {
     }
 
     #[test]
-    fn arguments_reach_the_command_unchanged() {
-        let out = Cmd::new("sh").args(["-c", "printf '%s|' \"$@\"", "sh", "a b", "$HOME", "", "it's"]);
-        assert_eq!(out.probe().read().unwrap(), "a b|$HOME||it's|");
+    fn arguments_and_variables_reach_the_command_unchanged() {
+        let cmd = Cmd::new("sh").args(["-c", "printf '%s|' \"$@\" \"$XTASK_T\"", "sh", "a b", "$HOME", "", "it's"]);
+        let cmd = cmd.env("XTASK_T", "v w").probe();
+        assert_eq!(cmd.read().unwrap(), "a b|$HOME||it's|v w|");
+        let out = cmd.output_timeout(Duration::from_secs(5)).unwrap().unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "a b|$HOME||it's|v w|");
     }
 
     #[test]

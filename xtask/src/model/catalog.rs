@@ -85,6 +85,34 @@ struct ImageEntry {
     /// What the entrypoint gets for the startup figure (`image runtime`;
     /// default `--version`).
     startup_args: Option<Vec<String>>,
+    /// It serves something others probe (an HTTP endpoint): its Dockerfile
+    /// must declare a HEALTHCHECK (`image lint`).
+    #[serde(default)]
+    service: bool,
+    /// The vulnerability gate of `image scan` (default: no CRITICAL, at most 4 HIGH).
+    #[serde(default)]
+    scan: ScanGate,
+}
+
+/// How many vulnerabilities of each severity an image may have and pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScanGate {
+    #[serde(default)]
+    pub max_critical: u32,
+    #[serde(default = "default_max_high")]
+    pub max_high: u32,
+}
+
+fn default_max_high() -> u32 {
+    4
+}
+
+impl Default for ScanGate {
+    /// The standards: zero CRITICAL, fewer than five HIGH.
+    fn default() -> ScanGate {
+        ScanGate { max_critical: 0, max_high: default_max_high() }
+    }
 }
 
 fn dot() -> PathBuf {
@@ -138,6 +166,8 @@ pub struct Image {
     pub readonly: Option<ReadOnlyCheck>,
     pub budget: Option<Budget>,
     pub startup_args: Option<Vec<String>>,
+    pub service: bool,
+    pub scan: ScanGate,
 }
 
 /// `[image.readonly]`: run the image with a read-only root filesystem, only
@@ -294,6 +324,8 @@ impl Catalog {
                 readonly: entry.readonly,
                 budget: entry.budget,
                 startup_args: entry.startup_args,
+                service: entry.service,
+                scan: entry.scan,
             });
         }
         Ok(Catalog {

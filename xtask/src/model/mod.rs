@@ -3,5 +3,6 @@
 //! data and logic; nothing here starts a process.
 
 pub mod catalog;
+pub mod dockerfile;
 pub mod tags;
 pub mod target;

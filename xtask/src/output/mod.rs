@@ -8,6 +8,7 @@
 #[cfg(test)]
 pub mod golden;
 pub mod junit;
+pub mod sarif;
 pub mod table;
 
 use std::io::Write as _;
@@ -23,6 +24,11 @@ pub trait Report: Serialize {
 
     /// The JUnit test suites, for reports made of pass/fail checks.
     fn junit(&self) -> Option<junit::Suites> {
+        None
+    }
+
+    /// The findings as SARIF, for reports made of static-analysis findings.
+    fn sarif(&self) -> Option<sarif::Log> {
         None
     }
 
@@ -51,22 +57,60 @@ pub struct TestOut {
     pub junit: Option<PathBuf>,
 }
 
+/// `--report FILE` and `--sarif FILE`, for commands whose report is findings.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct FindingsOut {
+    /// Write the report as JSON to FILE.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// Write the findings as SARIF 2.1.0 to FILE (one run per tool).
+    #[arg(long)]
+    pub sarif: Option<PathBuf>,
+}
+
+/// `--report`, `--junit` and `--sarif`, for `image check`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct AllOut {
+    /// Write the report as JSON to FILE.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// Write the checks as JUnit XML to FILE.
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
+    /// Write lint's and scan's findings as SARIF 2.1.0 to FILE (one run per tool).
+    #[arg(long)]
+    pub sarif: Option<PathBuf>,
+}
+
 /// Where a report goes besides stdout.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Sinks<'a> {
     pub json: Option<&'a Path>,
     pub junit: Option<&'a Path>,
+    pub sarif: Option<&'a Path>,
 }
 
 impl JsonOut {
     pub fn sinks(&self) -> Sinks<'_> {
-        Sinks { json: self.report.as_deref(), junit: None }
+        Sinks { json: self.report.as_deref(), ..Sinks::default() }
     }
 }
 
 impl TestOut {
     pub fn sinks(&self) -> Sinks<'_> {
-        Sinks { json: self.report.as_deref(), junit: self.junit.as_deref() }
+        Sinks { json: self.report.as_deref(), junit: self.junit.as_deref(), sarif: None }
+    }
+}
+
+impl FindingsOut {
+    pub fn sinks(&self) -> Sinks<'_> {
+        Sinks { json: self.report.as_deref(), junit: None, sarif: self.sarif.as_deref() }
+    }
+}
+
+impl AllOut {
+    pub fn sinks(&self) -> Sinks<'_> {
+        Sinks { json: self.report.as_deref(), junit: self.junit.as_deref(), sarif: self.sarif.as_deref() }
     }
 }
 
@@ -81,6 +125,10 @@ pub fn emit(report: &impl Report, sinks: Sinks<'_>) -> Result<()> {
     if let Some(path) = sinks.junit {
         let suites = report.junit().context("this report has no JUnit form")?;
         std::fs::write(path, suites.to_xml()).with_context(|| format!("writing JUnit XML to {}", path.display()))?;
+    }
+    if let Some(path) = sinks.sarif {
+        let log = report.sarif().context("this report has no SARIF form")?;
+        write_json(path, &log.to_json())?;
     }
     if let Some(line) = report.failure() {
         bail!("{line}");

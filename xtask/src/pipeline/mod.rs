@@ -20,9 +20,12 @@ use std::time::Instant;
 
 use anyhow::Result;
 
+use crate::checks::lint::{self, Lint};
 use crate::checks::runtime::{self, RuntimeFigures, RuntimeOptions};
+use crate::checks::scan::{self, ImageScan, ScanOptions};
 use crate::checks::size::{self, ImageSize, SizeOptions};
 use crate::checks::smoke::{ImageResult, PlatformResult, Smoke, SmokeOptions};
+use crate::checks::trivy::{self, Ignores};
 use crate::checks::{readonly, CheckResult};
 use crate::engine::container::Session;
 use crate::engine::image::{self, BuiltImage};
@@ -106,16 +109,28 @@ impl Selection {
 /// what they need.
 #[derive(Debug, Clone, Default)]
 pub struct Checks {
+    /// hadolint, Trivy and our policy on the image's Dockerfile, each tool bounded by the timeout.
+    pub lint: Option<std::time::Duration>,
     pub smoke: Option<SmokeOptions>,
     pub readonly: bool,
     pub size: Option<SizeOptions>,
     pub runtime: Option<RuntimeOptions>,
+    /// Trivy on the built image, each run bounded by the timeout.
+    pub scan: Option<(ScanOptions, std::time::Duration)>,
 }
 
 impl Checks {
-    /// Everything: what `image check` runs.
-    pub fn all(smoke: SmokeOptions, runtime: RuntimeOptions) -> Checks {
-        Checks { smoke: Some(smoke), readonly: true, size: Some(SizeOptions::default()), runtime: Some(runtime) }
+    /// Everything: what `image check` runs; `timeout` bounds each smoke check and tool run.
+    pub fn all(smoke: SmokeOptions, runtime: RuntimeOptions, scan: ScanOptions) -> Checks {
+        let timeout = std::time::Duration::from_secs(smoke.timeout.max(1));
+        Checks {
+            lint: Some(timeout),
+            smoke: Some(smoke),
+            readonly: true,
+            size: Some(SizeOptions::default()),
+            runtime: Some(runtime),
+            scan: Some((scan, timeout)),
+        }
     }
 
     /// Whether the smoke step (declared checks or the read-only check) has anything to run for `image`.
@@ -143,6 +158,8 @@ pub struct ImageRun {
     pub image: String,
     pub reference: String,
     pub platforms: Vec<Platform>,
+    /// Its Dockerfile's lint.
+    pub lint: Option<Step<Lint>>,
     /// `None` when it was not built by this run.
     pub build: Option<Step<ImageReport>>,
     /// The image as a check sees it; an error here means no check ran.
@@ -151,6 +168,7 @@ pub struct ImageRun {
     pub smoke: Option<Step<ImageResult>>,
     pub size: Option<Step<ImageSize>>,
     pub runtime: Vec<(Platform, Step<RuntimeFigures>)>,
+    pub scan: Option<Step<ImageScan>>,
 }
 
 pub struct Pipeline<'c> {
@@ -175,6 +193,14 @@ impl<'c> Pipeline<'c> {
                 None => Ok(Ok(None)),
             })
             .collect::<Result<Vec<Step<Option<Smoke>>>>>()?;
+        if let Some(timeout) = self.checks.lint {
+            self.lint(&targets, &mut runs, timeout)?;
+        }
+        // The ignore file, read before anything is built: a bad one is a bad start.
+        let ignores = match &self.checks.scan {
+            Some(_) => self.step_value(self.ignores().map_err(|e| self.reason(&e)))?,
+            None => Ok(Ignores::default()),
+        };
 
         match source {
             Source::Existing => {
@@ -206,7 +232,7 @@ impl<'c> Pipeline<'c> {
                 }
                 Err(e) => return Err(e),
             };
-            self.check_image(&session, &built, smoke, database.as_deref(), run)?;
+            self.check_image(&session, &built, smoke, database.as_deref(), &ignores, run)?;
         }
         Ok(runs)
     }
@@ -273,12 +299,36 @@ impl<'c> Pipeline<'c> {
         Ok(Some(db_target.reference()))
     }
 
+    /// The lint of every target's Dockerfile, the tools run once for all.
+    fn lint(&self, targets: &[Target<'c>], runs: &mut [ImageRun], timeout: std::time::Duration) -> Result<()> {
+        let lint_targets: Vec<lint::Target> = targets.iter().map(|t| lint::Target::of(t.image)).collect();
+        eprintln!("==> lint {}", targets.iter().map(|t| t.image.name.as_str()).collect::<Vec<_>>().join(", "));
+        let root = self.catalog.path.parent().unwrap_or(std::path::Path::new("."));
+        let linted = lint::lint(&lint_targets, root, timeout);
+        for run in runs.iter_mut() {
+            let mine = linted.for_image(&run.image);
+            let result = match mine.failure() {
+                Some(why) if !self.keep_going => Err(why),
+                _ => Ok(mine),
+            };
+            run.lint = Some(self.step_value(result)?);
+        }
+        Ok(())
+    }
+
+    /// `.trivyignore.yaml` next to the catalog.
+    fn ignores(&self) -> Result<Ignores> {
+        let root = self.catalog.path.parent().unwrap_or(std::path::Path::new("."));
+        Ignores::load(&root.join(".trivyignore.yaml"), trivy::today())
+    }
+
     fn check_image(
         &self,
         session: &Session,
         built: &BuiltImage<'_>,
         smoke: Step<Option<Smoke>>,
         database: Option<&str>,
+        ignores: &Step<Ignores>,
         run: &mut ImageRun,
     ) -> Result<()> {
         let image = built.image;
@@ -297,6 +347,12 @@ impl<'c> Pipeline<'c> {
                 let result = runtime::measure(session, built, platform, options.runs).map_err(|e| self.reason(&e));
                 run.runtime.push((platform.clone(), self.step_value(result)?));
             }
+        }
+        if let Some((options, timeout)) = &self.checks.scan {
+            let result = ignores
+                .clone()
+                .and_then(|ignores| scan::scan(built, options, &ignores, *timeout).map_err(|e| self.reason(&e)));
+            run.scan = Some(self.step_value(result)?);
         }
         Ok(())
     }
@@ -357,11 +413,13 @@ impl ImageRun {
             image: t.image.name.clone(),
             reference: t.reference(),
             platforms: t.platforms.clone(),
+            lint: None,
             build: None,
             resolved: Ok(()),
             smoke: None,
             size: None,
             runtime: Vec::new(),
+            scan: None,
         }
     }
 }

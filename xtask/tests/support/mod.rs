@@ -322,3 +322,17 @@ impl Drop for Timer {
         eprintln!("[time] {}: {:.1}s", self.0, self.1.elapsed().as_secs_f64());
     }
 }
+
+/// Fails unless `doc` is valid against the SARIF 2.1.0 schema
+/// (xtask/test_data/README.md says where the copy comes from).
+pub fn validate_sarif(doc: &serde_json::Value) {
+    let path = repo_root().join("xtask/test_data/sarif-schema-2.1.0.json");
+    let schema: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut schemas = boon::Schemas::new();
+    let mut compiler = boon::Compiler::new();
+    compiler.add_resource("urn:xtask:sarif-schema", schema).unwrap();
+    let index = compiler.compile("urn:xtask:sarif-schema", &mut schemas).unwrap();
+    if let Err(e) = schemas.validate(doc, index) {
+        panic!("the SARIF is not valid against the SARIF 2.1.0 schema: {e:#}");
+    }
+}

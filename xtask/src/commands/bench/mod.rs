@@ -4,6 +4,7 @@
 //! memory of the size analysis as layers grow.
 
 pub mod build;
+pub mod lint;
 pub mod size;
 pub mod smoke;
 

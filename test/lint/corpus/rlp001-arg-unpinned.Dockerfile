@@ -1,0 +1,4 @@
+# expect: RLP001
+ARG BASE=alpine:3.21
+FROM ${BASE}
+USER 1000:1000

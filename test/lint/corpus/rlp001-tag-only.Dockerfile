@@ -1,0 +1,3 @@
+# expect: RLP001
+FROM alpine:3.21
+USER 1000:1000

@@ -1,0 +1,5 @@
+# expect: RLP003
+FROM alpine:3.21@sha256:48b0309ca019d89d40f670aa1bc06e426dc0931948452e8491e3d65087abc07d
+COPY a.sh /app/a.sh
+RUN apk add --no-cache curl
+USER 1000:1000

@@ -1,0 +1,7 @@
+# expect: none
+FROM alpine:3.21@sha256:48b0309ca019d89d40f670aa1bc06e426dc0931948452e8491e3d65087abc07d AS named
+RUN adduser -D -u 1000 app
+USER app
+FROM alpine:3.21@sha256:48b0309ca019d89d40f670aa1bc06e426dc0931948452e8491e3d65087abc07d
+ARG UID=1001
+USER ${UID}:${UID}
