@@ -67,7 +67,7 @@ main() {
   case $cmd in
     build) worker_build "$@" ;;
     task) exec "$RALPH_HOME/task" "$@" ;;
-    init) db_apply_schema || return "$EXIT_ERROR"; log "schema applied" ;;
+    init) exec "$RALPH_HOME/task" init "$@" ;;
     models) models_list ;;
     help) ralph_usage ;;
     version) echo "ralph $RALPH_VERSION" ;;

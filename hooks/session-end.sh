@@ -10,6 +10,8 @@ set -uo pipefail
 
 here=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")" && pwd)
 task_cli=${RALPH_HOME:-$here/..}/task
+# shellcheck source=lib/common.sh
+source "$here/../lib/common.sh"
 
 input=$(cat)
 reason=$(jq -r '.reason // "unknown"' <<<"$input" 2>/dev/null) || reason=unknown
@@ -19,10 +21,13 @@ if [[ -n $state && -d $state ]]; then
     >"$state/session-end.json" 2>/dev/null || true
 fi
 
-if [[ -n ${RALPH_TASK_ID:-} && -n ${RALPH_AGENT_ID:-} && -n ${RALPH_WORKER_PID:-} ]] \
-  && ! kill -0 "$RALPH_WORKER_PID" 2>/dev/null; then
-  if "$task_cli" release "$RALPH_TASK_ID" --agent "$RALPH_AGENT_ID" >/dev/null 2>&1; then
-    printf 'ralph: worker %s is gone: released task %s\n' "$RALPH_WORKER_PID" "$RALPH_TASK_ID" >&2
+if [[ -n ${RALPH_TASK_ID:-} && -n ${RALPH_AGENT_ID:-} && -n ${RALPH_WORKER_PID:-} ]]; then
+  # A process id, never 0 or -1: kill -0 would ask about a whole group and
+  # take the worker for alive.
+  env_uint RALPH_WORKER_PID "" 1 4194304
+  if ! kill -0 "$ENV_UINT" 2>/dev/null \
+    && "$task_cli" release "$RALPH_TASK_ID" --agent "$RALPH_AGENT_ID" >/dev/null 2>&1; then
+    printf 'ralph: worker %s is gone: released task %s\n' "$ENV_UINT" "$RALPH_TASK_ID" >&2
   fi
 fi
 exit 0

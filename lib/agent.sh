@@ -7,6 +7,7 @@
 # Needs lib/common.sh and lib/workspace.sh.
 
 AGENT_PID=""
+AGENT_WATCH_PID=""
 
 # agent_prompt TASK_JSON: the prompt for one task.
 agent_prompt() {
@@ -15,7 +16,8 @@ agent_prompt() {
     "Task \(.id) [\(.category), priority \(.priority)]\n\n\(.description)\n" +
     (if (.steps | length) > 0 then "\nSteps:\n" + (.steps | map("- " + .) | join("\n")) + "\n" else "" end) +
     (if .spec_ref then "\nSpecification: \(.spec_ref)\n" else "" end) +
-    (if .retry_count > 0 then "\nThis is attempt \(.retry_count + 1): an earlier worker stopped before finishing.\n" else "" end) +
+    (if .attempts > 1 then "\nThis is attempt \(.attempts): an earlier one did not finish" +
+      (if .last_error then " (\(.last_error))" else "" end) + ".\n" else "" end) +
     "\nFollow the ralph-build skill. Make the change, run the relevant tests, and stop when the task is done.\n" +
     "Do not commit or push: the worker commits your changes and records the result.\n"' <<<"$1"
 }
@@ -53,36 +55,97 @@ agent_tools_dir() {
 # agent_start PROMPT_FILE MODEL_ID SETTINGS_FILE LOG_FILE: starts the agent
 # in the background, in the workspace, in its own process group (job control
 # on for the launch: no setsid(1) needed); sets AGENT_PID, which is also the
-# group id. Its stdout goes to LOG_FILE, its stderr to ours.
+# group id. Its stdout goes to LOG_FILE, its stderr to ours. Its environment
+# holds no database credential of the worker's: only the agent role's
+# (RALPH_AGENT_DB_URL, RALPH_AGENT_DB_PASSWORD), when given. A watchdog
+# kills its process group when the worker is gone (a SIGKILL leaves no
+# agent spending behind it).
 agent_start() {
   local prompt_file=$1 model=$2 settings=$3 log_file=$4 dir
   dir=$(workspace_dir)
   export RALPH_PROMPT_FILE=$prompt_file RALPH_MODEL_ID=$model
   set -m
-  if [[ -n ${RALPH_AGENT_CMD:-} ]]; then
-    (cd "$dir" && exec bash -c "$RALPH_AGENT_CMD") </dev/null >"$log_file" &
-  else
-    (cd "$dir" && exec claude -p "$(cat "$prompt_file")" --model "$model" --settings "$settings" \
-      --dangerously-skip-permissions --output-format text) </dev/null >"$log_file" &
-  fi
+  (
+    cd "$dir" || exit 1
+    agent_environment
+    if [[ -n ${RALPH_AGENT_CMD:-} ]]; then
+      exec bash -c "$RALPH_AGENT_CMD"
+    else
+      exec claude -p "$(cat "$prompt_file")" --model "$model" --settings "$settings" \
+        --dangerously-skip-permissions --output-format text
+    fi
+  ) </dev/null >"$log_file" &
   AGENT_PID=$!
+  set +m
+  agent_watch "$$" "$AGENT_PID"
+}
+
+# In the agent's subshell: the worker's database connection out, the agent
+# role's in (the names through which libpq and `task` find a connection).
+agent_environment() {
+  local agent_url=${RALPH_AGENT_DB_URL:-} agent_password=${RALPH_AGENT_DB_PASSWORD:-}
+  unset RALPH_DB_URL RALPH_AGENT_DB_URL RALPH_AGENT_DB_PASSWORD PGPASSWORD PGPASSFILE PGSERVICE PGSERVICEFILE \
+    PGUSER PGHOST PGHOSTADDR PGPORT PGDATABASE PGSSLKEY PGSSLCERT
+  if [[ -n $agent_url ]]; then
+    export RALPH_DB_URL=$agent_url
+    [[ -z $agent_password ]] || export PGPASSWORD=$agent_password
+  fi
+}
+
+# agent_watch WORKER_PID GROUP: a watchdog in its own process group that
+# kills GROUP when WORKER_PID is gone (exited, or a zombie nobody reaped
+# yet), and ends when GROUP does.
+agent_watch() {
+  local worker=$1 group=$2
+  set -m
+  (
+    while process_alive "$worker"; do
+      kill -0 -- "-$group" 2>/dev/null || exit 0
+      sleep 0.5
+    done
+    kill -KILL -- "-$group" 2>/dev/null || true
+  ) </dev/null >/dev/null 2>&1 &
+  AGENT_WATCH_PID=$!
   set +m
 }
 
 # agent_wait: waits for the agent; returns its exit status.
 agent_wait() {
   local rc=0
-  wait "$AGENT_PID" || rc=$?
+  [[ -z $AGENT_PID ]] || wait "$AGENT_PID" || rc=$?
+  # A signal (the lease lost) interrupts the wait: the handler stopped the agent.
+  [[ -z $AGENT_PID ]] || ! kill -0 "$AGENT_PID" 2>/dev/null || { wait "$AGENT_PID" || rc=$?; }
   AGENT_PID=""
+  agent_unwatch
   return "$rc"
 }
 
+# process_alive PID: the process exists and is not a zombie.
+process_alive() {
+  local stat
+  if [[ -r /proc/$1/stat ]]; then
+    stat=$(<"/proc/$1/stat") 2>/dev/null || return 1
+    stat=${stat##*) }
+    [[ ${stat:0:1} != Z ]]
+  else
+    kill -0 "$1" 2>/dev/null
+  fi
+}
+
+agent_unwatch() {
+  [[ -n $AGENT_WATCH_PID ]] || return 0
+  kill -- "-$AGENT_WATCH_PID" 2>/dev/null || true
+  wait "$AGENT_WATCH_PID" 2>/dev/null || true
+  AGENT_WATCH_PID=""
+}
+
 # agent_stop: TERM to the agent's process group, KILL after a grace period
-# (RALPH_AGENT_STOP_SECONDS, default 3).
+# (RALPH_AGENT_STOP_SECONDS, default 3, checked before it is used).
 agent_stop() {
   [[ -n ${AGENT_PID:-} ]] || return 0
+  env_uint RALPH_AGENT_STOP_SECONDS 3 0 3600
+  local i tenths=$((ENV_UINT * 10))
   kill -TERM -- "-$AGENT_PID" 2>/dev/null || true
-  local i tenths=$((${RALPH_AGENT_STOP_SECONDS:-3} * 10))
   for ((i = 0; i < tenths; i++)); do
     kill -0 -- "-$AGENT_PID" 2>/dev/null || break
     sleep 0.1

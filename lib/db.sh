@@ -3,9 +3,30 @@
 # applied on first use, errors turned into one line that says what to do.
 # Needs lib/common.sh and RALPH_HOME (the directory holding db/).
 
+# db_require_url: RALPH_DB_URL is set; the first time, it is split into
+# DB_URL_NOPW and DB_PASSWORD (db_url_parts: psql gets the URL without the
+# password, the password through its environment) and PGCONNECT_TIMEOUT is
+# checked (DB_CONNECT_TIMEOUT).
 db_require_url() {
   [[ -n ${RALPH_DB_URL:-} ]] \
     || usage_error "RALPH_DB_URL is not set: export RALPH_DB_URL=postgresql://USER:PASSWORD@HOST:5432/DATABASE"
+  [[ $DB_URL_SPLIT != "$RALPH_DB_URL" ]] || return 0
+  db_url_parts "$RALPH_DB_URL" || usage_error "RALPH_DB_URL: $DB_URL_ERROR"
+  env_uint PGCONNECT_TIMEOUT 5 0 3600
+  DB_CONNECT_TIMEOUT=$ENV_UINT
+  DB_URL_SPLIT=$RALPH_DB_URL
+}
+DB_URL_SPLIT=""
+DB_CONNECT_TIMEOUT=5
+
+# db_exec_psql ARGS…: execs psql on the store, the password (if the URL has
+# one) in PGPASSWORD of this process only, never on the command line. Run it
+# in a subshell. -w: never a password prompt (without a terminal psql would
+# read the SQL on stdin as the password).
+db_exec_psql() {
+  [[ -z $DB_PASSWORD ]] || export PGPASSWORD=$DB_PASSWORD
+  PGCONNECT_TIMEOUT=$DB_CONNECT_TIMEOUT PGAPPNAME=${PGAPPNAME:-ralph} \
+    exec "$DB_PSQL" "$DB_URL_NOPW" -w "$@"
 }
 
 # The psql binary. Debian's /usr/bin/psql is a Perl wrapper that costs a few
@@ -64,9 +85,8 @@ db_psql() {
   local sql=$1
   shift
   DB_OUT=$(
-    PGCONNECT_TIMEOUT=${PGCONNECT_TIMEOUT:-5} PGAPPNAME=${PGAPPNAME:-ralph} \
-      PGOPTIONS="${PGOPTIONS:+$PGOPTIONS }-c client_min_messages=warning" \
-      exec "$DB_PSQL" "$RALPH_DB_URL" -X -q -A -t -v ON_ERROR_STOP=1 "$@" -f - 2>&1 <<<"$sql"
+    PGOPTIONS="${PGOPTIONS:+$PGOPTIONS }-c client_min_messages=warning" \
+      db_exec_psql -X -q -A -t -v ON_ERROR_STOP=1 "$@" -f - 2>&1 <<<"$sql"
   )
 }
 
@@ -80,8 +100,7 @@ db_apply_schema() {
   db_require_url
   [[ -n $DB_PSQL ]] || db_psql_path
   local out
-  if ! out=$(PGCONNECT_TIMEOUT=${PGCONNECT_TIMEOUT:-5} PGAPPNAME=${PGAPPNAME:-ralph} \
-    "$DB_PSQL" "$RALPH_DB_URL" -X -q -v ON_ERROR_STOP=1 -f "$RALPH_HOME/db/schema.sql" 2>&1); then
+  if ! out=$(db_exec_psql -X -q -v ON_ERROR_STOP=1 -f "$RALPH_HOME/db/schema.sql" 2>&1); then
     db_explain_error 1 "$out"
     return "$EXIT_ERROR"
   fi
@@ -92,11 +111,14 @@ db_explain_error() {
   local rc=$1 text=$2 line
   line=$(grep -m1 -E 'ERROR:|FATAL:|error:' <<<"$text" || true)
   [[ -n $line ]] || line=$(head -n1 <<<"$text")
-  if [[ $text == *"connection to server"* || $text == *"could not translate host name"* || $text == *"timeout expired"* || $text == *"could not connect"* ]]; then
+  # The password cases first: psql reports them as a failed connection too.
+  if [[ $text == *"password authentication failed"* ]]; then
+    log "the database refused the credentials (the user in RALPH_DB_URL, the password in it or in PGPASSWORD): fix the user or password"
+  elif [[ $text == *"no password supplied"* ]]; then
+    log "the database wants a password: put it in RALPH_DB_URL (percent-encoded: postgresql://USER:PASSWORD@HOST:5432/DATABASE) or in PGPASSWORD"
+  elif [[ $text == *"connection to server"* || $text == *"could not translate host name"* || $text == *"timeout expired"* || $text == *"could not connect"* ]]; then
     line=${line#*error: }
     log "cannot reach the database (RALPH_DB_URL): ${line}: check that PostgreSQL is running and RALPH_DB_URL points at it"
-  elif [[ $text == *"password authentication failed"* ]]; then
-    log "the database refused the credentials in RALPH_DB_URL: fix the user or password"
   elif [[ $text == *"database \""*"\" does not exist"* ]]; then
     log "${line#*FATAL:  }: create it (createdb) or fix the database name in RALPH_DB_URL"
   elif [[ $text == *'"tasks_pkey"'* ]]; then

@@ -6,8 +6,9 @@
 # Needs lib/common.sh and lib/db.sh.
 
 readonly TASK_CATEGORIES="bug feat test refactor doc"
-readonly TASK_STATUSES="open active done deleted"
-TASK_JSON=${TASK_JSON:-0}
+readonly TASK_STATUSES="open active done failed deleted"
+# Set by --json only (never read from the environment: it goes into arithmetic).
+TASK_JSON=0
 
 # What single-task commands print: the task as JSON, or one readable line
 # starting with the psql variable :verb. Used as `SELECT $TASK_OUT FROM … t`.
@@ -22,10 +23,20 @@ task_sql() {
 
 # Sets LEASE from RALPH_LEASE_SECONDS (default 300).
 lease_seconds() {
-  LEASE=${RALPH_LEASE_SECONDS:-300}
-  if ! is_uint "$LEASE" || ((LEASE == 0 || LEASE > 86400)); then
-    usage_error "RALPH_LEASE_SECONDS='$LEASE' is not a number of seconds between 1 and 86400"
-  fi
+  env_uint RALPH_LEASE_SECONDS 300 1 86400
+  LEASE=$ENV_UINT
+}
+
+# Sets MAX_ATTEMPTS, RETRY_BASE and RETRY_MAX from RALPH_MAX_ATTEMPTS
+# (default 3), RALPH_RETRY_BASE_SECONDS (30) and RALPH_RETRY_MAX_SECONDS
+# (900): how often a task is tried, and the back-off between tries.
+retry_policy() {
+  env_uint RALPH_MAX_ATTEMPTS 3 1 1000
+  MAX_ATTEMPTS=$ENV_UINT
+  env_uint RALPH_RETRY_BASE_SECONDS 30 0 86400
+  RETRY_BASE=$ENV_UINT
+  env_uint RALPH_RETRY_MAX_SECONDS 900 "$RETRY_BASE" 86400
+  RETRY_MAX=$ENV_UINT
 }
 
 # Sets AGENT from --agent's value, else RALPH_AGENT_ID.
@@ -59,7 +70,7 @@ json_array() {
 # print_table: rows of tab-separated fields on stdin, aligned in columns
 # under a header (bash only: no column(1) in minimal images).
 print_table() {
-  local -a header=(ID PRI CATEGORY STATUS ASSIGNEE RETRIES DESCRIPTION) widths=() rows=() fields
+  local -a header=(ID PRI CATEGORY STATUS ASSIGNEE ATTEMPTS NOT_BEFORE LAST_ERROR DESCRIPTION) widths=() rows=() fields
   local line i
   for i in "${!header[@]}"; do widths[i]=${#header[i]}; done
   while IFS= read -r line; do
@@ -91,7 +102,10 @@ print_table_row() { # print_table_row LINE SEPARATOR (uses widths)
 # The rows list and peek print: a JSON array, or tab-separated fields.
 readonly TASK_ROWS_JSON="coalesce(json_agg(ralph_task_json(t) ORDER BY t.priority, t.created_at, t.id), '[]')"
 readonly TASK_ROW_TSV="concat_ws(E'\t', t.id, t.priority, t.category, t.status, coalesce(t.assignee, '-'),
-  t.retry_count, left(regexp_replace(t.description, '\s+', ' ', 'g'), 60))"
+  t.attempts || '/' || coalesce(t.max_attempts::text, :'max_attempts'),
+  CASE WHEN t.status = 'open' AND t.not_before > clock_timestamp() THEN ralph_time(t.not_before) ELSE '-' END,
+  coalesce(left(regexp_replace(t.last_error, '\s+', ' ', 'g'), 40), '-'),
+  left(regexp_replace(t.description, '\s+', ' ', 'g'), 60))"
 
 # print_rows: list/peek output on stdin, as it is (JSON) or as a table.
 print_rows() {
@@ -103,7 +117,7 @@ print_rows() {
 }
 
 cmd_add() {
-  local id="" description="" category=feat priority=2 spec_ref="" ref="" steps=() blockers=()
+  local id="" description="" category=feat priority=2 spec_ref="" ref="" steps=() blockers=() max_attempts=""
   while (($#)); do
     case $1 in
       --id) require_value "$1" "${2:-}"; id=$2; shift 2 ;;
@@ -114,6 +128,7 @@ cmd_add() {
       --ref) require_value "$1" "${2:-}"; ref=$2; shift 2 ;;
       --step) require_value "$1" "${2:-}"; steps+=("$2"); shift 2 ;;
       --blocked-by) require_value "$1" "${2:-}"; blockers+=("$2"); shift 2 ;;
+      --max-attempts) require_value "$1" "${2:-}"; max_attempts=$2; shift 2 ;;
       -*) usage_error "add: unknown option $1 (see task --help)" ;;
       *)
         if [[ -z $id ]]; then
@@ -132,6 +147,9 @@ cmd_add() {
   [[ -n ${description//[[:space:]]/} ]] || usage_error "add: a description is required: task add $id \"what to do\""
   validate_category "$category"
   validate_priority "$priority"
+  if [[ -n $max_attempts ]] && { ! is_uint "$max_attempts" || ((${#max_attempts} > 4 || max_attempts == 0 || max_attempts > 1000)); }; then
+    usage_error "add: --max-attempts '$max_attempts' is not a number of attempts between 1 and 1000"
+  fi
   local b
   for b in "${blockers[@]}"; do validate_task_id "$b"; done
   local steps_json blockers_json
@@ -140,7 +158,8 @@ cmd_add() {
 
   local out
   task_sql added -v id="$id" -v description="$description" -v category="$category" -v priority="$priority" \
-    -v spec_ref="$spec_ref" -v ref="$ref" -v steps="$steps_json" -v blockers="$blockers_json" <<SQL || exit "$EXIT_ERROR"
+    -v spec_ref="$spec_ref" -v ref="$ref" -v steps="$steps_json" -v blockers="$blockers_json" \
+    -v max_attempts="$max_attempts" <<SQL || exit "$EXIT_ERROR"
 BEGIN;
 SELECT string_agg(b, ' ') AS missing FROM json_array_elements_text(:'blockers'::json) b
 WHERE NOT EXISTS (SELECT 1 FROM tasks t WHERE t.id = b) \gset
@@ -148,9 +167,9 @@ WHERE NOT EXISTS (SELECT 1 FROM tasks t WHERE t.id = b) \gset
 ROLLBACK;
 SELECT 'missing: ' || :'missing';
 \else
-INSERT INTO tasks (id, description, category, priority, spec_ref, ref, steps)
+INSERT INTO tasks (id, description, category, priority, spec_ref, ref, steps, max_attempts)
 VALUES (:'id', :'description', :'category', :'priority'::smallint, nullif(:'spec_ref', ''), nullif(:'ref', ''),
-        ARRAY(SELECT json_array_elements_text(:'steps'::json)));
+        ARRAY(SELECT json_array_elements_text(:'steps'::json)), nullif(:'max_attempts', '')::int);
 INSERT INTO task_dependencies (task_id, blocked_by)
 SELECT DISTINCT :'id', b FROM json_array_elements_text(:'blockers'::json) b;
 SELECT $TASK_OUT FROM tasks t WHERE t.id = :'id';
@@ -180,7 +199,8 @@ cmd_list() {
   # Deleted tasks show only with --all or --status deleted.
   [[ $status != deleted ]] || all=true
   local out
-  task_sql list -v status="$status" -v all="$all" <<SQL || exit "$EXIT_ERROR"
+  retry_policy
+  task_sql list -v status="$status" -v all="$all" -v max_attempts="$MAX_ATTEMPTS" <<SQL || exit "$EXIT_ERROR"
 \if :json
 SELECT $TASK_ROWS_JSON FROM tasks t
 WHERE (:'all'::boolean OR t.deleted_at IS NULL) AND (:'status' = '' OR t.status = :'status');
@@ -223,11 +243,13 @@ cmd_peek() {
     usage_error "peek: -n needs a positive number, not '$n'"
   fi
   local out
-  task_sql peek -v n="$n" <<SQL || exit "$EXIT_ERROR"
+  retry_policy
+  task_sql peek -v n="$n" -v max_attempts="$MAX_ATTEMPTS" <<SQL || exit "$EXIT_ERROR"
 WITH peek AS (
   SELECT t.* FROM tasks t
   WHERE t.deleted_at IS NULL AND t.status IN ('open', 'active') AND ralph_unblocked(t.id)
-  ORDER BY (t.status = 'active' AND t.lease_expires_at >= clock_timestamp()), t.priority, t.created_at, t.id
+  ORDER BY (t.status = 'active' AND t.lease_expires_at >= clock_timestamp()),
+    (t.not_before > clock_timestamp()), t.priority, t.created_at, t.id
   LIMIT :'n'::int)
 \if :json
 SELECT coalesce(json_agg(ralph_task_json(t)), '[]') FROM peek t;
@@ -250,41 +272,45 @@ cmd_claim() {
   done
   agent_from "$agent"
   lease_seconds
+  retry_policy
   local out
-  task_sql claimed -v agent="$AGENT" -v lease="$LEASE" -v id="$id" <<SQL || exit "$EXIT_ERROR"
+  task_sql claimed -v agent="$AGENT" -v lease="$LEASE" -v id="$id" \
+    -v max="$MAX_ATTEMPTS" -v base="$RETRY_BASE" -v maxb="$RETRY_MAX" <<SQL || exit "$EXIT_ERROR"
 BEGIN;
-SELECT $TASK_OUT FROM ralph_claim(:'agent', :'lease'::int, nullif(:'id', '')) t;
+SELECT $TASK_OUT FROM ralph_claim(:'agent', :'lease'::int, nullif(:'id', ''), :'max'::int, :'base'::int, :'maxb'::int) t;
 COMMIT;
 SQL
   out=$DB_OUT
   if [[ -z $out ]]; then
     if [[ -n $id ]]; then
       db_require_task "$id"
-      die "$EXIT_NOTHING" "task $id is not claimable now (it is held, done, deleted or blocked): see \`task show $id\`"
+      die "$EXIT_NOTHING" "task $id is not claimable now (it is held, done, failed, deleted, blocked or backing off): see \`task show $id\`"
     fi
-    die "$EXIT_NOTHING" "nothing to claim: no open task whose blockers are all done"
+    die "$EXIT_NOTHING" "nothing to claim: no open task past its back-off whose blockers are all done"
   fi
   printf '%s\n' "$out"
 }
 
 # When a write that needs the caller to hold the task changed nothing: one
-# line saying why (exit 4 for an unknown task, 1 otherwise).
+# line saying why (exit 4 for an unknown task, 5: not held by this agent).
 explain_not_held() { # explain_not_held ID AGENT ACTION
   local status assignee
   db_require_task "$1"
   IFS='|' read -r status assignee _ <<<"$TASK_STATE"
-  die "$EXIT_ERROR" "cannot $3 task $1: it is $status${assignee:+ and held by $assignee}, not held by agent $2"
+  die "$EXIT_NOT_HELD" "cannot $3 task $1: it is $status${assignee:+ and held by $assignee}, not held by agent $2"
 }
 
-# parse_held_args USAGE ARGS…: sets ID and AGENT_ARG for renew/release/done.
+# parse_held_args USAGE ARGS…: sets ID, AGENT_ARG, RESULT and REASON for
+# renew/release/done/fail.
 parse_held_args() {
   local usage=$1
   shift
-  ID="" AGENT_ARG="" RESULT=""
+  ID="" AGENT_ARG="" RESULT="" REASON=""
   while (($#)); do
     case $1 in
       --agent) require_value "$1" "${2:-}"; AGENT_ARG=$2; shift 2 ;;
       --result) require_value "$1" "${2:-}"; RESULT=$2; shift 2 ;;
+      --reason) require_value "$1" "${2:-}"; REASON=$2; shift 2 ;;
       -*) usage_error "unknown option $1: $usage" ;;
       *) [[ -z $ID ]] || usage_error "unexpected argument '$1': $usage"; ID=$1; shift ;;
     esac
@@ -294,7 +320,7 @@ parse_held_args() {
 
 cmd_renew() {
   parse_held_args "task renew ID [--agent AGENT]" "$@"
-  [[ -z $RESULT ]] || usage_error "renew takes no --result"
+  [[ -z $RESULT$REASON ]] || usage_error "renew takes no --result or --reason"
   agent_from "$AGENT_ARG"
   lease_seconds
   local out
@@ -314,6 +340,7 @@ SQL
 
 cmd_done() {
   parse_held_args "task done ID --result JSON [--agent AGENT]" "$@"
+  [[ -z $REASON ]] || usage_error "done takes no --reason (a failed attempt: task fail ID --reason TEXT)"
   [[ -n $RESULT ]] || usage_error "done: --result JSON is required (for example '{\"commit\": \"abc123\"}')"
   jq -e 'type == "object"' >/dev/null 2>&1 <<<"$RESULT" \
     || usage_error "done: --result is not a JSON object: '${RESULT:0:60}' (for example '{\"commit\": \"abc123\"}')"
@@ -335,17 +362,60 @@ SQL
 # agent holds it; without one, whoever holds it (an operator's override).
 cmd_release() {
   parse_held_args "task release ID [--agent AGENT]" "$@"
-  [[ -z $RESULT ]] || usage_error "release takes no --result"
+  [[ -z $RESULT$REASON ]] || usage_error "release takes no --result or --reason"
   local agent=${AGENT_ARG:-${RALPH_AGENT_ID:-}} out
   task_sql released -v id="$ID" -v agent="$agent" <<SQL || exit "$EXIT_ERROR"
 BEGIN;
-UPDATE tasks t SET status = 'open', assignee = NULL, lease_expires_at = NULL, updated_at = clock_timestamp()
+-- Handed back, not failed: the attempt doesn't count.
+UPDATE tasks t SET status = 'open', assignee = NULL, lease_expires_at = NULL, updated_at = clock_timestamp(),
+  attempts = greatest(t.attempts - 1, 0)
 WHERE t.id = :'id' AND t.status = 'active' AND (:'agent' = '' OR t.assignee = :'agent')
 RETURNING $TASK_OUT;
 COMMIT;
 SQL
   out=$DB_OUT
   [[ -n $out ]] || explain_not_held "$ID" "${agent:-any agent}" release
+  printf '%s\n' "$out"
+}
+
+# A failed attempt of a task the agent holds: why, a back-off before the
+# next claim, and `failed` once it was the last attempt allowed.
+cmd_fail() {
+  parse_held_args "task fail ID --reason TEXT [--agent AGENT]" "$@"
+  [[ -z $RESULT ]] || usage_error "fail takes no --result"
+  [[ -n ${REASON//[[:space:]]/} ]] || usage_error "fail: --reason TEXT is required: say why the attempt failed"
+  agent_from "$AGENT_ARG"
+  retry_policy
+  local out
+  task_sql failed -v id="$ID" -v agent="$AGENT" -v reason="${REASON:0:2000}" \
+    -v max="$MAX_ATTEMPTS" -v base="$RETRY_BASE" -v maxb="$RETRY_MAX" <<SQL || exit "$EXIT_ERROR"
+BEGIN;
+SELECT $TASK_OUT FROM ralph_fail(:'id', :'agent', :'reason', :'max'::int, :'base'::int, :'maxb'::int) t;
+COMMIT;
+SQL
+  out=$DB_OUT
+  [[ -n $out ]] || explain_not_held "$ID" "$AGENT" fail
+  printf '%s\n' "$out"
+}
+
+# A failed task gets its attempts back and is open again.
+cmd_retry() {
+  (($# == 1)) || usage_error "retry: task retry ID"
+  local out
+  task_sql reopened -v id="$1" <<SQL || exit "$EXIT_ERROR"
+BEGIN;
+UPDATE tasks t SET status = 'open', attempts = 0, not_before = NULL, updated_at = clock_timestamp()
+WHERE t.id = :'id' AND t.status = 'failed' AND t.deleted_at IS NULL
+RETURNING $TASK_OUT;
+COMMIT;
+SQL
+  out=$DB_OUT
+  if [[ -z $out ]]; then
+    local status
+    db_require_task "$1"
+    IFS='|' read -r status _ <<<"$TASK_STATE"
+    die "$EXIT_ERROR" "task $1 is $status, not failed: only a failed task is retried"
+  fi
   printf '%s\n' "$out"
 }
 
@@ -429,6 +499,48 @@ print_message() {
   else
     printf '%s\n' "$text"
   fi
+}
+
+# The schema, applied when the store has none or an older one (the owner's
+# right: a least-privileged role can't, and is told so); with
+# RALPH_AGENT_DB_URL naming a login role and RALPH_AGENT_DB_PASSWORD set,
+# that role is made (or updated) a member of ralph_agent.
+cmd_init() {
+  (($# == 0)) || usage_error "init takes no arguments"
+  local version=0
+  if db_run <<<"SELECT ralph_schema_version();" 2>/dev/null; then
+    version=$DB_OUT
+  fi
+  if [[ $version != "$TASK_SCHEMA_VERSION" ]]; then
+    db_apply_schema || die "$EXIT_ERROR" "the schema could not be applied: apply it once as the database's owner (\`task init\` with the owner's RALPH_DB_URL)"
+  fi
+  if [[ -n ${RALPH_AGENT_DB_URL:-} && -n ${RALPH_AGENT_DB_PASSWORD:-} ]]; then
+    agent_login_role
+  fi
+  print_message "schema applied" '{schema: "applied"}'
+}
+readonly TASK_SCHEMA_VERSION=2
+
+# The login role of RALPH_AGENT_DB_URL, in ralph_agent, with RALPH_AGENT_DB_PASSWORD.
+agent_login_role() {
+  local user=${RALPH_AGENT_DB_URL#*://}
+  user=${user%%@*}
+  user=${user%%:*}
+  [[ $user =~ ^[a-z_][a-z0-9_]*$ && $user != "${RALPH_AGENT_DB_URL#*://}" ]] \
+    || usage_error "RALPH_AGENT_DB_URL names no user (or one with other than a-z, 0-9, _): write postgresql://USER@HOST:5432/DATABASE"
+  # The password reaches psql through its environment (\getenv, psql >= 15),
+  # never its command line.
+  export RALPH_AGENT_DB_PASSWORD
+  db_run -v user="$user" <<'SQL' || die "$EXIT_ERROR" "could not make the agent's role $user: the owner's RALPH_DB_URL needs CREATEROLE"
+\getenv password RALPH_AGENT_DB_PASSWORD
+SELECT NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :'user') AS missing \gset
+\if :missing
+CREATE ROLE :"user" LOGIN PASSWORD :'password' IN ROLE ralph_agent;
+\else
+ALTER ROLE :"user" LOGIN PASSWORD :'password';
+GRANT ralph_agent TO :"user";
+\endif
+SQL
 }
 
 cmd_agent() {

@@ -4,15 +4,23 @@
 # in the background, commit, push the branch, and record the commit with
 # `task done`. Idle backoff with jitter when nothing is claimable.
 #
+# A failed attempt (the agent fails, the workspace or the push fails) is
+# recorded with `task fail`: the store backs the task off and fails it after
+# its last attempt; the worker moves on. A lost lease (the task released by
+# an operator, or the database out of reach for longer than the lease) stops
+# the agent: nothing is committed, pushed or finished for that attempt.
+#
 # Signals: SIGTERM or SIGINT stops the agent, releases the active task (back
 # to open), marks the agent stopped and exits 0; a second signal exits at
-# once (130). After a SIGKILL nothing is lost: the lease stops being renewed
-# and the task becomes claimable when it expires.
+# once (130). After a SIGKILL nothing is lost: a watchdog kills the agent,
+# the lease stops being renewed, and the task becomes claimable when it
+# expires (a failed attempt).
 # Needs lib/common.sh, lib/db.sh, lib/models.sh, lib/workspace.sh, lib/agent.sh.
 
 WORKER_TASK=""       # the task this worker holds
 WORKER_STOPPING=0    # a stop signal came
 WORKER_CHILD=""      # the foreground command worker_run waits for
+WORKER_LEASE_LOST=0  # the renewer said the lease is gone (SIGUSR1)
 RENEW_PID=""         # the lease renewer
 RALPH_STATE_DIR=""   # this worker's scratch directory
 
@@ -46,6 +54,24 @@ worker_run() {
   return "$rc"
 }
 
+# worker_register OUT ERR: registers the agent (its id in OUT). A database
+# out of reach (not yet started, restarting) is waited for with the idle
+# back-off, so workers started with or during an outage come up when it
+# ends; any other refusal (credentials, no such database) is fatal.
+worker_register() {
+  local out=$1 err=$2 n=0
+  until worker_run "$out" "$err" task_cli agent register; do
+    if ! grep -q 'cannot reach the database' "$err"; then
+      cat "$err" >&2
+      die "$EXIT_ERROR" "could not register the agent: check RALPH_DB_URL"
+    fi
+    ((n % 10)) || cat "$err" >&2
+    ((n % 10)) || log "waiting for the database to register the agent"
+    worker_idle "$n"
+    n=$((n + 1))
+  done
+}
+
 worker_build() {
   local max_iterations=0 until_empty=false
   while (($#)); do
@@ -70,10 +96,7 @@ worker_build() {
   done
   db_require_url
   [[ -n ${RALPH_REPO_URL:-} ]] || usage_error "RALPH_REPO_URL is not set: export RALPH_REPO_URL=<the git repository the worker changes>"
-  local lease=${RALPH_LEASE_SECONDS:-300}
-  if ! is_uint "$lease" || ((lease == 0)); then
-    usage_error "RALPH_LEASE_SECONDS='$lease' is not a positive number of seconds"
-  fi
+  worker_check_numbers
   local model
   model=$(model_id "${RALPH_MODEL:-}") || exit "$?"
   if [[ -z ${RALPH_AGENT_CMD:-} ]] && ! command -v claude >/dev/null; then
@@ -85,12 +108,10 @@ worker_build() {
   export RALPH_STATE_DIR RALPH_WORKER_PID=$$ RALPH_AGENT_PID=$$
   trap worker_cleanup EXIT
   trap worker_on_signal TERM INT
+  trap worker_on_lease_lost USR1
 
   local out="$RALPH_STATE_DIR/out" err="$RALPH_STATE_DIR/err"
-  if ! worker_run "$out" "$err" task_cli agent register; then
-    cat "$err" >&2
-    die "$EXIT_ERROR" "could not register the agent: check RALPH_DB_URL"
-  fi
+  worker_register "$out" "$err"
   RALPH_AGENT_ID=$(<"$out")
   export RALPH_AGENT_ID
   log "agent $RALPH_AGENT_ID: working on $RALPH_REPO_URL in $(workspace_dir) with $model"
@@ -107,7 +128,8 @@ worker_build() {
       0)
         idle=0
         claimed=$((claimed + 1))
-        worker_work "$(<"$out")" "$model" || worker_idle 0
+        # A failed attempt backs the task off in the store: go on to the next.
+        worker_work "$(<"$out")" "$model" || true
         ;;
       "$EXIT_NOTHING")
         [[ $until_empty == false ]] || break
@@ -136,15 +158,31 @@ worker_git_identity() {
   export GIT_COMMITTER_EMAIL=${GIT_COMMITTER_EMAIL:-$GIT_AUTHOR_EMAIL}
 }
 
+# worker_check_numbers: every number the worker reads from its environment,
+# checked at the start (not in a signal handler, mid-task): the lease, the
+# idle back-off, the agent's grace period and the stop-time connect timeout
+# (the retry policy too: `task` reads it, the worker passes it on).
+worker_check_numbers() {
+  env_uint RALPH_LEASE_SECONDS 300 1 86400
+  WORKER_LEASE=$ENV_UINT
+  env_uint RALPH_IDLE_MIN_SECONDS 2 0 3600
+  WORKER_IDLE_MIN=$ENV_UINT
+  env_uint RALPH_IDLE_MAX_SECONDS 60 0 86400
+  WORKER_IDLE_MAX=$ENV_UINT
+  env_uint RALPH_AGENT_STOP_SECONDS 3 0 3600
+  env_uint RALPH_STOP_CONNECT_TIMEOUT 3 0 3600
+  env_uint RALPH_MAX_ATTEMPTS 3 1 1000
+  env_uint RALPH_RETRY_BASE_SECONDS 30 0 86400
+  env_uint RALPH_RETRY_MAX_SECONDS 900 "$ENV_UINT" 86400
+}
+WORKER_LEASE=300 WORKER_IDLE_MIN=2 WORKER_IDLE_MAX=60
+
 # worker_idle N: sleeps after the Nth idle poll in a row: exponential backoff
 # from RALPH_IDLE_MIN_SECONDS (default 2) to RALPH_IDLE_MAX_SECONDS (default
 # 60), with jitter in [half, full] so workers that went idle together spread
 # out. Interruptible by a signal.
 worker_idle() {
-  local n=$1 min=${RALPH_IDLE_MIN_SECONDS:-2} max=${RALPH_IDLE_MAX_SECONDS:-60}
-  if ! is_uint "$min" || ! is_uint "$max"; then
-    usage_error "RALPH_IDLE_MIN_SECONDS='$min' and RALPH_IDLE_MAX_SECONDS='$max' must be whole seconds"
-  fi
+  local n=$1 min=$WORKER_IDLE_MIN max=$WORKER_IDLE_MAX
   local base=$((min << (n < 10 ? n : 10)))
   ((base <= max)) || base=$max
   local ms=$((base * 500 + (RANDOM * 32768 + RANDOM) % (base * 500 + 1)))
@@ -153,43 +191,48 @@ worker_idle() {
 }
 
 # worker_work TASK_JSON MODEL: one claimed task, from the branch to `task
-# done`. Returns 1 when the task was handed back (the loop backs off).
+# done`. Returns 1 when the attempt failed or its lease was lost.
 worker_work() {
-  local task=$1 model=$2 id ref branch commit changed=false agent_rc=0 out err
+  local task=$1 model=$2 id ref branch remote_head commit changed=false agent_rc=0 out err
   out="$RALPH_STATE_DIR/out" err="$RALPH_STATE_DIR/err"
   id=$(jq -r '.id' <<<"$task")
   ref=$(jq -r '.ref // empty' <<<"$task")
-  WORKER_TASK=$id
+  WORKER_TASK=$id WORKER_LEASE_LOST=0
+  rm -f "$RALPH_STATE_DIR/lease-lost"
   export RALPH_TASK_ID=$id
-  log "task $id: claimed (retry $(jq -r '.retry_count' <<<"$task"))"
+  log "task $id: claimed (attempt $(jq -r '.attempts' <<<"$task"))"
   worker_renew_start "$id"
 
   if ! worker_run "$out" "$err" workspace_prepare "$id" "$ref"; then
     cat "$err" >&2
-    worker_hand_back "could not prepare the workspace from $RALPH_REPO_URL"
+    worker_lease_lost_stop || worker_fail_attempt "could not prepare the workspace from $RALPH_REPO_URL: $(tail -n1 "$err")"
     return 1
   fi
-  branch=$(<"$out")
+  # The branch, and what the remote's branch was when this attempt began:
+  # the push replaces exactly that, or nothing.
+  { read -r branch && read -r remote_head; } <"$out"
   local base
   base=$(git -C "$(workspace_dir)" rev-parse --verify --quiet HEAD) || base=""
   local prompt_file="$RALPH_STATE_DIR/prompt.txt" log_file="$RALPH_STATE_DIR/agent.log"
   agent_prompt "$task" >"$prompt_file"
 
+  worker_lease_lost_stop && return 1
   PATH="$RALPH_STATE_DIR/bin:$PATH" agent_start "$prompt_file" "$model" "$RALPH_STATE_DIR/settings.json" "$log_file"
   log "task $id: agent running on $branch (pid $AGENT_PID)"
   agent_wait || agent_rc=$?
   # What the agent said (claude -p prints its final message), for the log.
   sed "s|^|$RALPH_PROG: task $id: agent: |" "$log_file" >&2 || true
+  worker_lease_lost_stop && return 1
   if ((agent_rc != 0)); then
-    worker_hand_back "the agent failed (exit $agent_rc)"
+    worker_fail_attempt "the agent failed (exit $agent_rc): $(tail -n1 "$log_file" | cut -c1-200)"
     return 1
   fi
 
   local summary
   summary=$(tail -c 2000 "$log_file")
-  if ! worker_run "$out" "$err" workspace_commit "$id" "$branch" "$(jq -r '.description' <<<"$task")"; then
+  if ! worker_run "$out" "$err" workspace_commit "$id" "$branch" "$(jq -r '.description' <<<"$task")" "$remote_head"; then
     cat "$err" >&2
-    worker_hand_back "commit or push of $branch failed"
+    worker_lease_lost_stop || worker_fail_attempt "commit or push of $branch failed: $(tail -n1 "$err")"
     return 1
   fi
   commit=$(<"$out")
@@ -198,41 +241,89 @@ worker_work() {
   if [[ -z $base ]] || ! git -C "$(workspace_dir)" diff --quiet "$base" "$commit" --; then
     changed=true
   fi
-  local result
+  local result rc=0
   result=$(jq -nc --arg commit "$commit" --arg branch "$branch" --arg agent "$RALPH_AGENT_ID" \
     --arg model "$model" --argjson changed "$changed" --arg summary "$summary" \
     '{commit: $commit, branch: $branch, changed: $changed, agent: $agent, model: $model, summary: $summary}')
-  if worker_run "$out" "$err" task_cli "done" "$id" --agent "$RALPH_AGENT_ID" --result "$result"; then
+  worker_run "$out" "$err" task_cli "done" "$id" --agent "$RALPH_AGENT_ID" --result "$result" || rc=$?
+  worker_renew_stop
+  WORKER_TASK=""
+  if ((rc == 0)); then
     log "task $id: done: $commit on $branch"
   else
     cat "$err" >&2
-    log "task $id: could not record the result (the lease was lost?); the commit $commit is on $branch"
+    log "task $id: could not record the result (exit $rc: the lease was lost?); the commit $commit is on $branch"
+    return 1
   fi
+}
+
+# worker_fail_attempt REASON: the attempt failed; the store backs the task
+# off (and fails it after its last attempt).
+worker_fail_attempt() {
+  log "task $WORKER_TASK: $1"
   worker_renew_stop
+  if PGCONNECT_TIMEOUT=${RALPH_STOP_CONNECT_TIMEOUT:-3} worker_run "$RALPH_STATE_DIR/out" "$RALPH_STATE_DIR/err" \
+    task_cli fail "$WORKER_TASK" --agent "$RALPH_AGENT_ID" --reason "$1"; then
+    log "$(<"$RALPH_STATE_DIR/out")"
+  else
+    log "could not record the failed attempt of task $WORKER_TASK: $(tail -n1 "$RALPH_STATE_DIR/err"); it becomes claimable when its lease expires"
+  fi
   WORKER_TASK=""
 }
 
-# worker_hand_back REASON: the task goes back to open for another try.
-worker_hand_back() {
-  log "task $WORKER_TASK: $1; releasing it"
+# worker_lease_lost_stop: when the lease was lost, says why and drops the
+# attempt (no commit, push, done or fail: the task is not ours any more).
+worker_lease_lost_stop() {
+  ((WORKER_LEASE_LOST)) || return 1
+  log "task $WORKER_TASK: the lease was lost ($(cat "$RALPH_STATE_DIR/lease-lost" 2>/dev/null || echo "no reason given")): the agent was stopped; nothing is committed, pushed or finished for this attempt"
+  agent_stop
   worker_renew_stop
-  worker_release
+  WORKER_TASK="" WORKER_LEASE_LOST=0
+  return 0
+}
+
+# SIGUSR1, from the renewer: the lease is gone. Stop the agent now.
+worker_on_lease_lost() {
+  WORKER_LEASE_LOST=1
+  agent_stop
 }
 
 # The lease is renewed every third of its length while the task is held, by
 # a background loop that ends with the worker (also after a SIGKILL: it
-# checks that the worker is alive), so a dead worker's lease runs out.
+# checks that the worker is alive), so a dead worker's lease runs out. When
+# a renewal finds the task no longer held by this agent (exit 5: released,
+# taken, done), or no renewal succeeded for a whole lease (the database out
+# of reach: the lease ran out), the lease is lost: the renewer writes why to
+# the state directory, tells the worker (SIGUSR1) and ends.
 worker_renew_start() {
-  local id=$1 worker=$$ lease=${RALPH_LEASE_SECONDS:-300}
+  local id=$1 worker=$$ lease=$WORKER_LEASE
   local ms=$((lease * 1000 / 3))
   ((ms >= 200)) || ms=200
   local every
   printf -v every '%d.%03d' $((ms / 1000)) $((ms % 1000))
   set -m
   (
+    last_ok=$SECONDS
     while sleep "$every" && kill -0 "$worker" 2>/dev/null; do
-      "$RALPH_HOME/task" renew "$id" --agent "$RALPH_AGENT_ID" >/dev/null \
-        || printf '%s: task %s: lease renewal failed; retrying\n' "$RALPH_PROG" "$id" >&2
+      rc=0
+      "$RALPH_HOME/task" renew "$id" --agent "$RALPH_AGENT_ID" >/dev/null 2>"$RALPH_STATE_DIR/renew.err" || rc=$?
+      if ((rc == 0)); then
+        last_ok=$SECONDS
+        continue
+      fi
+      why=""
+      if ((rc == EXIT_NOT_HELD || rc == EXIT_NOT_FOUND)); then
+        why=$(tail -n1 "$RALPH_STATE_DIR/renew.err")
+      elif (((SECONDS - last_ok) * 1000 + ms >= lease * 1000)); then
+        why=$(tail -n1 "$RALPH_STATE_DIR/renew.err")
+        why="no renewal succeeded for ${lease}s: ${why#task: }"
+      fi
+      if [[ -n $why ]]; then
+        printf '%s\n' "${why#task: }" >"$RALPH_STATE_DIR/lease-lost"
+        kill -USR1 "$worker" 2>/dev/null || true
+        exit 0
+      fi
+      printf '%s: task %s: lease renewal failed; retrying: %s\n' "$RALPH_PROG" "$id" "$(tail -n1 "$RALPH_STATE_DIR/renew.err")" >&2
     done
   ) </dev/null &
   RENEW_PID=$!
@@ -280,6 +371,7 @@ worker_on_signal() {
 # On any exit: nothing of ours keeps running, the scratch directory goes.
 worker_cleanup() {
   [[ -z $AGENT_PID ]] || kill -KILL -- "-$AGENT_PID" 2>/dev/null || true
+  [[ -z $AGENT_WATCH_PID ]] || kill -- "-$AGENT_WATCH_PID" 2>/dev/null || true
   [[ -z $RENEW_PID ]] || kill -- "-$RENEW_PID" 2>/dev/null || true
   [[ -z $WORKER_CHILD ]] || kill -- "-$WORKER_CHILD" 2>/dev/null || true
   [[ -z $RALPH_STATE_DIR ]] || rm -rf "$RALPH_STATE_DIR"

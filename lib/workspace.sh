@@ -20,7 +20,9 @@ task_branch() {
 
 # workspace_prepare ID [REF]: clone or fetch, then a fresh branch for the
 # task from REF (a branch, tag or commit of the remote) or the remote's
-# default branch, with a clean tree. Prints the branch.
+# default branch, with a clean tree. Prints the branch, then the commit the
+# remote's branch of that name is at now ("" when it has none): the push
+# of this attempt may replace that, and nothing else.
 workspace_prepare() {
   local id=$1 ref=${2:-} dir branch base
   dir=$(workspace_dir)
@@ -60,18 +62,21 @@ workspace_prepare() {
     # A repository without commits yet: the task's branch starts it.
     git -C "$dir" checkout --quiet --orphan "$branch" >&2 || return 1
   fi
-  printf '%s\n' "$branch"
+  printf '%s\n%s\n' "$branch" "$(git -C "$dir" rev-parse --verify --quiet "refs/remotes/origin/$branch" || true)"
 }
 
-# workspace_commit ID BRANCH MESSAGE: commits whatever the agent changed (an
-# empty commit when nothing changed, so the result always names the commit
-# that records the task), pushes the branch to the remote, prints the commit.
+# workspace_commit ID BRANCH MESSAGE REMOTE_HEAD: commits whatever the agent
+# changed (an empty commit when nothing changed, so the result always names
+# the commit that records the task), pushes the branch to the remote, prints
+# the commit. The push replaces the remote branch only if it is still at
+# REMOTE_HEAD (absent when ""): a retried task replaces what an earlier
+# attempt pushed, never what another worker pushed meanwhile.
 workspace_commit() {
-  local id=$1 branch=$2 message=$3 dir
+  local id=$1 branch=$2 message=$3 remote_head=${4:-} dir
   dir=$(workspace_dir)
   git -C "$dir" add -A >&2 || return 1
   git -C "$dir" commit --quiet --allow-empty --no-verify -m "ralph: $id" -m "$message" >&2 || return 1
-  # Force: a retried task replaces what an earlier attempt pushed.
-  git -C "$dir" push --quiet --force origin "HEAD:refs/heads/$branch" >&2 || return 1
+  git -C "$dir" push --quiet --force-with-lease="refs/heads/$branch:$remote_head" origin "HEAD:refs/heads/$branch" >&2 \
+    || return 1
   git -C "$dir" rev-parse HEAD
 }

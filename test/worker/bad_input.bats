@@ -122,11 +122,11 @@ refused() {
 
 @test "done on a task the agent does not hold" {
   run "$TASK" "done" ok/1 --result '{"commit": "c"}'
-  refused 1 "cannot finish task ok/1: it is open, not held by agent agent-1"
+  refused 5 "cannot finish task ok/1: it is open, not held by agent agent-1"
   "$TASK" claim ok/1 --agent someone-else >/dev/null
   BEFORE=$(store_snapshot)
   run "$TASK" "done" ok/1 --result '{"commit": "c"}'
-  refused 1 "cannot finish task ok/1: it is active and held by someone-else, not held by agent agent-1"
+  refused 5 "cannot finish task ok/1: it is active and held by someone-else, not held by agent agent-1"
   run env -u RALPH_AGENT_ID "$TASK" "done" ok/1 --result '{"commit": "c"}'
   refused 2 "no agent: pass --agent ID or set RALPH_AGENT_ID"
 }

@@ -52,7 +52,7 @@ claimer() {
   # the claimer that printed it.
   local expected actual
   expected=$(for n in 1 2 3 4 5 6 7 8; do sed "s/\$/ claimer-$n/" "$dir/$n"; done | LC_ALL=C sort)
-  actual=$(sql "SELECT id || ' ' || assignee FROM tasks WHERE status = 'active' AND retry_count = 0 ORDER BY (id || ' ' || assignee) COLLATE \"C\"")
+  actual=$(sql "SELECT id || ' ' || assignee FROM tasks WHERE status = 'active' AND attempts = 1 ORDER BY (id || ' ' || assignee) COLLATE \"C\"")
   [ "$actual" = "$expected" ]
   # The claims really ran in parallel: more than one claimer got work.
   [ "$(find "$dir" -name '[1-8]' -size +0 | wc -l)" -gt 1 ]

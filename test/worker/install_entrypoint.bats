@@ -89,22 +89,102 @@ tools_path() { # tools_path DIR TOOL…
 }
 
 @test "the entrypoint names a missing variable" {
-  run env -i PATH="$PATH" "$ENTRYPOINT"
+  run env -i PATH="$PATH" "$ENTRYPOINT" task list
   [ "$status" -eq 2 ]
-  [ "$output" = "ralph-entrypoint: RALPH_DB_URL is not set: pass -e RALPH_DB_URL=postgresql://USER:PASSWORD@HOST:5432/DATABASE" ]
-  run env -i PATH="$PATH" RALPH_DB_URL=postgresql://x@127.0.0.1:9/x "$ENTRYPOINT" build
+  [ "$output" = "ralph-entrypoint: RALPH_DB_URL is not set: pass -e RALPH_DB_URL=postgresql://USER@HOST:5432/DATABASE (and the password in -e PGPASSWORD)" ]
+  run env -i PATH="$PATH" RALPH_DB_URL=postgresql://x@127.0.0.1:9/x RALPH_AGENT_CMD=true "$ENTRYPOINT" build
   [ "$status" -eq 2 ]
-  [[ $output == *"RALPH_REPO_URL is not set"* ]]
-  run env -i PATH="$PATH" RALPH_DB_URL=postgresql://x@127.0.0.1:9/x RALPH_REPO_URL=x RALPH_DB_WAIT_SECONDS=soon "$ENTRYPOINT"
+  [ "$output" = "ralph-entrypoint: RALPH_REPO_URL is not set: pass -e RALPH_REPO_URL=<the git repository the worker changes>" ]
+  run env -i PATH="$PATH" RALPH_DB_URL=postgresql://x@127.0.0.1:9/x RALPH_REPO_URL=x RALPH_AGENT_CMD=true RALPH_DB_WAIT_SECONDS=soon "$ENTRYPOINT"
   [ "$status" -eq 2 ]
   [[ $output == *"RALPH_DB_WAIT_SECONDS='soon' is not a number of seconds"* ]]
+}
+
+# unreachable_url: a database URL nothing answers at (the entrypoint would
+# wait for it).
+unreachable_url() {
+  local port=$((PG_TEST_PORT + 1))
+  while pg_port_in_use "$port"; do port=$((port + 1)); done
+  printf 'postgresql://x@127.0.0.1:%s/x\n' "$port"
+}
+
+# run_timed ARGS…: `run ARGS…`, and MS the milliseconds it took.
+run_timed() {
+  local t0
+  t0=$(date +%s%N)
+  run "$@"
+  MS=$((($(date +%s%N) - t0) / 1000000))
+}
+
+@test "build without model credentials: exit 2 at once, naming where the entrypoint looked" {
+  local url home="$BATS_TEST_TMPDIR/home"
+  url=$(unreachable_url)
+  mkdir -p "$home"
+  run_timed env -i PATH="$PATH" HOME="$home" RALPH_DB_URL="$url" RALPH_REPO_URL=x "$ENTRYPOINT" build
+  [ "$status" -eq 2 ]
+  [ "$MS" -lt 1000 ]
+  [ "$output" = "ralph-entrypoint: no credentials for Claude Code: ANTHROPIC_API_KEY and CLAUDE_CODE_OAUTH_TOKEN are unset and there is no readable $home/.claude/.credentials.json: pass -e ANTHROPIC_API_KEY (or -e CLAUDE_CODE_OAUTH_TOKEN, or mount the credentials file), or set RALPH_AGENT_CMD to another agent" ]
+  # CLAUDE_CONFIG_DIR is where Claude Code looks then; no HOME at all is said so.
+  run env -i PATH="$PATH" HOME="$home" CLAUDE_CONFIG_DIR="$BATS_TEST_TMPDIR/conf" RALPH_DB_URL="$url" RALPH_REPO_URL=x "$ENTRYPOINT" build
+  [ "$status" -eq 2 ]
+  [[ $output == *"there is no readable $BATS_TEST_TMPDIR/conf/.credentials.json:"* ]]
+  run env -i PATH="$PATH" RALPH_DB_URL="$url" RALPH_REPO_URL=x "$ENTRYPOINT" build
+  [ "$status" -eq 2 ]
+  [[ $output == *"there is no credentials file (HOME and CLAUDE_CONFIG_DIR are unset)"* ]]
+  # Each credential gets past the check, to the wait for the database.
+  local cred
+  for cred in ANTHROPIC_API_KEY=k CLAUDE_CODE_OAUTH_TOKEN=t; do
+    run env -i PATH="$PATH" HOME="$home" RALPH_DB_URL="$url" RALPH_REPO_URL=x RALPH_DB_WAIT_SECONDS=1 "$cred" "$ENTRYPOINT" build
+    [ "$status" -eq 1 ]
+    [[ $output == *"PostgreSQL did not answer within 1s"* ]]
+  done
+  mkdir -p "$home/.claude"
+  echo '{}' >"$home/.claude/.credentials.json"
+  run env -i PATH="$PATH" HOME="$home" RALPH_DB_URL="$url" RALPH_REPO_URL=x RALPH_DB_WAIT_SECONDS=1 "$ENTRYPOINT" build
+  [ "$status" -eq 1 ]
+  [[ $output == *"PostgreSQL did not answer within 1s"* ]]
+}
+
+@test "RALPH_AGENT_CMD replaces the agent: no model credentials needed (nor for task)" {
+  local url
+  url=$(unreachable_url)
+  run env -i PATH="$PATH" HOME="$BATS_TEST_TMPDIR" RALPH_DB_URL="$url" RALPH_REPO_URL=x RALPH_AGENT_CMD=true RALPH_DB_WAIT_SECONDS=1 "$ENTRYPOINT" build
+  [ "$status" -eq 1 ]
+  [[ $output == *"PostgreSQL did not answer within 1s"* ]]
+  run env -i PATH="$PATH" HOME="$BATS_TEST_TMPDIR" RALPH_DB_URL="$url" RALPH_DB_WAIT_SECONDS=1 "$ENTRYPOINT" task list
+  [ "$status" -eq 1 ]
+  [[ $output == *"PostgreSQL did not answer within 1s"* ]]
+}
+
+@test "several problems at once: one message naming every one, exit 2 at once" {
+  local url
+  url=$(unreachable_url)
+  run_timed env -i PATH="$PATH" HOME="$BATS_TEST_TMPDIR" RALPH_LEASE_SECONDS=0 RALPH_MAX_ATTEMPTS=many \
+    RALPH_DB_WAIT_SECONDS=-5 RALPH_AGENT_STOP_SECONDS=9999 "$ENTRYPOINT"
+  [ "$status" -eq 2 ]
+  [ "$MS" -lt 1000 ]
+  [ "${#lines[@]}" -eq 7 ]
+  [[ ${lines[0]} == "ralph-entrypoint: RALPH_DB_URL is not set: "* ]]
+  [[ ${lines[1]} == "ralph-entrypoint: RALPH_REPO_URL is not set: "* ]]
+  [[ ${lines[2]} == "ralph-entrypoint: no credentials for Claude Code: "* ]]
+  [ "${lines[3]}" = "ralph-entrypoint: RALPH_DB_WAIT_SECONDS='-5' is not a number of seconds between 0 and 86400: set RALPH_DB_WAIT_SECONDS to one, or unset it for the default 60" ]
+  [[ ${lines[4]} == "ralph-entrypoint: RALPH_LEASE_SECONDS='0' is not a number of seconds between 1 and 86400: "* ]]
+  [[ ${lines[5]} == "ralph-entrypoint: RALPH_MAX_ATTEMPTS='many' is not a whole number between 1 and 1000: "* ]]
+  [[ ${lines[6]} == "ralph-entrypoint: RALPH_AGENT_STOP_SECONDS='9999' is not a number of seconds between 0 and 3600: "* ]]
+  # A broken percent-encoding in RALPH_DB_URL is named with the rest.
+  run_timed env -i PATH="$PATH" RALPH_DB_URL="${url/x@/x:50%@}" RALPH_IDLE_MAX_SECONDS=x "$ENTRYPOINT" task list
+  [ "$status" -eq 2 ]
+  [ "$MS" -lt 1000 ]
+  [ "${#lines[@]}" -eq 2 ]
+  [ "${lines[0]}" = "ralph-entrypoint: RALPH_DB_URL: the password's percent-encoding is broken: write @ as %40, : as %3A, / as %2F, % as %25" ]
+  [[ ${lines[1]} == "ralph-entrypoint: RALPH_IDLE_MAX_SECONDS='x' is not a number of seconds between 0 and 86400: "* ]]
 }
 
 @test "the entrypoint gives up on an unreachable database, in bounded time" {
   local port t0=$SECONDS
   port=$((PG_TEST_PORT + 1))
   while pg_port_in_use "$port"; do port=$((port + 1)); done
-  run env -i PATH="$PATH" RALPH_DB_URL="postgresql://x@127.0.0.1:$port/x" RALPH_REPO_URL=x RALPH_DB_WAIT_SECONDS=2 "$ENTRYPOINT"
+  run env -i PATH="$PATH" RALPH_DB_URL="postgresql://x@127.0.0.1:$port/x" RALPH_REPO_URL=x RALPH_AGENT_CMD=true RALPH_DB_WAIT_SECONDS=2 "$ENTRYPOINT"
   [ "$status" -eq 1 ]
   [[ $output == *"PostgreSQL did not answer within 2s (RALPH_DB_URL)"* ]]
   [ $((SECONDS - t0)) -le 8 ]

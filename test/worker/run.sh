@@ -2,7 +2,8 @@
 # The worker's tests, one entry point: shellcheck on every shell script of
 # the worker, then the bats suites against a throwaway PostgreSQL (started
 # here, in a temp dir on a loopback port, and stopped even on failure).
-# Prints "worker: N passed, M failed" last; exits non-zero on any failure.
+# Prints "worker: N passed, M failed, S skipped" last (a skipped test is
+# neither passed nor failed); exits non-zero on any failure.
 # Needs (Debian 12): postgresql, postgresql-client, shellcheck, bats, jq, git.
 #
 #   bash test/worker/run.sh [BATS_FILE…]
@@ -14,6 +15,7 @@ cd "$root"
 
 passed=0
 failed=0
+skipped=0
 
 # Everything the run creates lives under one directory, removed at the end.
 run_tmp=$(mktemp -d "${TMPDIR:-/tmp}/ralph-worker-tests.XXXXXX")
@@ -27,7 +29,9 @@ bats_status=""
 finish() {
   local rc=$?
   if [[ -n $tap && -f $tap ]]; then
-    passed=$((passed + $(grep -c '^ok ' "$tap" || true)))
+    # bats: "ok N name # skip [reason]" for a skipped test.
+    skipped=$((skipped + $(grep -cE '^ok .* # skip( |$)' "$tap" || true)))
+    passed=$((passed + $(grep -vE '^ok .* # skip( |$)' "$tap" | grep -c '^ok ' || true)))
     failed=$((failed + $(grep -c '^not ok ' "$tap" || true)))
     if [[ $bats_status != 0 ]] && ! grep -q '^not ok ' "$tap"; then
       failed=$((failed + 1)) # bats failed (or was interrupted) without reporting a test
@@ -36,7 +40,7 @@ finish() {
   pg_stop
   stray_processes
   rm -rf "$run_tmp"
-  echo "worker: $passed passed, $failed failed"
+  echo "worker: $passed passed, $failed failed, $skipped skipped"
   ((failed == 0 && rc == 0)) || exit 1
 }
 trap finish EXIT

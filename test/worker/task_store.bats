@@ -115,25 +115,158 @@ setup() {
   [[ $output == *"task u/a is not blocked by u/b"* ]]
 }
 
-@test "an expired lease is reclaimed and counted as a retry" {
-  export RALPH_LEASE_SECONDS=1
+@test "an expired lease is a failed attempt: claimable again after the back-off" {
+  export RALPH_LEASE_SECONDS=1 RALPH_RETRY_BASE_SECONDS=1
   "$TASK" add l/1 "leased"
   "$TASK" claim --agent crashed >/dev/null
   run "$TASK" claim --agent other
   [ "$status" -eq 3 ]
   sleep 1.2
-  [ "$("$TASK" --json peek | jq -r '.[0].id')" = l/1 ]
+  # Expired: the sweep makes it open, backing off one second from the lease's end.
+  run "$TASK" --json claim --agent other
+  [ "$status" -eq 3 ]
+  run "$TASK" --json show l/1
+  [ "$(jq -r '.status + " " + (.attempts | tostring)' <<<"$output")" = "open 1" ]
+  [[ $(jq -r .last_error <<<"$output") == "the lease of crashed expired (attempt 1)"* ]]
+  [ "$(jq -r '.not_before != null' <<<"$output")" = true ]
+  sleep 1
   run "$TASK" --json claim --agent other
   [ "$status" -eq 0 ]
-  [ "$(jq -r .assignee <<<"$output")" = other ]
-  [ "$(jq -r .retry_count <<<"$output")" -eq 1 ]
-  # The crashed agent's late result is refused, and changes nothing.
+  [ "$(jq -r '.assignee + " " + (.attempts | tostring)' <<<"$output")" = "other 2" ]
+  # The crashed agent's late result is refused (not held: exit 5), and changes nothing.
   local before
   before=$(store_snapshot)
   run "$TASK" "done" l/1 --agent crashed --result '{"commit": "x"}'
-  [ "$status" -eq 1 ]
+  [ "$status" -eq 5 ]
   [[ $output == *"cannot finish task l/1: it is active and held by other, not held by agent crashed"* ]]
   [ "$(store_snapshot)" = "$before" ]
+}
+
+@test "task fail backs off exponentially and fails the task after its last attempt; retry reopens it" {
+  export RALPH_RETRY_BASE_SECONDS=1 RALPH_RETRY_MAX_SECONDS=2 RALPH_MAX_ATTEMPTS=3
+  "$TASK" add f/1 "flaky"
+  "$TASK" claim --agent a >/dev/null
+  run "$TASK" --json fail f/1 --agent a --reason "boom 1"
+  [ "$status" -eq 0 ]
+  [ "$(jq -r '.status + " " + (.attempts | tostring) + " " + .last_error' <<<"$output")" = "open 1 boom 1" ]
+  # Back-off: 1 s after the first failure, 2 s after the second (the max).
+  [ "$(sql "SELECT not_before - updated_at BETWEEN interval '0.9 s' AND interval '1.1 s' FROM tasks WHERE id = 'f/1'")" = t ]
+  run "$TASK" claim --agent a
+  [ "$status" -eq 3 ]
+  [[ $output == *"nothing to claim"* ]]
+  sleep 1.1
+  "$TASK" claim --agent a >/dev/null
+  "$TASK" fail f/1 --agent a --reason "boom 2" >/dev/null
+  [ "$(sql "SELECT not_before - updated_at BETWEEN interval '1.9 s' AND interval '2.1 s' FROM tasks WHERE id = 'f/1'")" = t ]
+  run "$TASK" list
+  [[ ${lines[1]} == "f/1  2    feat      open    -         2/3       20"*"Z  boom 2      flaky" ]]
+  sleep 2.1
+  "$TASK" claim --agent a >/dev/null
+  run "$TASK" fail f/1 --agent a --reason "boom 3"
+  [ "$status" -eq 0 ]
+  [[ $output == "failed f/1: flaky [p2 feat, failed, attempt 3, last error: boom 3]" ]]
+  # Failed: no claim takes it, whatever the wait.
+  sql "UPDATE tasks SET not_before = NULL WHERE id = 'f/1'" >/dev/null
+  run "$TASK" claim f/1 --agent a
+  [ "$status" -eq 3 ]
+  [ "$("$TASK" --json list --status failed | jq -r '.[0].id')" = f/1 ]
+  run "$TASK" --json retry f/1
+  [ "$status" -eq 0 ]
+  [ "$(jq -r '.status + " " + (.attempts | tostring) + " " + .last_error' <<<"$output")" = "open 0 boom 3" ]
+  [ "$("$TASK" --json claim --agent a | jq -r .attempts)" -eq 1 ]
+  run "$TASK" retry f/1
+  [ "$status" -eq 1 ]
+  [[ $output == *"task f/1 is active, not failed: only a failed task is retried"* ]]
+}
+
+@test "attempts: per task, an expired last attempt fails the task, a release doesn't count" {
+  export RALPH_LEASE_SECONDS=1 RALPH_RETRY_BASE_SECONDS=0
+  "$TASK" add once/1 "one try" --max-attempts 1
+  "$TASK" claim once/1 --agent a >/dev/null
+  run "$TASK" fail once/1 --agent a --reason "no"
+  [ "$(task_status once/1)" = failed ]
+  "$TASK" add exp/1 "dies twice" --max-attempts 2
+  "$TASK" claim exp/1 --agent a >/dev/null
+  sleep 1.2
+  "$TASK" claim exp/1 --agent b >/dev/null
+  sleep 1.2
+  run "$TASK" claim exp/1 --agent c
+  [ "$status" -eq 3 ]
+  [ "$(sql "SELECT status || ' ' || attempts || ' ' || (last_error LIKE 'the lease of b expired (attempt 2)%') FROM tasks WHERE id = 'exp/1'")" = "failed 2 true" ]
+  "$TASK" add rel/1 "handed back"
+  "$TASK" claim rel/1 --agent a >/dev/null
+  "$TASK" release rel/1 --agent a >/dev/null
+  [ "$(sql "SELECT attempts FROM tasks WHERE id = 'rel/1'")" -eq 0 ]
+  # Only the holder fails an attempt; the reason is required.
+  "$TASK" claim rel/1 --agent a >/dev/null
+  run "$TASK" fail rel/1 --agent intruder --reason "x"
+  [ "$status" -eq 5 ]
+  run "$TASK" fail rel/1 --agent a
+  [ "$status" -eq 2 ]
+  [[ $output == *"--reason TEXT is required"* ]]
+  run "$TASK" add bad/1 "x" --max-attempts 0
+  [ "$status" -eq 2 ]
+  RALPH_MAX_ATTEMPTS='a[$(touch '"$BATS_TEST_TMPDIR"'/pwned)]' run "$TASK" claim --agent a
+  [ "$status" -eq 2 ]
+  [[ $output == *"RALPH_MAX_ATTEMPTS='a["*"is not a whole number between 1 and 1000"* ]]
+  [ ! -e "$BATS_TEST_TMPDIR/pwned" ]
+}
+
+@test "least privilege: the agent role reads and adds tasks, and nothing else" {
+  "$TASK" init >/dev/null
+  "$TASK" add p/1 "someone's task"
+  local db=${RALPH_DB_URL##*/} suffix="${BATS_SUITE_TEST_NUMBER:-0}_$$"
+  sql "CREATE ROLE agent_$suffix LOGIN IN ROLE ralph_agent; CREATE ROLE worker_$suffix LOGIN IN ROLE ralph_worker;
+       GRANT CONNECT ON DATABASE \"$db\" TO agent_$suffix, worker_$suffix" >/dev/null
+  local owner=$RALPH_DB_URL
+  local agent_url="postgresql://agent_$suffix@127.0.0.1:$PG_TEST_PORT/$db"
+  local worker_url="postgresql://worker_$suffix@127.0.0.1:$PG_TEST_PORT/$db"
+  # The agent reads and adds.
+  RALPH_DB_URL=$agent_url run "$TASK" --json list
+  [ "$status" -eq 0 ]
+  [ "$(jq -r '.[0].id' <<<"$output")" = p/1 ]
+  RALPH_DB_URL=$agent_url run "$TASK" add p/2 "a follow-up the agent found" --blocked-by p/1
+  [ "$status" -eq 0 ]
+  # ... and the database refuses everything else, whatever the client.
+  local refused
+  for refused in "DROP TABLE tasks" "UPDATE tasks SET description = 'x'" "UPDATE tasks SET status = 'done'" \
+    "DELETE FROM tasks" "DELETE FROM task_dependencies" "SELECT * FROM agents" "CREATE TABLE t (x int)" \
+    "INSERT INTO tasks (id, description, status, assignee, lease_expires_at) VALUES ('p/3', 'x', 'active', 'me', now())"; do
+    run psql "$agent_url" -X -q -v ON_ERROR_STOP=1 -c "$refused"
+    [ "$status" -ne 0 ] || { echo "the agent role could: $refused"; return 1; }
+    [[ $output == *"permission denied"* || $output == *"row-level security"* || $output == *"must be owner"* ]]
+  done
+  RALPH_DB_URL=$agent_url run "$TASK" claim --agent sneaky
+  [ "$status" -eq 1 ]
+  [[ $output == *"permission denied"* ]]
+  # The worker role moves tasks through their lives, and nothing else.
+  RALPH_DB_URL=$worker_url run "$TASK" --json claim p/1 --agent w
+  [ "$status" -eq 0 ]
+  RALPH_DB_URL=$worker_url run "$TASK" renew p/1 --agent w
+  [ "$status" -eq 0 ]
+  RALPH_DB_URL=$worker_url run "$TASK" "done" p/1 --agent w --result '{"commit": "c"}'
+  [ "$status" -eq 0 ]
+  for refused in "DROP TABLE tasks" "DELETE FROM tasks" "UPDATE tasks SET description = 'x'" "TRUNCATE agents"; do
+    run psql "$worker_url" -X -q -v ON_ERROR_STOP=1 -c "$refused"
+    [ "$status" -ne 0 ] || { echo "the worker role could: $refused"; return 1; }
+  done
+  [ "$(RALPH_DB_URL=$owner task_status p/1)" = "done" ]
+}
+
+@test "init: the owner applies the schema and makes the agent's login role; a least-privileged role is told why not" {
+  local db=${RALPH_DB_URL##*/} suffix="${BATS_SUITE_TEST_NUMBER:-0}_$$"
+  RALPH_AGENT_DB_URL="postgresql://agentlogin_$suffix@127.0.0.1:$PG_TEST_PORT/$db" RALPH_AGENT_DB_PASSWORD=s3cret \
+    run "$TASK" init
+  [ "$status" -eq 0 ]
+  [ "$(sql "SELECT pg_has_role('agentlogin_$suffix', 'ralph_agent', 'member')")" = t ]
+  [ "$(sql "SELECT ralph_schema_version()")" -eq 2 ]
+  # On an empty store, a role that can't create tables gets the fix.
+  local empty
+  empty=$(pg_new_db "e_${suffix}_$RANDOM")
+  sql "CREATE ROLE weak_$suffix LOGIN; REVOKE CREATE ON SCHEMA public FROM PUBLIC" >/dev/null
+  RALPH_DB_URL="postgresql://weak_$suffix@127.0.0.1:$PG_TEST_PORT/${empty##*/}" run "$TASK" init
+  [ "$status" -eq 1 ]
+  [[ $output == *"apply it once as the database's owner"* ]]
 }
 
 @test "renew extends the lease only for the holder" {
@@ -145,7 +278,7 @@ setup() {
   [ "$status" -eq 0 ]
   [ "$(sql "SELECT lease_expires_at > now() + interval '50 seconds' FROM tasks WHERE id = 'r/1'")" = t ]
   run "$TASK" renew r/1 --agent intruder
-  [ "$status" -eq 1 ]
+  [ "$status" -eq 5 ]
   [[ $output == *"not held by agent intruder"* ]]
   run "$TASK" renew nope/1
   [ "$status" -eq 4 ]
@@ -159,7 +292,7 @@ setup() {
   [ "$(jq -r '.status + " " + .result.commit' <<<"$output")" = "done abc" ]
   [ "$(task_result d/1 branch)" = ralph/d/1 ]
   run "$TASK" release d/1
-  [ "$status" -eq 1 ]
+  [ "$status" -eq 5 ]
   run "$TASK" claim d/1
   [ "$status" -eq 3 ]
   run psql "$RALPH_DB_URL" -X -q -v ON_ERROR_STOP=1 -c "UPDATE tasks SET status = 'open' WHERE id = 'd/1'"
@@ -261,9 +394,9 @@ description" --priority 1
   "$TASK" add t/2 "another" --category bug
   run "$TASK" list
   [ "$status" -eq 0 ]
-  [ "${lines[0]}" = "ID   PRI  CATEGORY  STATUS  ASSIGNEE  RETRIES  DESCRIPTION" ]
-  [ "${lines[1]}" = "t/1  1    feat      open    -         0        a task with a long description" ]
-  [ "${lines[2]}" = "t/2  2    bug       open    -         0        another" ]
+  [ "${lines[0]}" = "ID   PRI  CATEGORY  STATUS  ASSIGNEE  ATTEMPTS  NOT_BEFORE  LAST_ERROR  DESCRIPTION" ]
+  [ "${lines[1]}" = "t/1  1    feat      open    -         0/3       -           -           a task with a long description" ]
+  [ "${lines[2]}" = "t/2  2    bug       open    -         0/3       -           -           another" ]
   run "$TASK" list --status "done"
   [ "$status" -eq 0 ]
   [ "${#lines[@]}" -eq 1 ]
@@ -275,6 +408,8 @@ description" --priority 1
   [ "$status" -eq 0 ]
   [[ $output == *"3  nothing to claim"* ]]
   [[ $output == *"4  unknown task or agent"* ]]
+  [[ $output == *"5  the task is not held by this agent"* ]]
+  [[ $output == *"fail ID --reason TEXT"* && $output == *"retry ID"* ]]
   [[ $output == *"peek [-n N]"* ]]
   run "$TASK"
   [ "$status" -eq 2 ]

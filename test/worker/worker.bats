@@ -17,17 +17,7 @@ setup() {
   AGENT_PID_FILE="$BATS_TEST_TMPDIR/agent.pid"
 }
 
-teardown() {
-  if [[ -n $WORKER_PID ]]; then
-    kill -KILL "$WORKER_PID" 2>/dev/null || true
-    wait "$WORKER_PID" 2>/dev/null || true
-  fi
-  local pid
-  if [[ -s $AGENT_PID_FILE ]]; then
-    pid=$(<"$AGENT_PID_FILE")
-    kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
-  fi
-}
+teardown() { kill_worker_and_agent; }
 
 # slow_agent [PREFIX]: a stand-in agent that records its pid, says it
 # started, and sleeps.
@@ -134,13 +124,14 @@ start_worker() {
   [ "$(task_status m/3)" = open ]
 }
 
-@test "a failing agent hands the task back" {
+@test "a failing agent's attempt is recorded as failed, with its reason" {
   "$TASK" add f/1 "fails"
-  export RALPH_AGENT_CMD='echo partial > partial.txt; exit 7'
+  export RALPH_AGENT_CMD='echo partial > partial.txt; echo "could not build"; exit 7'
   run "$RALPH" build --max-iterations 1
   [ "$status" -eq 0 ]
-  [[ $output == *"task f/1: the agent failed (exit 7); releasing it"* ]]
-  [ "$(sql "SELECT status || ' ' || coalesce(assignee, '-') FROM tasks WHERE id = 'f/1'")" = "open -" ]
+  [[ $output == *"task f/1: the agent failed (exit 7): could not build"* ]]
+  [[ $output == *"failed f/1: fails [p2 feat, open, attempt 1, not before "*", last error: the agent failed (exit 7): could not build]"* ]]
+  [ "$(sql "SELECT status || ' ' || coalesce(assignee, '-') || ' ' || attempts || ' ' || (not_before > now()) FROM tasks WHERE id = 'f/1'")" = "open - 1 true" ]
   # Nothing was pushed for it.
   run git -C "$REMOTE" rev-parse --verify --quiet refs/heads/ralph/f/1
   [ "$status" -ne 0 ]
@@ -161,6 +152,23 @@ start_worker() {
   [ "$(git -C "$REMOTE" show ralph/late/1:late.txt)" = late ]
 }
 
+@test "a worker started while the database is down waits for it, then works" {
+  export RALPH_AGENT_CMD='echo up > up.txt'
+  "$TASK" add up/1 "taken once the database is back"
+  db_down
+  start_worker --max-iterations 1
+  sleep 2
+  alive "$WORKER_PID" || { db_up; cat "$BATS_TEST_TMPDIR/worker.log"; false; }
+  db_up
+  grep -q "waiting for the database to register the agent" "$BATS_TEST_TMPDIR/worker.log"
+  local rc=0
+  wait_for 20 task_is up/1 "done" || rc=$?
+  wait "$WORKER_PID" || rc=$?
+  WORKER_PID=""
+  [ "$rc" -eq 0 ]
+  [ "$(git -C "$REMOTE" show ralph/up/1:up.txt)" = up ]
+}
+
 @test "SIGTERM mid-task releases the task and exits 0 within 10 s" {
   "$TASK" add s/1 "slow"
   export RALPH_AGENT_CMD
@@ -175,7 +183,8 @@ start_worker() {
   WORKER_PID=""
   [ "$rc" -eq 0 ]
   [ $((SECONDS - t0)) -le 10 ]
-  [ "$(sql "SELECT status || ' ' || coalesce(assignee, '-') || ' ' || retry_count FROM tasks WHERE id = 's/1'")" = "open - 0" ]
+  # Handed back, not failed: the attempt doesn't count.
+  [ "$(sql "SELECT status || ' ' || coalesce(assignee, '-') || ' ' || attempts FROM tasks WHERE id = 's/1'")" = "open - 0" ]
   [ "$(sql "SELECT status FROM agents")" = stopped ]
   # The agent went with it, and the worker's scratch directory too.
   run alive "$agent"
@@ -216,33 +225,95 @@ start_worker() {
   grep -q "second signal: exiting now" "$BATS_TEST_TMPDIR/worker.log"
 }
 
-@test "SIGKILL mid-task loses nothing: reclaimable after the lease, retry_count 1" {
-  export RALPH_LEASE_SECONDS=2
+@test "SIGKILL mid-task loses nothing: the agent dies with the worker, the task is a failed attempt after the lease" {
+  export RALPH_LEASE_SECONDS=2 RALPH_RETRY_BASE_SECONDS=0
   "$TASK" add k/1 "killed"
   export RALPH_AGENT_CMD
   RALPH_AGENT_CMD=$(slow_agent)
   start_worker
   wait_for 20 test -e "$BATS_TEST_TMPDIR/started"
+  local agent
+  agent=$(<"$AGENT_PID_FILE")
   kill -KILL "$WORKER_PID"
   wait "$WORKER_PID" || true
   WORKER_PID=""
-  # The orphaned agent would finish on its own; stop it for the test.
-  kill -KILL "$(<"$AGENT_PID_FILE")"
+  # Nobody kills the agent but its watchdog: it is gone within the lease.
+  wait_for "$RALPH_LEASE_SECONDS" gone "$agent"
   [ "$(task_status k/1)" = active ]
   run "$TASK" claim --agent rescuer
   [ "$status" -eq 3 ]
-  # Nobody renews the lease now: it runs out.
+  # Nobody renews the lease now: it runs out, and that attempt failed.
   sleep 2.5
   run "$TASK" --json claim --agent rescuer
   [ "$status" -eq 0 ]
-  [ "$(jq -r .id <<<"$output")" = k/1 ]
-  [ "$(jq -r .retry_count <<<"$output")" -eq 1 ]
+  [ "$(jq -r '.id + " " + (.attempts | tostring)' <<<"$output")" = "k/1 2" ]
+  [[ $(jq -r .last_error <<<"$output") == "the lease of "*" expired (attempt 1)"* ]]
   # A new worker finishes it.
   "$TASK" release k/1 >/dev/null
   RALPH_AGENT_CMD='echo rescued > r.txt' run "$RALPH" build --until-empty
   [ "$status" -eq 0 ]
   [ "$(task_status k/1)" = "done" ]
   [ "$(git -C "$REMOTE" show ralph/k/1:r.txt)" = rescued ]
+}
+
+@test "an always-failing agent: failed after exactly 3 attempts, backing off, and the worker moves on" {
+  export RALPH_RETRY_BASE_SECONDS=1 RALPH_RETRY_MAX_SECONDS=4 RALPH_IDLE_MIN_SECONDS=1 RALPH_IDLE_MAX_SECONDS=1
+  "$TASK" add bad/1 "always fails" --priority 1
+  "$TASK" add ok/1 "works" --priority 2
+  export TRIES_DIR=$BATS_TEST_TMPDIR
+  # shellcheck disable=SC2016,SC2089 # expanded by the agent's shell
+  export RALPH_AGENT_CMD='date +%s.%N >> "$TRIES_DIR/tries.${RALPH_TASK_ID%%/*}"; [ "$RALPH_TASK_ID" = ok/1 ] || exit 3'
+  run "$RALPH" build --max-iterations 4
+  [ "$status" -eq 0 ]
+  [ "$(sql "SELECT status || ' ' || attempts || ' ' || last_error FROM tasks WHERE id = 'bad/1'")" = "failed 3 the agent failed (exit 3): " ]
+  [ "$(task_status ok/1)" = "done" ]
+  # Exactly three tries, the second at least 1 s after the first, the third at least 2 s after the second.
+  mapfile -t tries <"$BATS_TEST_TMPDIR/tries.bad"
+  [ "${#tries[@]}" -eq 3 ]
+  awk -v a="${tries[0]}" -v b="${tries[1]}" -v c="${tries[2]}" 'BEGIN { exit !(b - a >= 1 && c - b >= 2) }'
+  # Between the first failure and the second try it worked on the other task.
+  [[ $(grep -n "task ok/1: done" <<<"$output" | cut -d: -f1) -lt $(grep -n "task bad/1: claimed (attempt 2)" <<<"$output" | cut -d: -f1) ]]
+  # A failed task is not claimed again.
+  RALPH_AGENT_CMD=true run "$RALPH" build --until-empty
+  [[ $output != *"claimed"* ]]
+}
+
+@test "a lost lease stops the agent: nothing committed, pushed or finished" {
+  "$TASK" add lost/1 "taken away"
+  # shellcheck disable=SC2090 # a command for the agent's shell
+  export RALPH_LEASE_SECONDS=3 RALPH_AGENT_CMD
+  RALPH_AGENT_CMD=$(slow_agent "echo work > work.txt; ")
+  start_worker --max-iterations 1
+  wait_for 20 test -e "$BATS_TEST_TMPDIR/started"
+  local agent rc=0
+  agent=$(<"$AGENT_PID_FILE")
+  # An operator takes the task back while the agent works.
+  "$TASK" release lost/1 >/dev/null
+  wait_for 10 gone "$agent"
+  wait "$WORKER_PID" || rc=$?
+  WORKER_PID=""
+  [ "$rc" -eq 0 ]
+  grep -q "task lost/1: the lease was lost (cannot renew task lost/1: it is open" "$BATS_TEST_TMPDIR/worker.log"
+  grep -q "nothing is committed, pushed or finished for this attempt" "$BATS_TEST_TMPDIR/worker.log"
+  run git -C "$REMOTE" rev-parse --verify --quiet refs/heads/ralph/lost/1
+  [ "$status" -ne 0 ]
+  [ "$(sql "SELECT status || ' ' || coalesce(assignee, '-') || ' ' || (result IS NULL) FROM tasks WHERE id = 'lost/1'")" = "open - true" ]
+}
+
+@test "the push never overwrites what another worker pushed meanwhile" {
+  "$TASK" add race/1 "contested"
+  # While the agent works, someone else pushes the task's branch.
+  local other="$BATS_TEST_TMPDIR/other"
+  git clone -q "$REMOTE" "$other"
+  git -C "$other" -c user.name=o -c user.email=o@localhost commit -q --allow-empty -m "the other worker's"
+  export OTHER_CLONE=$other
+  # shellcheck disable=SC2016 # expanded by the agent's shell
+  export RALPH_AGENT_CMD='git -C "$OTHER_CLONE" push -q origin HEAD:refs/heads/ralph/race/1; echo mine > mine.txt'
+  run "$RALPH" build --max-iterations 1
+  [ "$status" -eq 0 ]
+  [[ $output == *"task race/1: commit or push of ralph/race/1 failed"* ]]
+  [ "$(git -C "$REMOTE" log -1 --format=%s ralph/race/1)" = "the other worker's" ]
+  [ "$(sql "SELECT status || ' ' || attempts FROM tasks WHERE id = 'race/1'")" = "open 1" ]
 }
 
 @test "the lease is renewed while the agent runs" {
@@ -260,13 +331,14 @@ start_worker() {
   WORKER_PID=""
   [ "$rc" -eq 0 ]
   [ "$(task_status n/1)" = "done" ]
-  [ "$(sql "SELECT retry_count FROM tasks WHERE id = 'n/1'")" -eq 0 ]
+  [ "$(sql "SELECT attempts FROM tasks WHERE id = 'n/1'")" -eq 1 ]
 }
 
 @test "the agent gets the task, the prompt, the model and the tools" {
   "$TASK" add env/1 "check the environment" --step "look around"
   export RALPH_AGENT_CMD='{ echo "$RALPH_TASK_ID"; echo "$RALPH_MODEL_ID"; echo "$PWD"; task --json show "$RALPH_TASK_ID" | jq -r .status; ralph --version; cat "$RALPH_PROMPT_FILE"; } > env.txt'
-  run "$RALPH" --model opus build --until-empty
+  # The agent's own connection (the agent role's, in a deployment).
+  RALPH_AGENT_DB_URL=$RALPH_DB_URL run "$RALPH" --model opus build --until-empty
   [ "$status" -eq 0 ]
   run git -C "$REMOTE" show ralph/env/1:env.txt
   [ "${lines[0]}" = env/1 ]
@@ -276,6 +348,15 @@ start_worker() {
   [[ ${lines[4]} == "ralph "* ]]
   [[ $output == *"Task env/1 [feat, priority 2]"* ]]
   [[ $output == *"- look around"* ]]
+}
+
+@test "the agent's environment holds no database credential of the worker's" {
+  "$TASK" add cred/1 "look for credentials"
+  export PGPASSWORD=worker-secret RALPH_AGENT_CMD='{ echo "db=${RALPH_DB_URL:-none} pw=${PGPASSWORD:-none}"; task list >/dev/null 2>&1 && echo "task works" || echo "task refused"; } > cred.txt'
+  run "$RALPH" build --until-empty
+  [ "$status" -eq 0 ]
+  [ "$(git -C "$REMOTE" show ralph/cred/1:cred.txt)" = "db=none pw=none
+task refused" ]
 }
 
 @test "the default agent is claude -p with our settings, hooks and skill" {

@@ -146,9 +146,13 @@ const COMPOSE_VARS: &[&str] = &[
     "RALPH_WORKER_IMAGE",
     "RALPH_REPO_URL",
     "ANTHROPIC_API_KEY",
+    "CLAUDE_CODE_OAUTH_TOKEN",
+    "RALPH_AGENT_DB_URL",
+    "RALPH_AGENT_DB_PASSWORD",
     "RALPH_MODEL",
     "RALPH_AGENT_CMD",
     "RALPH_LEASE_SECONDS",
+    "RALPH_MAX_ATTEMPTS",
     "RALPH_WORKERS",
     "COMPOSE_PROJECT_NAME",
     "COMPOSE_FILE",
@@ -222,7 +226,9 @@ fn compose_file_is_valid_and_hardened() {
         assert!(t.contains("uid=1000"), "{t}: owned by the worker's uid 1000");
     }
     assert_eq!(worker["depends_on"]["db"]["condition"], "service_healthy");
-    assert_eq!(worker["environment"]["RALPH_DB_URL"], "postgresql://ralph:s3cret@db:5432/ralph");
+    // The password apart from the URL: no command line in the worker shows it.
+    assert_eq!(worker["environment"]["RALPH_DB_URL"], "postgresql://ralph@db:5432/ralph");
+    assert_eq!(worker["environment"]["PGPASSWORD"], "s3cret");
 
     let db = &services["db"];
     let volumes = db["volumes"].as_array().unwrap();
@@ -295,18 +301,20 @@ impl Drop for Stack {
     }
 }
 
-/// The repository's own `task` CLI, run on the host against DB_URL.
-fn task(db_url: &str, args: &[&str]) -> support::Output {
+/// The repository's own `task` CLI, run on the host against DB_URL (the
+/// password in PGPASSWORD, as the workers get it).
+fn task(db: &Db, args: &[&str]) -> support::Output {
     run_cmd(
         Command::new(repo_root().join("task"))
             .args(args)
-            .env("RALPH_DB_URL", db_url)
+            .env("RALPH_DB_URL", &db.url)
+            .env("PGPASSWORD", &db.password)
             .env_remove("RALPH_AGENT_ID")
             .env_remove("RALPH_LEASE_SECONDS"),
     )
 }
 
-fn task_json(db_url: &str, id: &str) -> serde_json::Value {
+fn task_json(db_url: &Db, id: &str) -> serde_json::Value {
     let out = task(db_url, &["--json", "show", id]);
     assert!(out.status.success(), "task show {id}: {}", out.stderr);
     serde_json::from_str(&out.stdout).unwrap()
@@ -320,10 +328,16 @@ fn git_in(repo: &Path, args: &[&str]) -> String {
 }
 
 /// psql on the host: one value.
-fn sql_value(db_url: &str, sql: &str, vars: &[(&str, &str)]) -> String {
+/// The stack's database as the host reaches it: the URL without the password.
+struct Db {
+    url: String,
+    password: String,
+}
+
+fn sql_value(db: &Db, sql: &str, vars: &[(&str, &str)]) -> String {
     use std::io::Write;
     let mut cmd = Command::new("psql");
-    cmd.args([db_url, "-XAtq", "-v", "ON_ERROR_STOP=1"]);
+    cmd.args([db.url.as_str(), "-XAtq", "-v", "ON_ERROR_STOP=1"]).env("PGPASSWORD", &db.password);
     for (k, v) in vars {
         cmd.arg("-v").arg(format!("{k}={v}"));
     }
@@ -418,7 +432,7 @@ fn compose_stack_runs_a_task_end_to_end_and_docker_stop_releases_it() {
     }
     let port = stack.run(&["port", "db", "5432"]).stdout.trim().to_string();
     assert!(port.starts_with("127.0.0.1:"), "db published on loopback: {port:?}");
-    let db_url = format!("postgresql://ralph:{password}@{port}/ralph");
+    let db_url = Db { url: format!("postgresql://ralph@{port}/ralph"), password };
 
     // A task added on the host is done by the worker, its commit pushed.
     let out = task(&db_url, &["add", "edit-1", "write agent.txt"]);

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import threading
+import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 DEFAULT_ADDR = "0.0.0.0:8080"
@@ -48,14 +50,65 @@ def parse_addr(addr: str) -> tuple[str, int]:
     return (host or "0.0.0.0", int(port))
 
 
+def split_password(db_url: str) -> tuple[str, str | None]:
+    """A PostgreSQL URL -> (the URL without its password, the password
+    percent-decoded, or None when it has none), as lib/common.sh's
+    db_url_parts: the password goes to psql in PGPASSWORD, never on its
+    command line, where `ps` shows it to every user. The user info ends at
+    the first `@` before any `/` (as libpq reads it); a `password=`
+    parameter counts too. A key=value connection string is returned as it
+    is, unless it holds a password (ValueError, as for a broken
+    percent-encoding)."""
+    scheme, sep, rest = db_url.partition("://")
+    if not sep or scheme not in ("postgres", "postgresql"):
+        if re.search(r"(^|\s)password\s*=", db_url):
+            raise ValueError(
+                "a key=value connection string with password= would put it on psql's command line: "
+                "use postgresql://USER@HOST:5432/DATABASE and the password in PGPASSWORD"
+            )
+        return db_url, None
+    password = None
+    authority = rest.split("/", 1)[0]
+    if "@" in authority:
+        userinfo, _, rest = rest.partition("@")
+        user, colon, raw = userinfo.partition(":")
+        if colon:
+            password = raw
+        rest = f"{user}@{rest}" if user else rest
+    if "?" in rest:
+        rest, _, query = rest.partition("?")
+        kept = []
+        for param in query.split("&"):
+            if param.startswith("password="):
+                password = param[len("password=") :]
+            elif param:
+                kept.append(param)
+        if kept:
+            rest += "?" + "&".join(kept)
+    if password is not None:
+        if re.search(r"%(?![0-9A-Fa-f]{2})|%00", password):
+            raise ValueError("the password's percent-encoding is broken: write @ as %40, : as %3A, / as %2F, % as %25")
+        # Any bytes, as the environment carries them.
+        password = os.fsdecode(urllib.parse.unquote_to_bytes(password)) or None
+    return f"{scheme}://{rest}", password
+
+
 def query(db_url: str, sql: str, variables: dict[str, str] | None = None) -> str:
     """Runs one statement through psql; its single value as text."""
     if not db_url:
         raise DatabaseError("RALPH_DB_URL is not set")
-    cmd = ["psql", db_url, "-XAtq", "-v", "ON_ERROR_STOP=1"]
+    try:
+        url, password = split_password(db_url)
+    except ValueError as exc:
+        raise DatabaseError(f"RALPH_DB_URL: {exc}") from exc
+    # -w: never a password prompt (without a terminal psql would take the SQL
+    # on stdin for the password).
+    cmd = ["psql", url, "-w", "-XAtq", "-v", "ON_ERROR_STOP=1"]
     for name, value in (variables or {}).items():
         cmd += ["-v", f"{name}={value}"]
     env = dict(os.environ, PGCONNECT_TIMEOUT=str(QUERY_TIMEOUT_SECONDS))
+    if password:
+        env["PGPASSWORD"] = password
     try:
         done = subprocess.run(
             cmd, input=sql, capture_output=True, text=True, env=env, timeout=QUERY_TIMEOUT_SECONDS + 2

@@ -74,3 +74,36 @@ alive() {
   stat=${stat##*) }
   [[ ${stat:0:1} != Z ]]
 }
+
+# gone PID: the process has ended (a zombie nobody reaped yet counts as gone).
+gone() { ! alive "$1"; }
+
+# db_down / db_up: stops and restarts the tests' PostgreSQL (the database
+# going away under running workers). From /: the server's user can't enter
+# the test's directory. The server must not hold bats's descriptors (fd 3:
+# bats would wait for it to end).
+db_down() {
+  pg_find_bin
+  (cd / && pg_halt "$PG_TEST_DIR" fast)
+}
+db_up() {
+  pg_find_bin
+  (cd / && pg_run "$PG_TEST_DIR" "$PG_TEST_PORT" </dev/null 3>&-) || {
+    tail -n 5 "$PG_TEST_DIR/server.log" >&2
+    return 1
+  }
+}
+
+# kill_worker_and_agent: a test's teardown: the worker in WORKER_PID and the
+# agent whose pid is in AGENT_PID_FILE (its process group) are killed.
+kill_worker_and_agent() {
+  if [[ -n ${WORKER_PID:-} ]]; then
+    kill -KILL "$WORKER_PID" 2>/dev/null || true
+    wait "$WORKER_PID" 2>/dev/null || true
+  fi
+  local pid
+  if [[ -s ${AGENT_PID_FILE:-} ]]; then
+    pid=$(<"$AGENT_PID_FILE")
+    kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+  fi
+}

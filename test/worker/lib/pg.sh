@@ -60,10 +60,12 @@ pg_run() {
     start >/dev/null 2>&1
 }
 
-# pg_halt DIR: stops the cluster in DIR, if it runs.
+# pg_halt DIR [MODE]: stops the cluster in DIR, if it runs: immediate by
+# default (the tests' end), `fast` for a restart that keeps every commit
+# (with synchronous_commit=off an immediate stop loses the last ones).
 pg_halt() {
   [[ -f $1/data/postmaster.pid ]] || return 0
-  pg_as_owner "$PG_BIN/pg_ctl" -D "$1/data" -m immediate -w -t 30 stop >/dev/null 2>&1 || true
+  pg_as_owner "$PG_BIN/pg_ctl" -D "$1/data" -m "${2:-immediate}" -w -t 30 stop >/dev/null 2>&1 || true
 }
 
 # pg_free_port: a port nobody listens on (a start can still lose a race).
@@ -112,4 +114,24 @@ pg_new_db() {
   [[ ${PG_TEST_VERSION_NUM:-0} -lt 150000 ]] || strategy=" STRATEGY = FILE_COPY"
   psql "$PG_TEST_URL/postgres" -X -q -v ON_ERROR_STOP=1 -c "CREATE DATABASE \"$1\"$strategy" >/dev/null || return 1
   printf '%s/%s\n' "$PG_TEST_URL" "$1"
+}
+
+# pg_password_role NAME PASSWORD: a login role that must give PASSWORD
+# (scram-sha-256) on 127.0.0.1, while every other role stays trusted. The
+# password reaches psql on stdin, not on its command line.
+pg_password_role() {
+  local name=$1 quoted=${2//\'/\'\'} hba="$PG_TEST_DIR/data/pg_hba.conf" rules i
+  psql "$PG_TEST_URL/postgres" -X -q -v ON_ERROR_STOP=1 -f - >/dev/null <<<"CREATE ROLE \"$name\" LOGIN PASSWORD '$quoted'" \
+    || return 1
+  # The first matching line wins: the role's goes before the trust lines.
+  rules=$(<"$hba") || return 1
+  printf 'host all %s 127.0.0.1/32 scram-sha-256\n%s\n' "$name" "$rules" >"$hba" || return 1
+  psql "$PG_TEST_URL/postgres" -X -q -A -t -c "SELECT pg_reload_conf()" >/dev/null || return 1
+  # The reload is asynchronous: done when the role is refused without its password.
+  for ((i = 0; i < 100; i++)); do
+    PGPASSWORD="" psql "postgresql://$name@127.0.0.1:$PG_TEST_PORT/postgres" -X -w -q -c "" >/dev/null 2>&1 || return 0
+    sleep 0.05
+  done
+  echo "pg: the role $name still gets in without its password after a reload of $hba" >&2
+  return 1
 }

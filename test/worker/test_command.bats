@@ -1,0 +1,80 @@
+#!/usr/bin/env bats
+# scripts/test.sh, the test command, on stand-in suites: it gives the
+# Python tests a throwaway PostgreSQL (RALPH_TEST_DB_URL, stopped at the
+# end), and counts every suite's tests as passed, failed or skipped; a
+# skipped test neither fails the run nor counts as passed.
+# Each @test runs in a subshell: exports are per test on purpose.
+# shellcheck disable=SC2030,SC2031
+
+load lib/helpers
+
+setup() {
+  REPO="$BATS_TEST_TMPDIR/repo"
+  mkdir -p "$REPO/scripts" "$REPO/status/src" "$REPO/status/tests" "$REPO/test/worker/lib" "$BATS_TEST_TMPDIR/bin"
+  # The script's TMPDIR, where the server's user can reach its cluster.
+  SCRIPT_TMP=$(mktemp -d "${TMPDIR:-/tmp}/ralph-test-command.XXXXXX")
+  chmod 0755 "$SCRIPT_TMP"
+  cp "$REPO_ROOT/scripts/test.sh" "$REPO/scripts/"
+  cp "$REPO_ROOT/test/worker/lib/pg.sh" "$REPO/test/worker/lib/"
+  # cargo: fmt and clippy pass; two test binaries, one ignored test.
+  cat >"$BATS_TEST_TMPDIR/bin/cargo" <<'EOF'
+#!/usr/bin/env bash
+if [[ $1 == test ]]; then
+  echo "test result: ok. 2 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; finished in 0.01s"
+  echo "test result: ok. 1 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.01s"
+fi
+EOF
+  chmod +x "$BATS_TEST_TMPDIR/bin/cargo"
+  # The worker's suite: its summary line.
+  echo 'echo "worker: 3 passed, 0 failed, 2 skipped"' >"$REPO/test/worker/run.sh"
+  # Python: one test passes, one is skipped, one needs the database.
+  cat >"$REPO/status/tests/test_standin.py" <<'EOF'
+import os
+import subprocess
+import unittest
+
+
+class Standin(unittest.TestCase):
+    def test_passes(self):
+        pass
+
+    @unittest.skip("on purpose")
+    def test_skipped(self):
+        pass
+
+    def test_database(self):
+        url = os.environ.get("RALPH_TEST_DB_URL")
+        self.assertTrue(url, "RALPH_TEST_DB_URL is set")
+        with open(os.path.join(os.environ["MARK_DIR"], "db_url"), "w") as f:
+            f.write(url)
+        out = subprocess.run(["psql", url, "-XAtc", "SELECT 1"], capture_output=True, text=True, timeout=30)
+        self.assertEqual(out.stdout.strip(), "1", out.stderr)
+
+    def test_fails_when_asked(self):
+        self.assertFalse(os.environ.get("FAIL_ONE"), "asked to fail")
+EOF
+  export PATH="$BATS_TEST_TMPDIR/bin:$PATH" TMPDIR=$SCRIPT_TMP MARK_DIR=$BATS_TEST_TMPDIR
+}
+
+teardown() {
+  rm -rf "$SCRIPT_TMP"
+}
+
+@test "scripts/test.sh counts skipped tests apart and gives the Python tests a PostgreSQL" {
+  run bash "$REPO/scripts/test.sh"
+  [ "$status" -eq 0 ] || { echo "$output"; return 1; }
+  # cargo: 1 (fmt, clippy) + 3 passed, 1 ignored; Python: 3 passed, 1
+  # skipped; worker: 3 passed, 2 skipped.
+  [ "${lines[-1]}" = "all: 10 passed, 0 failed, 4 skipped" ]
+  # The database was a real one, and is gone.
+  [[ $(<"$BATS_TEST_TMPDIR/db_url") == postgresql://ralph@127.0.0.1:*/ralph_status ]]
+  [ -z "$(find "$TMPDIR" -mindepth 1 -maxdepth 1)" ]
+  run psql "$(<"$BATS_TEST_TMPDIR/db_url")" -XAtc "SELECT 1"
+  [ "$status" -ne 0 ]
+}
+
+@test "scripts/test.sh: a failed Python test fails the run and is counted" {
+  run env FAIL_ONE=1 bash "$REPO/scripts/test.sh"
+  [ "$status" -eq 1 ]
+  [ "${lines[-1]}" = "all: 9 passed, 1 failed, 4 skipped" ]
+}
