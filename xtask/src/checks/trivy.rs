@@ -5,6 +5,7 @@
 //! entry must say why and until when, and an expired one is reported and
 //! ignores nothing.
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -308,6 +309,16 @@ pub fn scan_image(layout: &Path, scanners: &str, db: &Db, tmp: &Path, timeout: D
 
 /// A CycloneDX SBOM of an OCI layout directory, written to `file`.
 pub fn sbom(layout: &Path, file: &Path, tmp: &Path, timeout: Duration) -> Result<()> {
+    sbom_of(&[OsStr::new("--input"), layout.as_os_str()], file, tmp, timeout)
+}
+
+/// A CycloneDX SBOM of an image in a registry (`REPO@DIGEST`: exactly what
+/// was pushed), written to `file`.
+pub fn sbom_remote(reference: &str, file: &Path, tmp: &Path, timeout: Duration) -> Result<()> {
+    sbom_of(&[OsStr::new("--image-src"), OsStr::new("remote"), OsStr::new(reference)], file, tmp, timeout)
+}
+
+fn sbom_of(source: &[&OsStr], file: &Path, tmp: &Path, timeout: Duration) -> Result<()> {
     let cmd = TRIVY
         .command()?
         .env("TMPDIR", tmp)
@@ -324,8 +335,7 @@ pub fn sbom(layout: &Path, file: &Path, tmp: &Path, timeout: Duration) -> Result
         .arg(tmp.join("cache"))
         .args(["--format", "cyclonedx", "--output"])
         .arg(file)
-        .arg("--input")
-        .arg(layout);
+        .args(source);
     let out = TRIVY.run(&cmd, timeout)?;
     if !out.status.success() {
         return Err(tools::failed(&TRIVY, &out));

@@ -37,6 +37,12 @@ pub struct Check {
     /// Don't stream buildx progress.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Branch name to tag with, for CI checkouts on a detached HEAD (as `image build --branch`).
+    #[arg(long)]
+    pub branch: Option<String>,
+    /// Release version (as `image build --release`): the version label of what is built and checked.
+    #[arg(long)]
+    pub release: Option<String>,
     #[command(flatten)]
     pub smoke: SmokeOptions,
     #[command(flatten)]
@@ -117,7 +123,13 @@ impl Command for Check {
         let source = if self.no_build {
             pipeline::Source::Existing
         } else {
-            pipeline::Source::Build(BuildOptions { cache: self.cache, quiet: self.quiet, ..BuildOptions::default() })
+            pipeline::Source::Build(BuildOptions {
+                cache: self.cache,
+                quiet: self.quiet,
+                branch: self.branch.clone(),
+                release: self.release.clone(),
+                ..BuildOptions::default()
+            })
         };
         let checks = Checks::all(self.smoke.clone(), self.runtime.clone(), self.scan.clone());
         let pipeline = Pipeline { catalog, checks, keep_going: true, purpose: "check" };

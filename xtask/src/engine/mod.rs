@@ -5,12 +5,15 @@
 
 pub mod buildx;
 pub mod container;
+pub mod cosign;
 pub mod docker;
 pub mod files;
 pub mod git;
 pub mod http;
 pub mod image;
+pub mod imagetools;
 pub mod layout;
 pub mod process;
 pub mod progress;
+pub mod registry;
 pub mod tools;

@@ -160,6 +160,40 @@ impl Cmd {
     }
 }
 
+/// A command running in the background (a server), its stdout and stderr
+/// appended to a file. Dropping it kills its process group.
+pub struct Background {
+    handle: duct::Handle,
+}
+
+impl Cmd {
+    /// Starts the command in the background, its output to `log`.
+    pub fn spawn_logged(&self, log: &std::path::Path) -> Result<Background> {
+        self.log();
+        // duct applies the outer redirection first: stdout to the file, then
+        // stderr to where stdout now goes.
+        let handle =
+            self.expression().stderr_to_stdout().stdout_path(log).start().with_context(|| self.not_started())?;
+        Ok(Background { handle })
+    }
+}
+
+impl Background {
+    /// Whether it is still running.
+    pub fn running(&self) -> bool {
+        matches!(self.handle.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if self.running() {
+            kill_groups(&self.handle.pids());
+        }
+        let _ = self.handle.wait();
+    }
+}
+
 /// A running command's stdout. Dropping it before the end kills the command.
 pub struct Reader {
     handle: duct::ReaderHandle,

@@ -505,6 +505,13 @@ impl Serialize for Platform {
     }
 }
 
+impl<'de> Deserialize<'de> for Platform {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Platform, D::Error> {
+        let s = String::deserialize(d)?;
+        Platform::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
 /// One CI matrix entry: an image on one platform.
 #[derive(Debug, Serialize, PartialEq)]
 pub struct MatrixEntry {

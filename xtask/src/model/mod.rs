@@ -4,5 +4,6 @@
 
 pub mod catalog;
 pub mod dockerfile;
+pub mod gate;
 pub mod tags;
 pub mod target;

@@ -144,17 +144,7 @@ pub fn plan<'c>(
     options: &BuildOptions,
 ) -> Result<BuildPlan<'c>> {
     let images = catalog.with_needs(images);
-    let mut git = git::discover();
-    if let Some(branch) = &options.branch {
-        git.branch = Some(branch.clone());
-    }
-    let (release, note) = tags::release(options.release.as_deref(), git.tag.as_deref())?;
-    if let Some(note) = note {
-        eprintln!("note: {note}");
-    }
-    for tag in &options.extra_tags {
-        tags::validate_tag(tag)?;
-    }
+    let Checkout { git, release, tags } = checkout(catalog, options)?;
     let extra_args = parse_build_args(&options.build_args)?;
     if options.push && options.registry.is_none() {
         bail!("--push needs --registry (for example --registry localhost:5000)");
@@ -163,9 +153,10 @@ pub fn plan<'c>(
         bail!("--cache registry needs --registry (the cache is stored there as REPOSITORY:buildcache)");
     }
 
-    let mut tags = tags::compute_tags(&git, &catalog.default_branch, release.as_ref());
-    tags.extend(options.extra_tags.iter().cloned());
-    let created = tags::rfc3339_utc(git.commit_time.unwrap_or_else(now_unix));
+    // The commit's time, else SOURCE_DATE_EPOCH (the reproducible-builds
+    // convention), else now: a rebuild of the same content then has the
+    // same config, so the same digest (what `image publish` compares).
+    let created = tags::rfc3339_utc(git.commit_time.or_else(source_date_epoch).unwrap_or_else(now_unix));
     let prefix = options.registry.as_ref().map(|r| format!("{}/", r.trim_end_matches('/'))).unwrap_or_default();
 
     let mut plans: Vec<Plan<'c>> = Vec::new();
@@ -203,11 +194,36 @@ pub fn plan<'c>(
             provenance: options.provenance,
             sbom: options.sbom,
             no_cache: options.no_cache,
-            cache_flags: cache_flags(catalog, image, options),
+            cache_flags: cache_flags(catalog, image, &platforms, options),
         };
         plans.push(Plan { image, platforms, tags: tags.clone(), refs, invocation });
     }
     Ok(BuildPlan { images: plans, build_id: tags::build_id(&git), options: options.clone() })
+}
+
+/// This checkout as a build sees it (`--branch` applied), the release it
+/// is for, and its tags: the strategy's, then the `--tag`s.
+pub struct Checkout {
+    pub git: tags::GitInfo,
+    pub release: Option<tags::Version>,
+    pub tags: Vec<String>,
+}
+
+pub fn checkout(catalog: &Catalog, options: &BuildOptions) -> Result<Checkout> {
+    let mut git = git::discover();
+    if let Some(branch) = &options.branch {
+        git.branch = Some(branch.clone());
+    }
+    let (release, note) = tags::release(options.release.as_deref(), git.tag.as_deref())?;
+    if let Some(note) = note {
+        eprintln!("note: {note}");
+    }
+    for tag in &options.extra_tags {
+        tags::validate_tag(tag)?;
+    }
+    let mut tags = tags::compute_tags(&git, &catalog.default_branch, release.as_ref());
+    tags.extend(options.extra_tags.iter().cloned());
+    Ok(Checkout { git, release, tags })
 }
 
 impl BuildPlan<'_> {
@@ -279,6 +295,34 @@ impl BuildPlan<'_> {
     }
 }
 
+/// Builds `image` for `platform` from the build cache and pushes it to
+/// `reference` (a staging tag, never one of the strategy's). What it builds
+/// on must be loaded locally already (built for this checkout, as `image
+/// check` leaves it). The same content as the build that was checked, so
+/// the same manifest digest; the caller compares. Returns the pushed
+/// manifest's digest.
+pub fn push_platform(
+    catalog: &Catalog,
+    image: &Image,
+    platform: &Platform,
+    reference: &str,
+    options: &BuildOptions,
+) -> Result<String> {
+    let local = BuildOptions { push: false, registry: None, provenance: false, sbom: false, ..options.clone() };
+    let mut planned = plan(catalog, &[image], std::slice::from_ref(platform), &local)?;
+    let mut last = planned.images.pop().expect("the image itself is planned last");
+    last.invocation.push = true;
+    last.invocation.refs = vec![reference.to_string()];
+    let built = last.invocation.run(&image.name, options.quiet)?;
+    if built.is_index {
+        bail!(
+            "the build of {} for {platform} made an index, not one manifest: build it without attestations",
+            image.name
+        );
+    }
+    Ok(built.digest)
+}
+
 fn check_paths(image: &Image) -> Result<()> {
     let fix = "fix its path in images.toml";
     if !image.dockerfile.is_file() {
@@ -308,7 +352,7 @@ pub fn parse_build_args(args: &[String]) -> Result<Vec<(String, String)>> {
         .collect()
 }
 
-fn cache_flags(catalog: &Catalog, image: &Image, options: &BuildOptions) -> Vec<String> {
+fn cache_flags(catalog: &Catalog, image: &Image, platforms: &[Platform], options: &BuildOptions) -> Vec<String> {
     match options.cache {
         CacheMode::None => vec![],
         CacheMode::Local => {
@@ -329,10 +373,19 @@ fn cache_flags(catalog: &Catalog, image: &Image, options: &BuildOptions) -> Vec<
             vec![format!("--cache-from=type=registry,ref={r}"), format!("--cache-to=type=registry,ref={r},mode=max")]
         }
         CacheMode::Gha => {
-            let scope = &image.name;
+            // One scope per image and platform set: the matrix jobs of one
+            // image (one platform each) don't overwrite each other's cache.
+            let scope = std::iter::once(image.name.clone())
+                .chain(platforms.iter().map(|p| p.to_string().replace('/', "-")))
+                .collect::<Vec<_>>()
+                .join("_");
             vec![format!("--cache-from=type=gha,scope={scope}"), format!("--cache-to=type=gha,scope={scope},mode=max")]
         }
     }
+}
+
+fn source_date_epoch() -> Option<u64> {
+    std::env::var("SOURCE_DATE_EPOCH").ok()?.trim().parse().ok()
 }
 
 fn now_unix() -> u64 {
@@ -363,14 +416,28 @@ mod tests {
         )
         .unwrap();
         let image = &catalog.images[0];
-        let local = cache_flags(&catalog, image, &BuildOptions::default());
+        let amd64 = [Platform::parse("linux/amd64").unwrap()];
+        let both = [amd64[0].clone(), Platform::parse("linux/arm64").unwrap()];
+        let local = cache_flags(&catalog, image, &amd64, &BuildOptions::default());
         assert_eq!(local, ["--cache-to=type=local,dest=/repo/target/buildx-cache/w,mode=max"]);
         let registry =
             BuildOptions { cache: CacheMode::Registry, registry: Some("r:5000/".into()), ..BuildOptions::default() };
-        assert_eq!(cache_flags(&catalog, image, &registry)[0], "--cache-from=type=registry,ref=r:5000/r-w:buildcache");
+        assert_eq!(
+            cache_flags(&catalog, image, &amd64, &registry)[0],
+            "--cache-from=type=registry,ref=r:5000/r-w:buildcache"
+        );
         let gha = BuildOptions { cache: CacheMode::Gha, ..BuildOptions::default() };
-        assert_eq!(cache_flags(&catalog, image, &gha)[1], "--cache-to=type=gha,scope=w,mode=max");
-        assert!(cache_flags(&catalog, image, &BuildOptions { cache: CacheMode::None, ..BuildOptions::default() })
-            .is_empty());
+        assert_eq!(cache_flags(&catalog, image, &amd64, &gha)[1], "--cache-to=type=gha,scope=w_linux-amd64,mode=max");
+        assert_eq!(
+            cache_flags(&catalog, image, &both, &gha)[0],
+            "--cache-from=type=gha,scope=w_linux-amd64_linux-arm64"
+        );
+        assert!(cache_flags(
+            &catalog,
+            image,
+            &amd64,
+            &BuildOptions { cache: CacheMode::None, ..BuildOptions::default() }
+        )
+        .is_empty());
     }
 }

@@ -15,6 +15,7 @@
 //! are the same pipeline with one check, stopping at the first error.
 
 pub mod build;
+pub mod publish;
 
 use std::time::Instant;
 

@@ -1,0 +1,429 @@
+//! Publishing checked images: each platform pushed by digest, one index
+//! (manifest list) made from them, signed, with an SBOM attestation per
+//! platform, all of it verified, and only then the tags of our strategy
+//! moved onto the index.
+//!
+//! Order, so that a failure anywhere leaves nothing half-tagged:
+//!
+//! 1. stage: each platform is built from the build cache (the image that
+//!    was checked: same content, same digest) and pushed to the staging
+//!    repository `REPOSITORY-staging` under a staging tag (the `docker`
+//!    driver can't push by digest alone); CI's matrix jobs stop here
+//!    (`--push-only`);
+//! 2. manifest: the index of the staged platform manifests is computed, then
+//!    pushed to `REPOSITORY` by its digest only (no tag);
+//! 3. attest: a CycloneDX SBOM of each platform as pushed (Trivy on the
+//!    registry's copy), attached as a signed attestation;
+//! 4. sign: the index and every platform manifest;
+//! 5. verify: the signatures and attestations, as `image verify` does;
+//! 6. tag: only now, and only once every image of the publish got this far,
+//!    do the strategy's tags (and `latest` from the default branch) point
+//!    at the index.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+use super::build::{self, BuildOptions};
+use crate::checks::trivy;
+use crate::engine::container::{Session, Spec};
+use crate::engine::cosign::{self, Signer, Verifier};
+use crate::engine::{docker, imagetools};
+use crate::model::catalog::{Catalog, Image, Platform};
+use crate::model::gate::Checked;
+use crate::model::tags;
+
+/// How long an SBOM of one platform may take (Trivy reads every layer).
+const SBOM_TIMEOUT: Duration = Duration::from_secs(900);
+
+/// What one publish did, per image: the JSON `--report` writes and
+/// `--digests` reads back.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PublishReport {
+    /// Only staged (`--push-only`): no index, signature or tag yet.
+    pub push_only: bool,
+    pub images: Vec<Published>,
+    pub seconds: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Published {
+    pub image: String,
+    /// `REGISTRY/REPOSITORY`, where the index and the tags go.
+    pub repository: String,
+    /// `REGISTRY/REPOSITORY-staging`, where the platforms are pushed first.
+    pub staging: String,
+    pub platforms: Vec<PublishedPlatform>,
+    /// The index (manifest list) digest.
+    pub index_digest: Option<String>,
+    /// `REPOSITORY@INDEX_DIGEST`: what to deploy.
+    pub reference: Option<String>,
+    /// Every tag moved onto the index, as full references.
+    pub tags: Vec<String>,
+    /// "key" or "keyless"; none when only staged.
+    pub signed: Option<String>,
+    /// Whether the signatures went to the transparency log.
+    pub tlog: bool,
+    /// Signatures and SBOM attestations verified after signing.
+    pub verified_signatures: usize,
+    pub verified_attestations: usize,
+    pub phases: Phases,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PublishedPlatform {
+    pub platform: Platform,
+    /// The platform's manifest digest (the same in the staging repository
+    /// and in the repository).
+    pub digest: String,
+    /// The staging reference it was pushed under.
+    pub staged: String,
+    /// The SBOM attested for it (a file), once attested.
+    pub sbom: Option<PathBuf>,
+}
+
+/// Wall time of each step, in seconds.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Phases {
+    pub push: f64,
+    pub manifest: f64,
+    pub attest: f64,
+    pub sign: f64,
+    pub verify: f64,
+    pub tag: f64,
+}
+
+/// Everything a publish is told.
+#[derive(Debug, Clone)]
+pub struct PublishOptions {
+    pub registry: String,
+    /// None with `push_only`.
+    pub signer: Option<Signer>,
+    /// Whose signatures the verification step accepts.
+    pub verifier: Option<Verifier>,
+    pub no_tlog: bool,
+    pub build: BuildOptions,
+    /// Where the SBOMs are written (kept for the report).
+    pub sbom_dir: PathBuf,
+}
+
+/// The repositories of `image` on `registry`: (product, staging).
+pub fn repositories(registry: &str, image: &Image) -> (String, String) {
+    let repository = format!("{}/{}", registry.trim_end_matches('/'), image.repository);
+    let staging = format!("{repository}-staging");
+    (repository, staging)
+}
+
+/// The staging tag of a platform: this checkout's build id and the platform.
+pub fn staging_tag(build_id: &str, platform: &Platform) -> String {
+    format!("{build_id}-{}", platform.to_string().replace('/', "-"))
+}
+
+/// The tags of this checkout's publish (the strategy `image build` uses)
+/// and its build id.
+pub fn tags_for(catalog: &Catalog, options: &BuildOptions) -> Result<(Vec<String>, String)> {
+    let checkout = build::checkout(catalog, options)?;
+    Ok((checkout.tags, tags::build_id(&checkout.git)))
+}
+
+/// Step 1: each platform of `image` pushed to the staging repository; each
+/// digest must be the one its check saw, when the check report has it.
+pub fn stage(
+    catalog: &Catalog,
+    image: &Image,
+    checked: &[(Platform, Checked)],
+    build_id: &str,
+    options: &PublishOptions,
+) -> Result<Published> {
+    let (repository, staging) = repositories(&options.registry, image);
+    let started = Instant::now();
+    let mut platforms = Vec::new();
+    for (platform, check) in checked {
+        let staged = format!("{staging}:{}", staging_tag(build_id, platform));
+        eprintln!("==> publish {}: pushing {platform} to {staged}", image.name);
+        let digest = build::push_platform(catalog, image, platform, &staged, &options.build)?;
+        if let Some(want) = check.digest.as_deref().filter(|d| *d != digest) {
+            bail!(
+                "the {platform} image pushed for {} ({}) is not the one checked ({want}, {}): its build is not reproducible from the cache; check and publish in one run",
+                image.name,
+                digest,
+                check.source
+            );
+        }
+        platforms.push(PublishedPlatform { platform: platform.clone(), digest, staged, sbom: None });
+    }
+    Ok(Published {
+        image: image.name.clone(),
+        repository,
+        staging,
+        platforms,
+        index_digest: None,
+        reference: None,
+        tags: Vec::new(),
+        signed: None,
+        tlog: false,
+        verified_signatures: 0,
+        verified_attestations: 0,
+        phases: Phases { push: started.elapsed().as_secs_f64(), ..Phases::default() },
+    })
+}
+
+/// Steps 2 to 5 on a staged image: index, SBOM attestations, signatures,
+/// verification. No tag yet: [`move_tags`] comes last, once every image of
+/// the publish got this far.
+pub fn release(mut published: Published, options: &PublishOptions) -> Result<Published> {
+    let signer = options.signer.as_ref().context("publishing needs a signer: pass --key, or run with an OIDC token")?;
+    let verifier = options.verifier.as_ref().context("publishing needs a verifier")?;
+    let name = published.image.clone();
+    let repo = published.repository.clone();
+    let sources: Vec<String> =
+        published.platforms.iter().map(|p| format!("{}@{}", published.staging, p.digest)).collect();
+
+    let t = Instant::now();
+    let (_, index) = imagetools::plan_index(&repo, &sources)?;
+    eprintln!("==> publish {name}: index {index} of {} platforms, pushed by digest to {repo}", sources.len());
+    imagetools::push_index(&repo, &index, &sources)?;
+    let reference = format!("{repo}@{index}");
+    published.index_digest = Some(index.clone());
+    published.reference = Some(reference.clone());
+    published.phases.manifest = t.elapsed().as_secs_f64();
+
+    let t = Instant::now();
+    std::fs::create_dir_all(&options.sbom_dir)
+        .with_context(|| format!("creating the SBOM directory {}", options.sbom_dir.display()))?;
+    let tmp = tempfile::Builder::new().prefix("xtask-publish-").tempdir().context("creating a temporary directory")?;
+    for p in &mut published.platforms {
+        let file = options.sbom_dir.join(format!("{name}-{}.cdx.json", p.platform.to_string().replace('/', "-")));
+        let platform_ref = format!("{repo}@{}", p.digest);
+        eprintln!("==> publish {name}: SBOM of {} ({platform_ref}), attested", p.platform);
+        trivy::sbom_remote(&platform_ref, &file, tmp.path(), SBOM_TIMEOUT)
+            .with_context(|| format!("the SBOM of {platform_ref}"))?;
+        cosign::attest_sbom(&platform_ref, &file, signer, options.no_tlog)?;
+        p.sbom = Some(file);
+    }
+    published.phases.attest = t.elapsed().as_secs_f64();
+
+    let t = Instant::now();
+    eprintln!("==> publish {name}: signing {reference} and its platform manifests");
+    cosign::sign(&reference, signer, options.no_tlog, true)?;
+    published.signed = Some(match signer {
+        Signer::Key(_) => "key".into(),
+        Signer::Keyless => "keyless".into(),
+    });
+    published.tlog = !options.no_tlog;
+    published.phases.sign = t.elapsed().as_secs_f64();
+
+    let t = Instant::now();
+    let digests: Vec<String> = published.platforms.iter().map(|p| p.digest.clone()).collect();
+    let verified = verify_signed(&repo, &index, &digests, verifier, options.no_tlog)?;
+    published.verified_signatures = verified.signatures;
+    published.verified_attestations = verified.attestations;
+    published.phases.verify = t.elapsed().as_secs_f64();
+    Ok(published)
+}
+
+/// Step 6: the tags onto the released index.
+pub fn move_tags(published: &mut Published, tags: &[String]) -> Result<()> {
+    let (repo, index) = (&published.repository, published.index_digest.as_deref().context("not released yet")?);
+    let t = Instant::now();
+    eprintln!("==> publish {}: tagging {repo} with {}", published.image, tags.join(", "));
+    imagetools::tag(repo, index, tags)?;
+    published.tags = tags.iter().map(|tag| format!("{repo}:{tag}")).collect();
+    published.phases.tag = t.elapsed().as_secs_f64();
+    Ok(())
+}
+
+/// What a verification found.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Verified {
+    pub signatures: usize,
+    pub attestations: usize,
+}
+
+/// The index and each platform manifest signed (by `verifier`'s identity),
+/// each platform with an SBOM attestation.
+pub fn verify_signed(
+    repository: &str,
+    index: &str,
+    platforms: &[String],
+    verifier: &Verifier,
+    no_tlog: bool,
+) -> Result<Verified> {
+    let mut verified =
+        Verified { signatures: cosign::verify(&format!("{repository}@{index}"), verifier, no_tlog)?, attestations: 0 };
+    for digest in platforms {
+        let reference = format!("{repository}@{digest}");
+        verified.signatures += cosign::verify(&reference, verifier, no_tlog)?;
+        let found = cosign::verify_sbom(&reference, verifier, no_tlog)?;
+        if found == 0 {
+            bail!("{reference} has no SBOM attestation: publish it again");
+        }
+        verified.attestations += found;
+    }
+    Ok(verified)
+}
+
+/// Each platform of a pushed image runs: `docker run --platform P REF@DIGEST
+/// ARGS` exits 0. Returns the first line each printed.
+pub fn run_platforms(
+    repository: &str,
+    platforms: &[(Platform, String)],
+    args: &[String],
+    timeout: Duration,
+) -> Result<Vec<(Platform, String)>> {
+    let session = Session::new("verify");
+    let mut out = Vec::new();
+    for (platform, digest) in platforms {
+        let reference = format!("{repository}@{digest}");
+        let spec = Spec {
+            image: reference.clone(),
+            platform: Some(platform.clone()),
+            args: args.to_vec(),
+            allow_pull: true,
+            ..Spec::default()
+        };
+        let done = session.run(&spec, "verify", timeout)?;
+        match done.exit_code {
+            Some(0) => out.push((platform.clone(), done.stdout.lines().next().unwrap_or("").trim().to_string())),
+            Some(code) => bail!(
+                "{reference} ({platform}) exited {code} on `{}`: {}",
+                args.join(" "),
+                crate::engine::process::last_lines(&done.stderr, 1)
+            ),
+            None => bail!("{reference} ({platform}) did not finish `{}` within {}s", args.join(" "), timeout.as_secs()),
+        }
+        let _ = docker::docker().args(["image", "rm", &reference]).probe().output();
+    }
+    Ok(out)
+}
+
+/// The staged images of earlier `--push-only` runs (their `--report`
+/// files), merged per image: every platform's digest, each from one file.
+pub fn read_staged(files: &[PathBuf]) -> Result<Vec<Published>> {
+    let mut merged: Vec<Published> = Vec::new();
+    for file in files {
+        let report = read_report(file)?;
+        if !report.push_only {
+            bail!(
+                "{} is the report of a full publish, not of --push-only: pass the matrix jobs' push reports",
+                file.display()
+            );
+        }
+        for image in report.images {
+            match merged.iter_mut().find(|m| m.image == image.image) {
+                Some(m) => {
+                    if m.repository != image.repository {
+                        bail!(
+                            "{}: {} was staged for {} here and for {} elsewhere: publish to one registry",
+                            file.display(),
+                            image.image,
+                            image.repository,
+                            m.repository
+                        );
+                    }
+                    for p in image.platforms {
+                        if m.platforms.iter().any(|q| q.platform == p.platform) {
+                            bail!(
+                                "{}: {} on {} is in two push reports: pass each once",
+                                file.display(),
+                                image.image,
+                                p.platform
+                            );
+                        }
+                        m.platforms.push(p);
+                    }
+                }
+                None => merged.push(image),
+            }
+        }
+    }
+    for m in &mut merged {
+        m.platforms.sort_by(|a, b| a.platform.cmp(&b.platform));
+    }
+    Ok(merged)
+}
+
+fn read_report(file: &Path) -> Result<PublishReport> {
+    let text = std::fs::read_to_string(file).with_context(|| {
+        format!("reading {}: pass a file `image publish --push-only --report` wrote", file.display())
+    })?;
+    serde_json::from_str(&text).with_context(|| {
+        format!("{} is not a publish report: pass a file `image publish --push-only --report` wrote", file.display())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn staged(image: &str, platform: &str, digest: &str) -> Published {
+        Published {
+            image: image.into(),
+            repository: format!("r/{image}"),
+            staging: format!("r/{image}-staging"),
+            platforms: vec![PublishedPlatform {
+                platform: Platform::parse(platform).unwrap(),
+                digest: digest.into(),
+                staged: "s".into(),
+                sbom: None,
+            }],
+            index_digest: None,
+            reference: None,
+            tags: vec![],
+            signed: None,
+            tlog: false,
+            verified_signatures: 0,
+            verified_attestations: 0,
+            phases: Phases::default(),
+        }
+    }
+
+    fn write(dir: &Path, name: &str, push_only: bool, images: Vec<Published>) -> PathBuf {
+        let file = dir.join(name);
+        let report = PublishReport { push_only, images, seconds: 0.0 };
+        std::fs::write(&file, serde_json::to_string(&report).unwrap()).unwrap();
+        file
+    }
+
+    #[test]
+    fn push_reports_of_the_matrix_jobs_merge_per_image() {
+        let dir = tempfile::tempdir().unwrap();
+        let arm = write(dir.path(), "arm.json", true, vec![staged("w", "linux/arm64", "sha256:b")]);
+        let amd = write(dir.path(), "amd.json", true, vec![staged("w", "linux/amd64", "sha256:a")]);
+        let merged = read_staged(&[arm, amd]).unwrap();
+        assert_eq!(merged.len(), 1);
+        let digests: Vec<&str> = merged[0].platforms.iter().map(|p| p.digest.as_str()).collect();
+        assert_eq!(digests, ["sha256:a", "sha256:b"], "sorted by platform");
+    }
+
+    #[test]
+    fn a_platform_twice_or_a_full_report_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = write(dir.path(), "a.json", true, vec![staged("w", "linux/amd64", "sha256:a")]);
+        let b = write(dir.path(), "b.json", true, vec![staged("w", "linux/amd64", "sha256:c")]);
+        let e = read_staged(&[a.clone(), b]).unwrap_err().to_string();
+        assert!(e.contains("w on linux/amd64 is in two push reports"), "{e}");
+        let full = write(dir.path(), "full.json", false, vec![staged("w", "linux/arm64", "sha256:b")]);
+        let e = read_staged(&[a, full]).unwrap_err().to_string();
+        assert!(e.contains("not of --push-only"), "{e}");
+        let e = read_staged(&[dir.path().join("missing.json")]).unwrap_err();
+        assert!(format!("{e:#}").contains("reading"), "{e:#}");
+    }
+
+    #[test]
+    fn staging_names() {
+        let catalog = Catalog::parse(
+            "[[image]]\nname='w'\nrepository='ralph-w'\ndockerfile='D'\n",
+            Path::new("/repo/images.toml"),
+            Path::new("/repo"),
+        )
+        .unwrap();
+        let (repo, staging) = repositories("localhost:5000/", &catalog.images[0]);
+        assert_eq!(repo, "localhost:5000/ralph-w");
+        assert_eq!(staging, "localhost:5000/ralph-w-staging");
+        let p = Platform::parse("linux/arm64/v8").unwrap();
+        assert_eq!(staging_tag("main-abc1234", &p), "main-abc1234-linux-arm64-v8");
+    }
+}

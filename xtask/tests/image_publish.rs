@@ -1,0 +1,349 @@
+//! `cargo xtask image publish` and `image verify` against the real local
+//! registry, the real cosign and the real engine: a stand-in published for
+//! both platforms, verified, pulled back by digest and run; the CI split
+//! (`--push-only` per platform, then `--digests`); and the refusals: a
+//! failed check, a bad key, and a registry that refuses a push halfway,
+//! which must leave no tag behind.
+//!
+//! The registry's refusals are real: the registry (scripts/setup-host.sh,
+//! storage under /var/lib/ralph-host/registry) can't write a tag or a
+//! repository whose path in its storage is taken by a file.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use support::{run_ok, Cleanup, Fixture, Output, REGISTRY};
+
+/// The busybox fixture as image `fx` (its own repository), answering its
+/// startup check with `true`.
+fn fixture(name: &str) -> Fixture {
+    Fixture::with_catalog(name, "busybox", |repository| {
+        format!(
+            "[[image]]\nname = \"fx\"\nrepository = \"{repository}\"\nkind = \"fixture\"\ndockerfile = \"ctx/Dockerfile\"\n\
+             context = \"ctx\"\ncontexts = {{ busybox = \"/usr/local/share/ralph-host/busybox\" }}\nstartup_args = [\"true\"]\n"
+        )
+    })
+}
+
+/// Where the local registry keeps its repositories (scripts/setup-host.sh).
+const REGISTRY_REPOSITORIES: &str = "/var/lib/ralph-host/registry/docker/registry/v2/repositories";
+const PASSWORD: &str = "correct horse";
+
+/// A cosign key pair in `dir` (password PASSWORD): (private, public).
+fn key_pair(dir: &Path) -> (String, String) {
+    let out = support::run_cmd(
+        std::process::Command::new("cosign").arg("generate-key-pair").current_dir(dir).env("COSIGN_PASSWORD", PASSWORD),
+    );
+    assert!(out.status.success(), "cosign generate-key-pair: {}", out.stderr);
+    (dir.join("cosign.key").display().to_string(), dir.join("cosign.pub").display().to_string())
+}
+
+/// A registry namespace of this test's, its storage removed on drop.
+fn namespace(cleanup: &mut Cleanup, name: &str) -> String {
+    let ns = support::unique_name(&format!("xtask-test-{name}"));
+    let dir = PathBuf::from(REGISTRY_REPOSITORIES).join(&ns);
+    cleanup.defer(move || {
+        let _ = std::fs::remove_dir_all(dir);
+    });
+    ns
+}
+
+/// The tags of REPOSITORY (`NS/NAME`) in the local registry (none when it
+/// doesn't exist), cosign's signature and attestation tags left out.
+fn tags(repository: &str) -> Vec<String> {
+    let (_, body) = support::http_get(REGISTRY, &format!("/v2/{repository}/tags/list")).unwrap();
+    let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    let mut tags: Vec<String> = v["tags"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t.as_str().map(str::to_string))
+        .filter(|t| !(t.starts_with("sha256-") && (t.ends_with(".sig") || t.ends_with(".att"))))
+        .collect();
+    tags.sort();
+    tags
+}
+
+/// The fixture is no git checkout: its images' `created` label comes from
+/// here, so a rebuild has the same digest (as the commit time gives a checkout).
+const EPOCH: (&str, &str) = ("SOURCE_DATE_EPOCH", "1700000000");
+
+/// A path in the registry's storage taken by a file: the registry can't
+/// write there (a tag, or a whole repository).
+fn block(path: &str) {
+    let p = PathBuf::from(REGISTRY_REPOSITORIES).join(path);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(&p, "blocked by the test").unwrap();
+}
+
+fn one_line_error(out: &Output, what: &str) -> String {
+    assert!(!out.status.success(), "{what} must fail:\n{}", out.stderr);
+    let line = out.last_line().to_string();
+    assert!(line.starts_with("error: "), "{what}: the error is one line: {}", out.stderr);
+    line
+}
+
+fn publish(fx: &Fixture, ns: &str, extra: &[&str], password: &str) -> Output {
+    let registry = format!("{REGISTRY}/{ns}");
+    let mut args = vec!["image", "publish", "fx", "--registry", &registry, "--no-tlog", "--quiet"];
+    args.extend_from_slice(extra);
+    fx.xtask_env(&args, &[("COSIGN_PASSWORD", password), EPOCH])
+}
+
+#[test]
+fn publish_refuses_bad_input_and_a_registry_refusing_halfway_leaves_no_tag() {
+    let _time = support::Timer::start("publish_refuses_bad_input_and_a_registry_refusing_halfway_leaves_no_tag");
+    let _engine = support::engine();
+    let mut cleanup = Cleanup::new();
+    let fx = fixture("publish");
+    let (key, public) = key_pair(&fx.dir);
+    let out = fx.xtask_env(&["image", "check", "fx", "--quiet", "--report", "check.json"], &[EPOCH]);
+    assert!(out.status.success(), "image check fx:\n{}{}", out.stdout, out.stderr);
+    let check = fx.path("check.json");
+    let repo = fx.repository.clone();
+    let with_check = |extra: &[&str]| -> Vec<String> {
+        let mut v = vec!["--check-report".to_string(), check.clone(), "--key".into(), key.clone()];
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    fn args(v: &[String]) -> Vec<&str> {
+        v.iter().map(String::as_str).collect()
+    }
+
+    // The whole publish works: index and platforms signed, SBOMs attested, tagged.
+    let ns0 = namespace(&mut cleanup, "pub-ok");
+    let out = publish(&fx, &ns0, &args(&with_check(&["--report", "publish.json"])), PASSWORD);
+    assert!(out.status.success(), "publish:\n{}", out.stderr);
+    let report = fx.report("publish.json");
+    let index = report["images"][0]["index_digest"].as_str().unwrap().to_string();
+    assert_eq!(tags(&format!("{ns0}/{repo}")), ["sha-0000000"], "the strategy's tag, moved last");
+    assert_eq!(report["images"][0]["verified_signatures"], 3, "index + 2 platforms: {report}");
+    assert_eq!(report["images"][0]["verified_attestations"], 2, "an SBOM per platform: {report}");
+
+    // A failed check: refused before anything is pushed, naming the check.
+    let mut failed: Value = serde_json::from_str(&std::fs::read_to_string(&check).unwrap()).unwrap();
+    for row in failed["rows"].as_array_mut().unwrap() {
+        if row["check"] == "scan" {
+            row["results"]["linux/arm64"] = "fail".into();
+        }
+    }
+    std::fs::write(fx.dir.join("failed.json"), failed.to_string()).unwrap();
+    let ns = namespace(&mut cleanup, "pub-failed");
+    let out = publish(&fx, &ns, &["--check-report", &fx.path("failed.json"), "--key", &key], PASSWORD);
+    let line = one_line_error(&out, "publishing a failed check");
+    assert!(line.contains("`image check` failed for fx on linux/arm64") && line.contains(": scan:"), "{line}");
+    assert!(tags(&format!("{ns}/{repo}-staging")).is_empty(), "nothing pushed");
+
+    // A wrong password, a missing key: one line, nothing pushed.
+    let out = publish(&fx, &ns, &args(&with_check(&[])), "wrong");
+    assert!(one_line_error(&out, "a wrong password").contains("can't be decrypted: set COSIGN_PASSWORD"));
+    let out = publish(&fx, &ns, &["--check-report", &check, "--key", &fx.path("nope.key")], PASSWORD);
+    assert!(one_line_error(&out, "a missing key").contains("does not exist"));
+    assert!(tags(&format!("{ns}/{repo}-staging")).is_empty(), "nothing pushed");
+
+    // The registry refuses the second platform's push: no tag anywhere.
+    let ns = namespace(&mut cleanup, "pub-refuse-push");
+    block(&format!("{ns}/{repo}-staging/_manifests/tags/sha-0000000-linux-arm64"));
+    let out = publish(&fx, &ns, &args(&with_check(&[])), PASSWORD);
+    let line = one_line_error(&out, "a refused arm64 push");
+    assert!(line.contains("image `fx`"), "{line}");
+    // (The blocking file is listed as a tag; amd64 was pushed for real.)
+    run_ok(
+        "docker",
+        &[
+            "buildx",
+            "imagetools",
+            "inspect",
+            "--raw",
+            &format!("{REGISTRY}/{ns}/{repo}-staging:sha-0000000-linux-amd64"),
+        ],
+    );
+    assert!(tags(&format!("{ns}/{repo}")).is_empty(), "no tag in the repository");
+
+    // The registry refuses the index (the repository can't be written).
+    let ns = namespace(&mut cleanup, "pub-refuse-index");
+    block(&format!("{ns}/{repo}"));
+    let out = publish(&fx, &ns, &args(&with_check(&[])), PASSWORD);
+    assert!(one_line_error(&out, "a refused index").contains("pushing the index"), "{}", out.stderr);
+    assert_eq!(tags(&format!("{ns}/{repo}-staging")).len(), 2, "both platforms staged");
+
+    // The registry refuses the signature: the index is there by digest, untagged.
+    let ns = namespace(&mut cleanup, "pub-refuse-sign");
+    let hex = index.strip_prefix("sha256:").unwrap();
+    block(&format!("{ns}/{repo}/_manifests/tags/sha256-{hex}.sig"));
+    let out = publish(&fx, &ns, &args(&with_check(&[])), PASSWORD);
+    assert!(one_line_error(&out, "a refused signature").contains("signing"), "{}", out.stderr);
+    let left = tags(&format!("{ns}/{repo}"));
+    assert!(!left.contains(&"sha-0000000".to_string()), "no strategy tag after a failed signature: {left:?}");
+    run_ok("docker", &["buildx", "imagetools", "inspect", "--raw", &format!("{REGISTRY}/{ns}/{repo}@{index}")]);
+
+    // Verification: the right key passes, another key fails, and a tag moved
+    // onto an unsigned image fails.
+    let reference = format!("{REGISTRY}/{ns0}/{repo}:sha-0000000");
+    let out = fx.xtask(&["image", "verify", &reference, "--key", &public, "--no-tlog", "--report", "verify.json"]);
+    assert!(out.status.success(), "verify:\n{}", out.stderr);
+    let verified = fx.report("verify.json");
+    assert_eq!(verified["index_digest"], index.as_str());
+    assert_eq!(verified["platforms"].as_array().unwrap().len(), 2);
+    let other = fx.dir.join("other");
+    std::fs::create_dir(&other).unwrap();
+    let (_, other_public) = key_pair(&other);
+    let out = fx.xtask(&["image", "verify", &reference, "--key", &other_public, "--no-tlog"]);
+    assert!(one_line_error(&out, "another key").contains("no matching signatures"), "{}", out.stderr);
+    let staged: Vec<String> = report["images"][0]["platforms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| format!("{REGISTRY}/{ns0}/{repo}-staging@{}", p["digest"].as_str().unwrap()))
+        .collect();
+    // An index of the same platforms without the amd64 one: not what was signed.
+    run_ok("docker", &["buildx", "imagetools", "create", "--tag", &reference, &staged[1]]);
+    let out = fx.xtask(&["image", "verify", &reference, "--key", &public, "--no-tlog"]);
+    assert!(
+        one_line_error(&out, "a tag moved to an unsigned image").contains("verifying the signature"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn the_ci_split_push_only_per_platform_then_publish_the_digests() {
+    let _time = support::Timer::start("the_ci_split_push_only_per_platform_then_publish_the_digests");
+    let _engine = support::engine();
+    let mut cleanup = Cleanup::new();
+    let fx = fixture("publish-split");
+    let (key, public) = key_pair(&fx.dir);
+    let ns = namespace(&mut cleanup, "pub-split");
+    let repo = fx.repository.clone();
+    // Each matrix job: check its platform, push it by digest.
+    for arch in ["amd64", "arm64"] {
+        let platform = format!("linux/{arch}");
+        let out = fx.xtask_env(
+            &["image", "check", "fx", "--platform", &platform, "--quiet", "--report", &format!("check-{arch}.json")],
+            &[EPOCH],
+        );
+        assert!(out.status.success(), "check {arch}:\n{}", out.stderr);
+        let out = publish(
+            &fx,
+            &ns,
+            &[
+                "--platform",
+                &platform,
+                "--push-only",
+                "--check-report",
+                &fx.path(&format!("check-{arch}.json")),
+                "--report",
+                &format!("push-{arch}.json"),
+            ],
+            "",
+        );
+        assert!(out.status.success(), "push-only {arch}:\n{}", out.stderr);
+        let checked = fx.report(&format!("check-{arch}.json"));
+        let pushed = fx.report(&format!("push-{arch}.json"));
+        assert_eq!(pushed["push_only"], true);
+        assert_eq!(
+            pushed["images"][0]["platforms"][0]["digest"], checked["images"][0]["build"]["platforms"][0]["digest"],
+            "the digest pushed is the digest checked"
+        );
+    }
+    assert!(tags(&format!("{ns}/{repo}")).is_empty(), "the matrix jobs tag nothing");
+    // A platform without its push report, or without its check: refused.
+    let both_checks = ["--check-report", &fx.path("check-amd64.json"), "--check-report", &fx.path("check-arm64.json")];
+    let (amd_push, arm_push, key_arg) = (fx.path("push-amd64.json"), fx.path("push-arm64.json"), key.clone());
+    let mut args = vec!["--digests", &amd_push];
+    args.extend_from_slice(&both_checks);
+    args.extend_from_slice(&["--key", &key_arg]);
+    let out = publish(&fx, &ns, &args, PASSWORD);
+    assert!(
+        one_line_error(&out, "a platform not staged").contains("no --digests report stages fx on linux/arm64"),
+        "{}",
+        out.stderr
+    );
+    let arm_check = fx.path("check-arm64.json");
+    let out = publish(
+        &fx,
+        &ns,
+        &["--digests", &amd_push, &arm_push, "--check-report", &arm_check, "--key", &key_arg],
+        PASSWORD,
+    );
+    assert!(
+        one_line_error(&out, "a platform not checked").contains("fx has not been checked on linux/amd64"),
+        "{}",
+        out.stderr
+    );
+    assert!(tags(&format!("{ns}/{repo}")).is_empty(), "refusals tag nothing");
+    // The merge job.
+    let out = publish(
+        &fx,
+        &ns,
+        &[
+            "--digests",
+            &fx.path("push-amd64.json"),
+            &fx.path("push-arm64.json"),
+            "--check-report",
+            &fx.path("check-amd64.json"),
+            "--check-report",
+            &fx.path("check-arm64.json"),
+            "--key",
+            &key,
+            "--report",
+            "publish.json",
+        ],
+        PASSWORD,
+    );
+    assert!(out.status.success(), "publish --digests:\n{}", out.stderr);
+    assert_eq!(
+        tags(&format!("{ns}/{repo}")).iter().filter(|t| !t.ends_with(".sig") && !t.ends_with(".att")).count(),
+        1
+    );
+    let reference = fx.report("publish.json")["images"][0]["reference"].as_str().unwrap().to_string();
+    let out = fx.xtask(&["image", "verify", &reference, "--key", &public, "--no-tlog"]);
+    assert!(out.status.success(), "verify:\n{}", out.stderr);
+}
+
+/// The issue's acceptance run: a stand-in of the worker (the real Claude
+/// Code binary on musl) checked in this run, published for both platforms
+/// with a generated key, verified; pulled back by digest, both platforms
+/// run (`--version` through the worker's entrypoint).
+#[test]
+fn a_worker_standin_published_for_both_platforms_verifies_and_runs() {
+    let _time = support::Timer::start("a_worker_standin_published_for_both_platforms_verifies_and_runs");
+    let _engine = support::engine();
+    let mut cleanup = Cleanup::new();
+    let dir = support::temp_dir("xtask-publish-standin");
+    let (key, public) = key_pair(dir.path());
+    let ns = namespace(&mut cleanup, "pub-standin");
+    let registry = format!("{REGISTRY}/{ns}");
+    let branch = support::unique_name("xtask-test");
+    let report = dir.path().join("publish.json").display().to_string();
+    let out = support::run_cmd(
+        std::process::Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .current_dir(support::repo_root())
+            .args(["image", "publish", "worker-standin", "--registry", &registry, "--key", &key, "--no-tlog"])
+            .args(["--branch", &branch, "--quiet", "--report", &report])
+            .env("COSIGN_PASSWORD", PASSWORD),
+    );
+    assert!(out.status.success(), "publish worker-standin:\n{}", out.stderr);
+    assert!(out.stderr.contains("worker-standin  smoke"), "checked in this run:\n{}", out.stderr);
+    let published: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let image = &published["images"][0];
+    assert_eq!(image["platforms"].as_array().unwrap().len(), 2);
+    let reference = image["reference"].as_str().unwrap();
+    let verified = support::run_cmd(
+        std::process::Command::new(env!("CARGO_BIN_EXE_xtask")).current_dir(support::repo_root()).args([
+            "image",
+            "verify",
+            reference,
+            "--key",
+            &public,
+            "--no-tlog",
+            "--timeout",
+            "300",
+        ]),
+    );
+    assert!(verified.status.success(), "verify:\n{}", verified.stderr);
+    // Each platform, pulled by digest, ran the worker's entrypoint.
+    assert_eq!(verified.stdout.matches("ralph 0.1.0").count(), 2, "{}", verified.stdout);
+}
