@@ -46,22 +46,32 @@ env_uint() {
 # ENV_UINT_ERROR to that line and returns 1 (to report several problems at
 # once).
 env_uint_check() {
-  local name=$1 min=$3 max=$4 value shown digits what="a whole number"
+  local name=$1 min=$3 max=$4 value shown what="a whole number"
   value=${!name:-}
   shown=${value//[[:cntrl:]]/?} # the message stays one line
   [[ -n $value ]] || value=$2
   [[ $name != *_SECONDS ]] || what="a number of seconds"
   ENV_UINT="" ENV_UINT_ERROR="$name='$shown' is not $what between $min and $max: set $name to one${2:+, or unset it for the default $2}"
-  [[ $value =~ ^[0-9]+$ ]] || return 1
-  # Leading zeros dropped (bash reads 010 as octal); more than 18 digits
-  # would overflow.
-  digits=${value#"${value%%[!0]*}"}
-  digits=${digits:-0}
-  ((${#digits} <= 18 && digits >= min && digits <= max)) || return 1
-  ENV_UINT=$digits
+  uint_between "$value" "$min" "$max" || return 1
+  ENV_UINT=$UINT
 }
 # shellcheck disable=SC2034 # read by the callers
 ENV_UINT="" ENV_UINT_ERROR=""
+
+# uint_between VALUE MIN MAX: VALUE is a whole number in MIN..MAX; sets UINT
+# to it as plain decimal. Only matched and compared, never evaluated: leading
+# zeros are dropped (bash reads 010 as octal), more than 18 digits refused
+# (they would overflow).
+uint_between() {
+  local digits
+  UINT=""
+  [[ $1 =~ ^[0-9]+$ ]] || return 1
+  digits=${1#"${1%%[!0]*}"}
+  digits=${digits:-0}
+  ((${#digits} <= 18 && digits >= $2 && digits <= $3)) || return 1
+  UINT=$digits
+}
+UINT=""
 
 # db_url_parts URL: splits a PostgreSQL URL so the password never reaches a
 # command line (where `ps` shows it to every user): DB_URL_NOPW is the URL

@@ -147,8 +147,10 @@ cmd_add() {
   [[ -n ${description//[[:space:]]/} ]] || usage_error "add: a description is required: task add $id \"what to do\""
   validate_category "$category"
   validate_priority "$priority"
-  if [[ -n $max_attempts ]] && { ! is_uint "$max_attempts" || ((${#max_attempts} > 4 || max_attempts == 0 || max_attempts > 1000)); }; then
-    usage_error "add: --max-attempts '$max_attempts' is not a number of attempts between 1 and 1000"
+  if [[ -n $max_attempts ]]; then
+    uint_between "$max_attempts" 1 1000 \
+      || usage_error "add: --max-attempts '$max_attempts' is not a number of attempts between 1 and 1000"
+    max_attempts=$UINT
   fi
   local b
   for b in "${blockers[@]}"; do validate_task_id "$b"; done

@@ -20,7 +20,6 @@
 WORKER_TASK=""       # the task this worker holds
 WORKER_STOPPING=0    # a stop signal came
 WORKER_CHILD=""      # the foreground command worker_run waits for
-WORKER_LEASE_LOST=0  # the renewer said the lease is gone (SIGUSR1)
 RENEW_PID=""         # the lease renewer
 RALPH_STATE_DIR=""   # this worker's scratch directory
 
@@ -197,7 +196,7 @@ worker_work() {
   out="$RALPH_STATE_DIR/out" err="$RALPH_STATE_DIR/err"
   id=$(jq -r '.id' <<<"$task")
   ref=$(jq -r '.ref // empty' <<<"$task")
-  WORKER_TASK=$id WORKER_LEASE_LOST=0
+  WORKER_TASK=$id
   rm -f "$RALPH_STATE_DIR/lease-lost"
   export RALPH_TASK_ID=$id
   log "task $id: claimed (attempt $(jq -r '.attempts' <<<"$task"))"
@@ -271,20 +270,20 @@ worker_fail_attempt() {
   WORKER_TASK=""
 }
 
-# worker_lease_lost_stop: when the lease was lost, says why and drops the
-# attempt (no commit, push, done or fail: the task is not ours any more).
+# worker_lease_lost_stop: when the lease was lost (the renewer wrote why to
+# lease-lost), says why and drops the attempt (no commit, push, done or
+# fail: the task is not ours any more).
 worker_lease_lost_stop() {
-  ((WORKER_LEASE_LOST)) || return 1
-  log "task $WORKER_TASK: the lease was lost ($(cat "$RALPH_STATE_DIR/lease-lost" 2>/dev/null || echo "no reason given")): the agent was stopped; nothing is committed, pushed or finished for this attempt"
+  [[ -e $RALPH_STATE_DIR/lease-lost ]] || return 1
+  log "task $WORKER_TASK: the lease was lost ($(<"$RALPH_STATE_DIR/lease-lost")): the agent was stopped; nothing is committed, pushed or finished for this attempt"
   agent_stop
   worker_renew_stop
-  WORKER_TASK="" WORKER_LEASE_LOST=0
+  WORKER_TASK=""
   return 0
 }
 
-# SIGUSR1, from the renewer: the lease is gone. Stop the agent now.
+# SIGUSR1, from the renewer (after it wrote lease-lost): stop the agent now.
 worker_on_lease_lost() {
-  WORKER_LEASE_LOST=1
   agent_stop
 }
 

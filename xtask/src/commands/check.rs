@@ -21,7 +21,7 @@ use crate::checks::{self as checks, CheckKind, Finding, Severity, Source};
 use crate::model::catalog::{Catalog, Platform};
 use crate::output::table::Table;
 use crate::output::{junit, sarif, AllOut, Report, Sinks};
-use crate::pipeline::build::{BuildOptions, CacheMode, ImageReport};
+use crate::pipeline::build::{ImageReport, Rebuild};
 use crate::pipeline::{self, Checks, ImageRun, Images, Pipeline, Selection};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -31,18 +31,8 @@ pub struct Check {
     /// Check the images already built for this checkout instead of building them.
     #[arg(long)]
     pub no_build: bool,
-    /// Where the build cache lives (see `image build --cache`).
-    #[arg(long, value_enum, default_value_t)]
-    pub cache: CacheMode,
-    /// Don't stream buildx progress.
-    #[arg(long, short)]
-    pub quiet: bool,
-    /// Branch name to tag with, for CI checkouts on a detached HEAD (as `image build --branch`).
-    #[arg(long)]
-    pub branch: Option<String>,
-    /// Release version (as `image build --release`): the version label of what is built and checked.
-    #[arg(long)]
-    pub release: Option<String>,
+    #[command(flatten)]
+    pub build: Rebuild,
     #[command(flatten)]
     pub smoke: SmokeOptions,
     #[command(flatten)]
@@ -120,17 +110,8 @@ impl Command for Check {
         let selection = Selection::new(self.images.clone());
         let targets = selection.targets(catalog)?;
         let requested = Platform::parse_list(&self.images.platform)?;
-        let source = if self.no_build {
-            pipeline::Source::Existing
-        } else {
-            pipeline::Source::Build(BuildOptions {
-                cache: self.cache,
-                quiet: self.quiet,
-                branch: self.branch.clone(),
-                release: self.release.clone(),
-                ..BuildOptions::default()
-            })
-        };
+        let source =
+            if self.no_build { pipeline::Source::Existing } else { pipeline::Source::Build(self.build.options()) };
         let checks = Checks::all(self.smoke.clone(), self.runtime.clone(), self.scan.clone());
         let pipeline = Pipeline { catalog, checks, keep_going: true, purpose: "check" };
         let runs = pipeline.run(targets, &requested, &source)?;

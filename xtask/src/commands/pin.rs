@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 
 use super::Command;
-use crate::engine::docker;
+use crate::engine::imagetools;
 use crate::model::catalog::Catalog;
 use crate::output::table::Table;
 use crate::output::{JsonOut, Report, Sinks};
@@ -161,15 +161,8 @@ fn run(catalog: &Catalog, args: &Pin) -> Result<Vec<PinRow>> {
 
 /// The digest `NAME:TAG` points at now (the index digest for multi-arch tags).
 fn resolve(tagged: &str) -> Result<String> {
-    let out = docker::docker()
-        .args(["buildx", "imagetools", "inspect", tagged])
-        .probe()
-        .read()
-        .map_err(|e| anyhow::anyhow!("cannot resolve {tagged} in its registry: {}: check the network or the registry and run `cargo xtask image pin` again (no Dockerfile was changed)", first_line(&e.to_string())))?;
-    out.lines()
-        .find_map(|l| l.trim().strip_prefix("Digest:"))
-        .map(|d| d.trim().to_string())
-        .with_context(|| format!("`docker buildx imagetools inspect {tagged}` printed no Digest"))
+    let (_, digest) = imagetools::manifest(tagged).map_err(|e| anyhow::anyhow!("cannot resolve {tagged} in its registry: {}: check the network or the registry and run `cargo xtask image pin` again (no Dockerfile was changed)", first_line(&e.to_string())))?;
+    Ok(digest)
 }
 
 fn first_line(s: &str) -> &str {

@@ -25,7 +25,7 @@ use crate::model::catalog::{Catalog, Image, ImageKind, Platform};
 use crate::model::gate::{self, CheckReport};
 use crate::output::table::Table;
 use crate::output::{AllOut, JsonOut, Report, Sinks};
-use crate::pipeline::build::{BuildOptions, CacheMode};
+use crate::pipeline::build::Rebuild;
 use crate::pipeline::publish::{self, PublishOptions, PublishReport, Published};
 use crate::pipeline::Images;
 
@@ -67,18 +67,8 @@ pub struct Publish {
     /// Where the SBOMs attested are kept (default: target/publish/sbom).
     #[arg(long)]
     pub sbom_dir: Option<PathBuf>,
-    /// Where the build cache lives (see `image build --cache`).
-    #[arg(long, value_enum, default_value_t)]
-    pub cache: CacheMode,
-    /// Release version (MAJOR.MINOR.PATCH): tags X.Y.Z, X.Y and X; default: a vX.Y.Z tag at HEAD.
-    #[arg(long)]
-    pub release: Option<String>,
-    /// Branch name to tag with, for CI checkouts on a detached HEAD.
-    #[arg(long)]
-    pub branch: Option<String>,
-    /// Don't stream buildx progress.
-    #[arg(long, short)]
-    pub quiet: bool,
+    #[command(flatten)]
+    pub build: Rebuild,
     #[command(flatten)]
     pub out: JsonOut,
 }
@@ -88,13 +78,7 @@ impl Command for Publish {
 
     fn run(&self, catalog: &Catalog) -> Result<PublishReport> {
         let started = Instant::now();
-        let build = BuildOptions {
-            cache: self.cache,
-            quiet: self.quiet,
-            release: self.release.clone(),
-            branch: self.branch.clone(),
-            ..BuildOptions::default()
-        };
+        let build = self.build.options();
         // Everything that can be refused is, before anything is pushed.
         let (tags, build_id) = publish::tags_for(catalog, &build)?;
         let (signer, verifier, _key_dir) = self.signing()?;
@@ -106,14 +90,24 @@ impl Command for Publish {
         let images = self.selected(catalog)?;
         let requested = Platform::parse_list(&self.images.platform)?;
         let reports = self.check_reports(catalog, &images, &requested)?;
+        // With --digests: what the matrix jobs staged, read once.
+        let staged_reports = if self.digests.is_empty() { None } else { Some(publish::read_staged(&self.digests)?) };
         let mut checked = Vec::new();
+        let mut staged_images = Vec::new();
         for image in &images {
             let platforms = image.select_platforms(&requested)?;
-            self.check_staged(image, &platforms)?;
+            let staged = match &staged_reports {
+                Some(all) => Some(staged_image(all, image, &platforms, &self.registry)?),
+                None => None,
+            };
             let verdicts = platforms
                 .iter()
                 .map(|p| Ok((p.clone(), gate::verdict(&reports, &image.name, p, &build_id)?)))
                 .collect::<Result<Vec<_>>>()?;
+            if let Some(staged) = staged {
+                staged_as_checked(&staged, &verdicts)?;
+                staged_images.push(staged);
+            }
             checked.push((*image, verdicts));
         }
 
@@ -127,13 +121,13 @@ impl Command for Publish {
                 catalog.path.parent().unwrap_or(std::path::Path::new(".")).join("target/publish/sbom")
             }),
         };
-        let staged = if self.digests.is_empty() {
+        let staged = if staged_reports.is_some() {
+            staged_images
+        } else {
             checked
                 .iter()
                 .map(|(image, verdicts)| publish::stage(catalog, image, verdicts, &build_id, &options))
                 .collect::<Result<Vec<_>>>()?
-        } else {
-            self.staged_from_reports(&checked)?
         };
         if self.push_only {
             return Ok(PublishReport { push_only: true, images: staged, seconds: started.elapsed().as_secs_f64() });
@@ -217,10 +211,7 @@ impl Publish {
                 platform: requested.iter().map(|p| p.to_string()).collect(),
             },
             no_build: false,
-            cache: self.cache,
-            quiet: self.quiet,
-            branch: self.branch.clone(),
-            release: self.release.clone(),
+            build: self.build.clone(),
             smoke: SmokeOptions::default(),
             runtime: RuntimeOptions::default(),
             scan: ScanOptions::default(),
@@ -230,57 +221,49 @@ impl Publish {
         eprint!("{}", report.render());
         Ok(vec![CheckReport::from_value("this run's check", serde_json::to_value(&report)?)?])
     }
+}
 
-    /// With `--digests`: every platform to publish was staged by one of them.
-    fn check_staged(&self, image: &Image, platforms: &[Platform]) -> Result<()> {
-        if self.digests.is_empty() {
-            return Ok(());
+/// With `--digests`: `image` as the matrix jobs staged it, for `platforms`
+/// (each staged by one of them) and for this `registry`.
+fn staged_image(staged: &[Published], image: &Image, platforms: &[Platform], registry: &str) -> Result<Published> {
+    let Some(s) = staged.iter().find(|s| s.image == image.name) else {
+        bail!("no --digests report stages {}: pass the push reports of its matrix jobs", image.name);
+    };
+    for p in platforms {
+        if !s.platforms.iter().any(|q| &q.platform == p) {
+            bail!(
+                "no --digests report stages {} on {p}: pass the push report of that matrix job (or publish fewer --platform)",
+                image.name
+            );
         }
-        let staged = publish::read_staged(&self.digests)?;
-        let Some(s) = staged.iter().find(|s| s.image == image.name) else {
-            bail!("no --digests report stages {}: pass the push reports of its matrix jobs", image.name);
-        };
-        for p in platforms {
-            if !s.platforms.iter().any(|q| &q.platform == p) {
-                bail!(
-                    "no --digests report stages {} on {p}: pass the push report of that matrix job (or publish fewer --platform)",
-                    image.name
-                );
-            }
-        }
-        Ok(())
     }
+    let (repository, _) = publish::repositories(registry, image);
+    if s.repository != repository {
+        bail!(
+            "{} was staged for {}, not {repository}: publish to the registry the matrix jobs pushed to",
+            image.name,
+            s.repository
+        );
+    }
+    let mut s = s.clone();
+    s.platforms.retain(|p| platforms.contains(&p.platform));
+    Ok(s)
+}
 
-    /// The staged images of `--digests`, each platform's digest the one checked.
-    fn staged_from_reports(&self, checked: &[(&Image, Vec<(Platform, gate::Checked)>)]) -> Result<Vec<Published>> {
-        let staged = publish::read_staged(&self.digests)?;
-        let mut out = Vec::new();
-        for (image, verdicts) in checked {
-            let mut s = staged.iter().find(|s| s.image == image.name).expect("check_staged found it").clone();
-            s.platforms.retain(|p| verdicts.iter().any(|(q, _)| *q == p.platform));
-            let (repository, _) = publish::repositories(&self.registry, image);
-            if s.repository != repository {
-                bail!(
-                    "{} was staged for {}, not {repository}: publish to the registry the matrix jobs pushed to",
-                    image.name,
-                    s.repository
-                );
-            }
-            for p in &s.platforms {
-                let want = verdicts.iter().find(|(q, _)| *q == p.platform).and_then(|(_, c)| c.digest.as_deref());
-                if let Some(want) = want.filter(|w| *w != p.digest) {
-                    bail!(
-                        "{} on {} was staged as {} but checked as {want}: publish what was checked",
-                        image.name,
-                        p.platform,
-                        p.digest
-                    );
-                }
-            }
-            out.push(s);
+/// Each staged platform's digest is the one its check saw (when the check report names it).
+fn staged_as_checked(staged: &Published, verdicts: &[(Platform, gate::Checked)]) -> Result<()> {
+    for p in &staged.platforms {
+        let want = verdicts.iter().find(|(q, _)| *q == p.platform).and_then(|(_, c)| c.digest.as_deref());
+        if let Some(want) = want.filter(|w| *w != p.digest) {
+            bail!(
+                "{} on {} was staged as {} but checked as {want}: publish what was checked",
+                staged.image,
+                p.platform,
+                p.digest
+            );
         }
-        Ok(out)
     }
+    Ok(())
 }
 
 impl Report for PublishReport {

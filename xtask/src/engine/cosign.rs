@@ -123,28 +123,25 @@ pub fn attest_sbom(reference: &str, predicate: &Path, signer: &Signer, no_tlog: 
 
 /// Verifies the signature of `reference`; the number of valid signatures.
 pub fn verify(reference: &str, verifier: &Verifier, no_tlog: bool) -> Result<usize> {
-    let cmd = COSIGN
-        .command()?
-        .args(["verify", "--output", "json"])
-        .args(verifier_args(verifier))
-        .args(tlog_flag(false, no_tlog))
-        .arg(reference)
-        .probe();
-    let out = run("verifying the signature of", reference, &cmd)?;
-    Ok(count_json_items(&out))
+    verifications(&["verify", "--output", "json"], "verifying the signature of", reference, verifier, no_tlog)
 }
 
 /// Verifies the CycloneDX SBOM attestation of `reference`; the number found.
 pub fn verify_sbom(reference: &str, verifier: &Verifier, no_tlog: bool) -> Result<usize> {
+    let args = ["verify-attestation", "--type", "cyclonedx"];
+    verifications(&args, "verifying the SBOM attestation of", reference, verifier, no_tlog)
+}
+
+/// `cosign ARGS… REFERENCE` with `verifier`'s flags; how many items it verified.
+fn verifications(args: &[&str], what: &str, reference: &str, verifier: &Verifier, no_tlog: bool) -> Result<usize> {
     let cmd = COSIGN
         .command()?
-        .args(["verify-attestation", "--type", "cyclonedx"])
+        .args(args)
         .args(verifier_args(verifier))
         .args(tlog_flag(false, no_tlog))
         .arg(reference)
         .probe();
-    let out = run("verifying the SBOM attestation of", reference, &cmd)?;
-    Ok(count_json_items(&out))
+    Ok(count_json_items(&run(what, reference, &cmd)?))
 }
 
 /// cosign prints a JSON array (verify) or one JSON object per line

@@ -4,7 +4,7 @@
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use serde::Deserialize;
 
 use super::process::Cmd;
@@ -162,16 +162,6 @@ pub fn platform_digests(index: &Manifest) -> Vec<(Platform, String)> {
             Some((platform, d.digest.clone()))
         })
         .collect()
-}
-
-/// The raw manifest (or index) of a pushed image.
-pub fn inspect_remote(reference: &str) -> Result<serde_json::Value> {
-    let raw = docker()
-        .args(["buildx", "imagetools", "inspect", "--raw", reference])
-        .probe()
-        .read()
-        .with_context(|| format!("reading the manifest of {reference}"))?;
-    serde_json::from_str(&raw).with_context(|| format!("the manifest of {reference} is not JSON"))
 }
 
 #[cfg(test)]

@@ -95,7 +95,7 @@ pub fn pull<'c>(target: &Target<'c>, registry: &str) -> Result<BuiltImage<'c>> {
         )
     };
     docker::check_registry(registry)?;
-    let manifest = docker::inspect_remote(&reference).map_err(|_| not_pushed())?;
+    let manifest = super::imagetools::manifest_json(&reference).map_err(|_| not_pushed())?;
     let plan = pull_plan(docker::image_store()?, &reference, &manifest, &target.platforms).map_err(|e| {
         let hint = build_hint(target.image, e.platform.as_ref(), Some(registry));
         anyhow::anyhow!("image `{}` {}: run `{hint}`", target.image.name, e.why)

@@ -40,6 +40,12 @@ pub fn manifest(reference: &str) -> Result<(Vec<u8>, String)> {
     Ok((raw, digest))
 }
 
+/// The manifest (or index) `reference` names, parsed.
+pub fn manifest_json(reference: &str) -> Result<serde_json::Value> {
+    let (raw, _) = manifest(reference)?;
+    serde_json::from_slice(&raw).with_context(|| format!("the manifest of {reference} is not JSON"))
+}
+
 /// The index `create` would push for `sources` (`REPO@DIGEST` each): its
 /// bytes and digest, nothing pushed. (`--dry-run` prints it with a newline
 /// after it, which is not part of the manifest.)

@@ -11,7 +11,7 @@ use anyhow::{bail, Result};
 use serde::Serialize;
 
 use crate::engine::buildx::{Built, Invocation};
-use crate::engine::{docker, git};
+use crate::engine::{docker, git, imagetools};
 use crate::model::catalog::{Catalog, Image, ImageKind, Platform};
 use crate::model::tags;
 
@@ -72,6 +72,36 @@ pub struct BuildOptions {
     /// Don't stream buildx progress.
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+/// What the commands that build before they look (`image check`, `image
+/// publish`) take of `image build`'s options.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct Rebuild {
+    /// Where the build cache lives (see `image build --cache`).
+    #[arg(long, value_enum, default_value_t)]
+    pub cache: CacheMode,
+    /// Don't stream buildx progress.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Branch name to tag with, for CI checkouts on a detached HEAD (as `image build --branch`).
+    #[arg(long)]
+    pub branch: Option<String>,
+    /// Release version (MAJOR.MINOR.PATCH; default: a vX.Y.Z tag at HEAD): its tags, and the version label of what is built.
+    #[arg(long)]
+    pub release: Option<String>,
+}
+
+impl Rebuild {
+    pub fn options(&self) -> BuildOptions {
+        BuildOptions {
+            cache: self.cache,
+            quiet: self.quiet,
+            branch: self.branch.clone(),
+            release: self.release.clone(),
+            ..BuildOptions::default()
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -284,7 +314,7 @@ impl BuildPlan<'_> {
         let single = |digest: &str| plan.platforms.iter().map(|p| (p.clone(), digest.to_string())).collect();
         if self.options.push {
             let repository = crate::model::target::repository_of(&plan.refs[0]);
-            let index = docker::inspect_remote(&format!("{repository}@{}", built.digest))?;
+            let index = imagetools::manifest_json(&format!("{repository}@{}", built.digest))?;
             return Ok(if built.is_index {
                 docker::platform_digests(&serde_json::from_value(index)?).into_iter().collect()
             } else {

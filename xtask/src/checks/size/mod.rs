@@ -16,8 +16,8 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
-use crate::engine::docker;
 use crate::engine::image::BuiltImage;
+use crate::engine::{docker, imagetools};
 use crate::model::catalog::{Budget, Image, Platform};
 use crate::model::target::{build_hint, repository_of};
 
@@ -267,7 +267,7 @@ fn registry_layer_sizes(
     local: &PlatformImage,
     scans: &[&archive::LayerScan],
 ) -> Result<Vec<u64>> {
-    let top = docker::inspect_remote(reference)?;
+    let top = imagetools::manifest_json(reference)?;
     let manifest = if top.get("manifests").is_some() {
         let index: docker::Manifest =
             serde_json::from_value(top).with_context(|| format!("the index of {reference}"))?;
@@ -276,7 +276,7 @@ fn registry_layer_sizes(
             .find(|(p, _)| platform_matches(platform, p))
             .map(|(_, digest)| digest)
             .with_context(|| format!("the registry's {reference} has no {platform}"))?;
-        docker::inspect_remote(&format!("{}@{digest}", repository_of(reference)))?
+        imagetools::manifest_json(&format!("{}@{digest}", repository_of(reference)))?
     } else {
         top
     };
