@@ -3,13 +3,19 @@
 # registry, verifies the tarball's pinned sha512, and installs it under DEST as
 #   DEST/usr/local/share/claude/VERSION/claude
 #   DEST/usr/local/bin/claude -> /usr/local/share/claude/VERSION/claude
-# Used by the build stage of every worker Dockerfile (POSIX sh: it runs on
-# Alpine's ash as well as on bash).
+# Used by the build stage of every worker Dockerfile (POSIX sh and POSIX
+# tools only: it runs on Alpine's busybox as well as on bash and coreutils).
+# Downloads with curl where there is one (the glibc builders, the host), else
+# with wget: Alpine's base image has busybox wget (HTTPS through its
+# ssl_client) and no curl. Whatever fetched it, the tarball is installed only
+# if it matches the pinned sha512. xtask/tests/standins.rs runs both paths.
 #
 # usage: fetch-claude.sh musl|glibc TARGETARCH DEST
 # env:   CLAUDE_VERSION, CLAUDE_SHA512_<MUSL|GLIBC>_<AMD64|ARM64> (docker/claude-code.pins)
 #        CLAUDE_TARBALL_DIR  a directory already holding the tarball (hermetic builds)
 #        CLAUDE_CACHE_DIR    where downloads are kept between builds (a cache mount)
+#        CLAUDE_NPM_REGISTRY the npm registry or a mirror of it
+#                            (default https://registry.npmjs.org)
 set -eu
 
 die() {
@@ -40,7 +46,8 @@ eval "sha512=\${$pin_var:-}"
 
 package="claude-code-linux-$npm_arch$suffix"
 tarball="$package-$CLAUDE_VERSION.tgz"
-url="https://registry.npmjs.org/@anthropic-ai/$package/-/$tarball"
+registry=${CLAUDE_NPM_REGISTRY:-https://registry.npmjs.org}
+url="${registry%/}/@anthropic-ai/$package/-/$tarball"
 cache=${CLAUDE_CACHE_DIR:-/tmp/claude-cache}
 mkdir -p "$cache"
 
@@ -48,16 +55,31 @@ verified() {
   [ -f "$1" ] && echo "$sha512  $1" | sha512sum -c - >/dev/null 2>&1
 }
 
+# download URL FILE: with curl if installed (it retries), else with wget
+# (three attempts).
+download() {
+  if command -v curl >/dev/null 2>&1; then
+    curl -fsSL --retry 3 -o "$2" "$1"
+  elif command -v wget >/dev/null 2>&1; then
+    attempt=1
+    until wget -q -O "$2" "$1"; do
+      [ "$attempt" -lt 3 ] || return 1
+      echo "fetch-claude: wget failed (attempt $attempt of 3), retrying" >&2
+      attempt=$((attempt + 1))
+      sleep "$attempt"
+    done
+  else
+    die "neither curl nor wget is installed: add one to the build stage, or set CLAUDE_TARBALL_DIR to a directory holding $tarball"
+  fi
+}
+
 if [ -n "${CLAUDE_TARBALL_DIR:-}" ] && [ -f "$CLAUDE_TARBALL_DIR/$tarball" ]; then
   cp "$CLAUDE_TARBALL_DIR/$tarball" "$cache/$tarball.part"
   mv "$cache/$tarball.part" "$cache/$tarball"
 elif ! verified "$cache/$tarball"; then
   echo "fetch-claude: downloading $url" >&2
-  if command -v curl >/dev/null 2>&1; then
-    curl -fsSL --retry 3 -o "$cache/$tarball.part" "$url"
-  else
-    wget -q -O "$cache/$tarball.part" "$url"
-  fi
+  rm -f "$cache/$tarball.part"
+  download "$url" "$cache/$tarball.part" || die "downloading $url failed"
   mv "$cache/$tarball.part" "$cache/$tarball"
 fi
 verified "$cache/$tarball" || die "$tarball does not match the pinned sha512 ($pin_var): refusing to install it"
@@ -65,7 +87,8 @@ verified "$cache/$tarball" || die "$tarball does not match the pinned sha512 ($p
 work=$(mktemp -d)
 tar -xzf "$cache/$tarball" -C "$work" package/claude
 mkdir -p "$dest/usr/local/share/claude/$CLAUDE_VERSION" "$dest/usr/local/bin"
-install -m 0755 "$work/package/claude" "$dest/usr/local/share/claude/$CLAUDE_VERSION/claude"
+cp "$work/package/claude" "$dest/usr/local/share/claude/$CLAUDE_VERSION/claude"
+chmod 0755 "$dest/usr/local/share/claude/$CLAUDE_VERSION/claude"
 ln -sf "/usr/local/share/claude/$CLAUDE_VERSION/claude" "$dest/usr/local/bin/claude"
 rm -rf "$work"
 echo "fetch-claude: Claude Code $CLAUDE_VERSION ($package) verified and installed" >&2

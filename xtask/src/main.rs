@@ -28,7 +28,9 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
-use commands::{bench, build, check, doctor, execute, lint, matrix, pin, publish, runtime, scan, size, smoke, verify};
+use commands::{
+    bench, build, check, ci, doctor, execute, lint, matrix, pin, publish, runtime, scan, size, smoke, verify,
+};
 use model::catalog::{Catalog, DEFAULT_CATALOG};
 
 #[derive(Parser)]
@@ -52,9 +54,28 @@ enum Command {
     /// Build and inspect the images in the catalog.
     #[command(subcommand)]
     Image(ImageCommand),
+    /// The CI workflow's jobs, one command each (arguments from the environment), and their rehearsal here.
+    #[command(subcommand)]
+    Ci(CiCommand),
     /// Benchmarks that print their figures.
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum CiCommand {
+    /// The plan job: the matrix, the products and whether this run publishes (step outputs).
+    Plan(ci::plan::Plan),
+    /// A check job: `image check` of IMAGE on PLATFORM, reports under reports/.
+    Check(ci::check::CiCheck),
+    /// A push job: the checked image pushed by digest to staging, reports/push.json.
+    Push(ci::push::CiPush),
+    /// A publish job: one product's index, SBOMs, signatures, verified; no tag yet.
+    Publish(ci::publish::CiPublish),
+    /// The release job: every product verified, then the tags moved.
+    Tag(ci::tag::CiTag),
+    /// The workflow run here for a pull request, a push to main and tag v1.2.3.
+    Rehearse(ci::rehearse::Rehearse),
 }
 
 #[derive(Subcommand)]
@@ -125,6 +146,12 @@ fn run(cli: Cli) -> Result<()> {
         Command::Image(ImageCommand::Matrix(cmd)) => execute(&cmd, catalog),
         Command::Image(ImageCommand::Publish(cmd)) => execute(&cmd, catalog),
         Command::Image(ImageCommand::Verify(cmd)) => execute(&cmd, catalog),
+        Command::Ci(CiCommand::Plan(cmd)) => execute(&cmd, catalog),
+        Command::Ci(CiCommand::Check(cmd)) => execute(&cmd, catalog),
+        Command::Ci(CiCommand::Push(cmd)) => execute(&cmd, catalog),
+        Command::Ci(CiCommand::Publish(cmd)) => execute(&cmd, catalog),
+        Command::Ci(CiCommand::Tag(cmd)) => execute(&cmd, catalog),
+        Command::Ci(CiCommand::Rehearse(cmd)) => execute(&cmd, catalog),
         Command::Bench(BenchCommand::Build(cmd)) => execute(&cmd, catalog),
         Command::Bench(BenchCommand::Smoke(cmd)) => execute(&cmd, catalog),
         Command::Bench(BenchCommand::Size(cmd)) => execute(&cmd, catalog),

@@ -1,9 +1,11 @@
 //! `cargo xtask image publish` and `image verify` against the real local
-//! registry, the real cosign and the real engine: a stand-in published for
-//! both platforms, verified, pulled back by digest and run; the CI split
-//! (`--push-only` per platform, then `--digests`); and the refusals: a
-//! failed check, a bad key, and a registry that refuses a push halfway,
-//! which must leave no tag behind.
+//! registry, the real cosign and the real engine, on the busybox fixture:
+//! the whole publish, the CI split (`--push-only` per platform, then
+//! `--digests`), two releases at once (the floating tags end on the highest
+//! release), and the refusals: a failed check, a bad key, and a registry
+//! that refuses a push halfway, which must leave no tag behind. (The worker
+//! stand-in is published for both platforms, verified, pulled back by digest
+//! and run by tests/rehearsal.rs, through the CI workflow.)
 //!
 //! The registry's refusals are real: the registry (scripts/setup-host.sh,
 //! storage under /var/lib/ralph-host/registry) can't write a tag or a
@@ -307,43 +309,74 @@ fn the_ci_split_push_only_per_platform_then_publish_the_digests() {
 /// Code binary on musl) checked in this run, published for both platforms
 /// with a generated key, verified; pulled back by digest, both platforms
 /// run (`--version` through the worker's entrypoint).
+/// The digest `REPO:TAG` names in the local registry (none when missing).
+fn digest_of(reference: &str) -> Option<String> {
+    let out = std::process::Command::new("docker")
+        .args(["buildx", "imagetools", "inspect", "--format", "{{json .Manifest}}", reference])
+        .output()
+        .unwrap();
+    if !out.status.success() {
+        return None;
+    }
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["digest"].as_str().map(str::to_string)
+}
+
 #[test]
-fn a_worker_standin_published_for_both_platforms_verifies_and_runs() {
-    let _time = support::Timer::start("a_worker_standin_published_for_both_platforms_verifies_and_runs");
+fn two_releases_at_once_leave_the_floating_tags_on_the_highest() {
+    let _time = support::Timer::start("two_releases_at_once_leave_the_floating_tags_on_the_highest");
     let _engine = support::engine();
     let mut cleanup = Cleanup::new();
-    let dir = support::temp_dir("xtask-publish-standin");
-    let (key, public) = key_pair(dir.path());
-    let ns = namespace(&mut cleanup, "pub-standin");
-    let registry = format!("{REGISTRY}/{ns}");
-    let branch = support::unique_name("xtask-test");
-    let report = dir.path().join("publish.json").display().to_string();
-    let out = support::run_cmd(
-        std::process::Command::new(env!("CARGO_BIN_EXE_xtask"))
-            .current_dir(support::repo_root())
-            .args(["image", "publish", "worker-standin", "--registry", &registry, "--key", &key, "--no-tlog"])
-            .args(["--branch", &branch, "--quiet", "--report", &report])
-            .env("COSIGN_PASSWORD", PASSWORD),
+    let fx = fixture("publish-race");
+    let (key, _) = key_pair(&fx.dir);
+    let ns = namespace(&mut cleanup, "pub-race");
+    let repo = format!("{REGISTRY}/{ns}/{}", fx.repository);
+    // 1.2.3 first: the line's only release.
+    let out = publish(&fx, &ns, &["--key", &key, "--release", "1.2.3"], PASSWORD);
+    assert!(out.status.success(), "publish 1.2.3:\n{}", out.stderr);
+    let first = digest_of(&format!("{repo}:1.2.3")).expect("1.2.3 is tagged");
+    assert_eq!(digest_of(&format!("{repo}:1")).as_deref(), Some(first.as_str()));
+    // Then 1.3.0 and 1.2.4 at once: an older patch released alongside a newer minor.
+    let releases: Vec<_> = ["1.3.0", "1.2.4"]
+        .into_iter()
+        .map(|v| {
+            let (dir, ns, key) = (fx.dir.clone(), ns.clone(), key.clone());
+            std::thread::spawn(move || {
+                let registry = format!("{REGISTRY}/{ns}");
+                let args = [
+                    "image",
+                    "publish",
+                    "fx",
+                    "--registry",
+                    &registry,
+                    "--no-tlog",
+                    "--quiet",
+                    "--key",
+                    &key,
+                    "--release",
+                    v,
+                ];
+                (v, support::xtask_in(&dir, &args, &[("COSIGN_PASSWORD", PASSWORD), EPOCH]))
+            })
+        })
+        .collect();
+    for r in releases {
+        let (v, out) = r.join().unwrap();
+        assert!(out.status.success(), "publish {v}:\n{}", out.stderr);
+    }
+    let d = |t: &str| digest_of(&format!("{repo}:{t}")).unwrap_or_else(|| panic!("{repo}:{t} is not tagged"));
+    let (v130, v124) = (d("1.3.0"), d("1.2.4"));
+    assert_ne!(v130, v124, "two releases, two indexes (their version labels differ)");
+    assert_eq!(d("1"), v130, "`1` names the highest release, 1.3.0, whichever finished last");
+    assert_eq!(d("1.3"), v130);
+    assert_eq!(d("1.2"), v124, "`1.2` moved on from 1.2.3 to 1.2.4");
+    // And a later, older patch moves nothing floating backwards.
+    let out = publish(&fx, &ns, &["--key", &key, "--release", "1.2.2"], PASSWORD);
+    assert!(out.status.success(), "publish 1.2.2:\n{}", out.stderr);
+    assert_eq!((d("1"), d("1.2")), (v130, v124), "1.2.2 after 1.3.0 and 1.2.4");
+    assert!(
+        out.stdout.contains(&format!("{repo}:1.2.2")) && !out.stdout.contains(&format!("tag {repo}:1.2\n")),
+        "{}",
+        out.stdout
     );
-    assert!(out.status.success(), "publish worker-standin:\n{}", out.stderr);
-    assert!(out.stderr.contains("worker-standin  smoke"), "checked in this run:\n{}", out.stderr);
-    let published: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
-    let image = &published["images"][0];
-    assert_eq!(image["platforms"].as_array().unwrap().len(), 2);
-    let reference = image["reference"].as_str().unwrap();
-    let verified = support::run_cmd(
-        std::process::Command::new(env!("CARGO_BIN_EXE_xtask")).current_dir(support::repo_root()).args([
-            "image",
-            "verify",
-            reference,
-            "--key",
-            &public,
-            "--no-tlog",
-            "--timeout",
-            "300",
-        ]),
-    );
-    assert!(verified.status.success(), "verify:\n{}", verified.stderr);
-    // Each platform, pulled by digest, ran the worker's entrypoint.
-    assert_eq!(verified.stdout.matches("ralph 0.1.0").count(), 2, "{}", verified.stdout);
 }

@@ -2,12 +2,16 @@
 //! engine: a credential planted in the arm64 image only fails that platform
 //! and nothing else, `.trivyignore.yaml` lets it pass until its entry
 //! expires, the SBOMs are CycloneDX per platform, the SARIF is valid, and
-//! without a vulnerability DB the scan says so (and fails when asked to).
+//! without a vulnerability DB the vulnerability scan is `skipped` (never a
+//! pass) in `image scan`'s and `image check`'s table, JSON and JUnit, and
+//! fails when asked to (`--require-vuln-db`).
 
 mod support;
 
 use serde_json::Value;
 use support::Fixture;
+
+const NO_DB: &str = "vulnerability DB unavailable (offline): vulnerabilities not scanned";
 
 /// The busybox fixture, and a variant that writes an AWS-style credential
 /// into /etc/creds on arm64 only (the key is put together at build time, so
@@ -17,7 +21,7 @@ fn fixture() -> Fixture {
         let entry = |name: &str, dockerfile: &str| {
             format!(
                 "[[image]]\nname = \"{name}\"\nrepository = \"{repository}-{name}\"\nkind = \"fixture\"\ndockerfile = \"ctx/{dockerfile}\"\n\
-                 context = \"ctx\"\ncontexts = {{ busybox = \"/usr/local/share/ralph-host/busybox\" }}\n\n"
+                 context = \"ctx\"\ncontexts = {{ busybox = \"/usr/local/share/ralph-host/busybox\" }}\nstartup_args = [\"true\"]\n\n"
             )
         };
         entry("clean", "Dockerfile") + &entry("planted", "Dockerfile.planted")
@@ -71,8 +75,12 @@ fn a_planted_credential_fails_its_platform_until_an_ignore_entry_lets_it_pass() 
     {
         let p = platform(&report, image, &format!("linux/{arch}"));
         assert_eq!(p["passed"], passed, "{image} {arch}: {p}");
-        assert_eq!(p["notes"][0], "vulnerability DB unavailable (offline): vulnerabilities not scanned");
+        assert_eq!(p["notes"][0], NO_DB);
         assert!(p["vulnerabilities"].is_null());
+        // Each part its own result: the secrets pass or fail, the vulnerabilities were not looked for.
+        assert_eq!(p["secret_scan"]["status"], if passed { "passed" } else { "failed" }, "{image} {arch}: {p}");
+        assert_eq!(p["vuln_scan"]["status"], "skipped", "{image} {arch}: {p}");
+        assert_eq!(p["vuln_scan"]["reason"], NO_DB);
         // A CycloneDX SBOM per image and platform.
         let sbom: Value = serde_json::from_str(&std::fs::read_to_string(p["sbom"].as_str().unwrap()).unwrap()).unwrap();
         assert_eq!(sbom["bomFormat"], "CycloneDX", "{image} {arch}");
@@ -85,6 +93,16 @@ fn a_planted_credential_fails_its_platform_until_an_ignore_entry_lets_it_pass() 
         .collect();
     assert_eq!(secrets, ["aws-access-key-id", "aws-secret-access-key"]);
     assert!(out.stdout.contains("planted  linux/arm64  2"), "{}", out.stdout);
+    // The last two columns: the secret scan's result and the vulnerability scan's.
+    let verdicts = |image: &str, platform: &str| -> Vec<String> {
+        let mut rows = out.stdout.lines().map(|l| l.split_whitespace().collect::<Vec<_>>());
+        let row = rows.find(|cells| cells.len() > 2 && cells[..2] == [image, platform]);
+        let row = row.unwrap_or_else(|| panic!("no {image} {platform} in\n{}", out.stdout));
+        row[row.len() - 2..].iter().map(|c| c.to_string()).collect()
+    };
+    assert!(out.stdout.starts_with("IMAGE") && out.stdout.lines().next().unwrap().ends_with("SECRET SCAN  VULN SCAN"));
+    assert_eq!(verdicts("clean", "linux/amd64"), ["pass", "skipped"], "{}", out.stdout);
+    assert_eq!(verdicts("planted", "linux/arm64"), ["FAIL", "skipped"], "{}", out.stdout);
     let sarif: Value = serde_json::from_str(&std::fs::read_to_string(fx.dir.join("scan.sarif")).unwrap()).unwrap();
     support::validate_sarif(&sarif);
     assert_eq!(sarif["runs"][0]["results"].as_array().unwrap().len(), 2);
@@ -126,16 +144,57 @@ fn a_planted_credential_fails_its_platform_until_an_ignore_entry_lets_it_pass() 
     );
     std::fs::remove_file(fx.dir.join(".trivyignore.yaml")).unwrap();
 
-    // Asked for vulnerabilities with no DB at hand: one line, and a failure.
-    let out = fx.xtask(&["image", "scan", "clean", "--platform", "linux/amd64", "--require-vuln-db"]);
+    // Asked for vulnerabilities with no DB at hand: one line, and a failure of the vulnerability scan.
+    let out =
+        fx.xtask(&["image", "scan", "clean", "--platform", "linux/amd64", "--require-vuln-db", "--report", "req.json"]);
     assert!(!out.status.success());
-    assert!(
-        out.last_line().contains(
-            "vulnerability DB unavailable (offline): vulnerabilities not scanned, and --require-vuln-db asks for them"
-        ),
-        "{}",
-        out.stderr
-    );
+    assert!(out.last_line().contains(&format!("{NO_DB}, and --require-vuln-db asks for them")), "{}", out.stderr);
+    let p = platform(&fx.report("req.json"), "clean", "linux/amd64").clone();
+    assert_eq!((&p["secret_scan"]["status"], &p["vuln_scan"]["status"]), (&"passed".into(), &"failed".into()), "{p}");
+}
+
+#[test]
+fn image_check_reports_vulnerabilities_not_scanned_as_skipped_in_its_table_json_and_junit() {
+    let _engine = support::engine();
+    let fx = fixture();
+    let out = fx.xtask(&[
+        "image",
+        "check",
+        "clean",
+        "planted",
+        "--no-build",
+        "--runs",
+        "1",
+        "--report",
+        "check.json",
+        "--junit",
+        "check.xml",
+    ]);
+    assert!(!out.status.success(), "planted's arm64 secret fails it:\n{}", out.stdout);
+    // The JSON: a `scan` row (secrets) and a `vulns` row (skipped: no DB), per platform.
+    let report = fx.report("check.json");
+    let results = |image: &str, check: &str| -> [Value; 2] {
+        let rows = report["rows"].as_array().unwrap();
+        let row = rows.iter().find(|r| r["image"] == image && r["check"] == check);
+        let row = row.unwrap_or_else(|| panic!("no {image} {check} row in {report}"));
+        [row["results"]["linux/amd64"].clone(), row["results"]["linux/arm64"].clone()]
+    };
+    assert_eq!(results("clean", "scan"), ["pass", "pass"]);
+    assert_eq!(results("planted", "scan"), ["pass", "fail"]);
+    assert_eq!(results("clean", "vulns"), ["skipped", "skipped"], "never a pass");
+    assert_eq!(results("planted", "vulns"), ["skipped", "skipped"]);
+    let last = out.last_line();
+    assert!(last.starts_with("error: image check failed:") && last.contains("planted scan"), "{last}");
+    assert!(!last.contains("vulns"), "skipped is no failure: {last}");
+    // The table says skipped, and why.
+    let line = out.stdout.lines().find(|l| l.starts_with("clean") && l.contains(" vulns ")).unwrap_or_default();
+    assert!(line.contains("skipped  skipped") && line.ends_with(NO_DB), "{}", out.stdout);
+    // JUnit: per platform a secrets case and a vulnerabilities case, the latter <skipped/>.
+    let xml = std::fs::read_to_string(fx.dir.join("check.xml")).unwrap();
+    assert_eq!(xml.matches(&format!("<skipped message=\"{NO_DB}\"/>")).count(), 4, "{xml}");
+    assert!(xml.contains("<testsuite name=\"clean scan\" tests=\"4\" failures=\"0\" skipped=\"2\""), "{xml}");
+    assert!(xml.contains("<testsuite name=\"planted scan\" tests=\"4\" failures=\"1\" skipped=\"2\""), "{xml}");
+    assert!(xml.contains("name=\"Scan vulnerabilities: linux/arm64\""), "{xml}");
 }
 
 #[test]

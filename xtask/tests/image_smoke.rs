@@ -403,10 +403,12 @@ fn image_check_runs_everything_and_sums_it_up_in_one_table() {
     assert_eq!(report["ok"], true);
     let rows = report["rows"].as_array().unwrap();
     let checks: Vec<&str> = rows.iter().map(|r| r["check"].as_str().unwrap()).collect();
-    assert_eq!(checks, vec!["lint", "build", "smoke", "read-only", "size", "startup, peak memory", "scan"]);
+    assert_eq!(checks, vec!["lint", "build", "smoke", "read-only", "size", "startup, peak memory", "scan", "vulns"]);
     for r in rows {
-        assert_eq!(r["results"]["linux/amd64"], "pass", "{r}");
-        assert_eq!(r["results"]["linux/arm64"], "pass", "{r}");
+        // No vulnerability DB here: the vulnerability scan is skipped, never a pass.
+        let expected = if r["check"] == "vulns" { "skipped" } else { "pass" };
+        assert_eq!(r["results"]["linux/amd64"], expected, "{r}");
+        assert_eq!(r["results"]["linux/arm64"], expected, "{r}");
     }
     let startup = &report["images"][0]["runtime"];
     assert_eq!(startup.as_array().unwrap().len(), 2);
@@ -424,11 +426,11 @@ fn image_check_runs_everything_and_sums_it_up_in_one_table() {
         "{}",
         out.stdout
     );
-    assert_eq!(table.len(), 8, "{}", out.stdout);
-    // JUnit: 16 smoke and read-only cases, the lint, a scan per platform.
+    assert_eq!(table.len(), 9, "{}", out.stdout);
+    // JUnit: 16 smoke and read-only cases, the lint, per platform a secret scan and a (skipped) vulnerability scan.
     let xml = std::fs::read_to_string(fx.dir.join("check.xml")).unwrap();
-    assert!(xml.contains("tests=\"19\" failures=\"0\""), "{xml}");
-    assert!(xml.contains("name=\"good lint\"") && xml.contains("name=\"Scan: linux/arm64\""), "{xml}");
+    assert!(xml.contains("tests=\"21\" failures=\"0\" skipped=\"2\""), "{xml}");
+    assert!(xml.contains("name=\"good lint\"") && xml.contains("name=\"Scan secrets: linux/arm64\""), "{xml}");
 
     // An image over its budget fails the run, and says which check.
     let out = fx.xtask(&["image", "check", "tight", "--no-build", "--report", "tight.json"]);

@@ -3,8 +3,11 @@
 //! real Claude Code binary, the hardened compose stack running a task end to
 //! end and releasing it on `docker stop`, the Python runtime's status server
 //! on a read-only root filesystem, fetch-claude's refusal of other
-//! architectures, and what the multi-stage build saves. No mocks: every
-//! image is built by the xtask binary and every container really runs.
+//! architectures and its two download paths (busybox wget, curl; against
+//! a local stand-in for the npm registry, with a small tarball), the
+//! Python smoke spec where Python imports from the venv's lib64 (Amazon
+//! Linux), and what the multi-stage build saves. No mocks: every image is
+//! built by the xtask binary and every container really runs.
 //!
 //! Each test builds what it needs (`image build … --report`: mostly cache
 //! hits), tagged with a branch name of its own, and removes what it started
@@ -756,6 +759,315 @@ contexts = {{ busybox = "busybox" }}
 
 // ---------------------------------------------------------------------------
 
+/// A stand-in for the npm registry on 127.0.0.1 (fetch-claude's
+/// CLAUDE_NPM_REGISTRY): serves `files` by path, 404 for anything else, and
+/// records each request as (path, User-Agent). Its thread lives as long as
+/// the test binary.
+struct NpmStandIn {
+    url: String,
+    requests: std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>,
+}
+
+impl NpmStandIn {
+    fn serve(files: std::collections::HashMap<String, Vec<u8>>) -> NpmStandIn {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = requests.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let head = String::from_utf8_lossy(&head).into_owned();
+                let path = head.split_whitespace().nth(1).unwrap_or_default().to_string();
+                let agent = head
+                    .lines()
+                    .filter_map(|l| l.split_once(':'))
+                    .find(|(k, _)| k.eq_ignore_ascii_case("user-agent"))
+                    .map(|(_, v)| v.trim().to_string())
+                    .unwrap_or_default();
+                log.lock().unwrap().push((path.clone(), agent));
+                let (status, body) = match files.get(&path) {
+                    Some(body) => ("200 OK", body.as_slice()),
+                    None => ("404 Not Found", &b""[..]),
+                };
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status}\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = stream.write_all(body);
+            }
+        });
+        NpmStandIn { url, requests }
+    }
+
+    /// The requests since the last call.
+    fn take(&self) -> Vec<(String, String)> {
+        std::mem::take(&mut *self.requests.lock().unwrap())
+    }
+}
+
+/// fetch-claude.sh's download paths, each run for real against a local
+/// stand-in for the npm registry: busybox wget, as in Dockerfile.worker's
+/// Alpine `claude` stage (Alpine's base has busybox wget and no curl; here
+/// Debian's static busybox runs the script with nothing but its applets on
+/// PATH, so its sh, wget, tar, sha512sum… do the work), and curl, as in the
+/// glibc builders and on the host. Either way only a tarball matching the
+/// pin is installed; a cached one is not fetched again; a failed download or
+/// a missing download tool stops the build with a message.
+#[test]
+fn fetch_claude_downloads_with_busybox_wget_or_curl_and_installs_only_the_pinned_tarball() {
+    use sha2::Digest;
+    let _time =
+        support::Timer::start("fetch_claude_downloads_with_busybox_wget_or_curl_and_installs_only_the_pinned_tarball");
+    let script = repo_root().join("docker/fetch-claude.sh");
+    let dir = temp_dir("xtask-test-fetch");
+    let dir = dir.path();
+
+    // An npm-style tarball (package/claude) and one with other content.
+    let tarball = |name: &str, claude: &str| -> Vec<u8> {
+        let pkg = dir.join(format!("pkg-{name}"));
+        std::fs::create_dir_all(pkg.join("package")).unwrap();
+        std::fs::write(pkg.join("package/claude"), claude).unwrap();
+        let tgz = dir.join(format!("{name}.tgz"));
+        run_ok("tar", &["-czf", tgz.to_str().unwrap(), "-C", pkg.to_str().unwrap(), "package"]);
+        std::fs::read(tgz).unwrap()
+    };
+    let claude = "#!/bin/sh\necho '9.9.9 (Claude Code)'\n";
+    let good = tarball("good", claude);
+    let other = tarball("other", "#!/bin/sh\necho tampered\n");
+    let pin = format!("{:x}", sha2::Sha512::digest(&good));
+    let path = |arch: &str, version: &str| {
+        format!("/@anthropic-ai/claude-code-linux-{arch}-musl/-/claude-code-linux-{arch}-musl-{version}.tgz")
+    };
+    let registry =
+        NpmStandIn::serve([(path("x64", "9.9.9"), good), (path("arm64", "9.9.9"), other)].into_iter().collect());
+
+    // PATH directories: every applet of Debian's static busybox (it has wget
+    // and no curl), and the same without wget.
+    let busybox = Path::new("/usr/local/share/ralph-host/busybox").join(match std::env::consts::ARCH {
+        "aarch64" => "arm64",
+        _ => "amd64",
+    });
+    let busybox = busybox.join("busybox");
+    let list = run_ok(busybox.to_str().unwrap(), &["--list"]);
+    let applets: Vec<&str> = list.lines().collect();
+    assert!(applets.contains(&"wget") && !applets.contains(&"curl"), "busybox applets: {applets:?}");
+    let applet_dir = |name: &str, without: &[&str]| {
+        let bin = dir.join(name);
+        std::fs::create_dir_all(&bin).unwrap();
+        for applet in applets.iter().filter(|a| !without.contains(a)) {
+            std::os::unix::fs::symlink(&busybox, bin.join(applet)).unwrap();
+        }
+        bin
+    };
+    let wget_only = applet_dir("busybox-bin", &[]);
+    let no_tool = applet_dir("busybox-no-wget", &["wget"]);
+
+    // fetch-claude.sh musl ARCH DEST under sh from PATH, with a clean
+    // environment (the pin is for the good tarball whatever ARCH is).
+    let fetch = |path_dir: &str, shell: &Path, arch: &str, version: &str, cache: &str, dest: &str| {
+        let tmp = dir.join("tmp");
+        std::fs::create_dir_all(&tmp).unwrap();
+        let pin_var = format!("CLAUDE_SHA512_MUSL_{}", arch.to_uppercase());
+        run_cmd(
+            Command::new(shell)
+                .arg(&script)
+                .args(["musl", arch])
+                .arg(dir.join(dest))
+                .env_clear()
+                .env("PATH", path_dir)
+                .env("TMPDIR", &tmp)
+                .env("CLAUDE_VERSION", version)
+                .env(&pin_var, &pin)
+                .env("CLAUDE_NPM_REGISTRY", &registry.url)
+                .env("CLAUDE_CACHE_DIR", dir.join(cache)),
+        )
+    };
+    let installed = |dest: &str, version: &str| {
+        let dest = dir.join(dest);
+        let binary = dest.join(format!("usr/local/share/claude/{version}/claude"));
+        let link = std::fs::read_link(dest.join("usr/local/bin/claude")).unwrap_or_else(|e| panic!("the link: {e}"));
+        assert_eq!(link, Path::new(&format!("/usr/local/share/claude/{version}/claude")));
+        assert_eq!(std::fs::read_to_string(&binary).unwrap(), claude);
+        let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&binary).unwrap().permissions());
+        assert_eq!(mode & 0o777, 0o755, "{}", binary.display());
+    };
+    let bb_sh = wget_only.join("sh");
+    let wget_path = wget_only.to_str().unwrap();
+
+    // (a) busybox wget: downloads, verifies, installs.
+    let out = fetch(wget_path, &bb_sh, "amd64", "9.9.9", "cache-wget", "out-wget");
+    assert!(out.status.success(), "busybox wget path failed:\n{}", out.stderr);
+    assert!(out.stderr.contains("verified and installed"), "{}", out.stderr);
+    installed("out-wget", "9.9.9");
+    let requests = registry.take();
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    assert_eq!(requests[0].0, path("x64", "9.9.9"));
+    assert!(requests[0].1.starts_with("Wget"), "fetched by busybox wget: {requests:?}");
+
+    // (b) Cached and still matching the pin: no second download.
+    let out = fetch(wget_path, &bb_sh, "amd64", "9.9.9", "cache-wget", "out-wget-again");
+    assert!(out.status.success(), "{}", out.stderr);
+    installed("out-wget-again", "9.9.9");
+    assert_eq!(registry.take(), [], "the cached tarball is used");
+
+    // (c) curl, where there is one (the host's sh and PATH).
+    let host_path = std::env::var("PATH").unwrap();
+    let out = fetch(&host_path, Path::new("/bin/sh"), "amd64", "9.9.9", "cache-curl", "out-curl");
+    assert!(out.status.success(), "curl path failed:\n{}", out.stderr);
+    installed("out-curl", "9.9.9");
+    let requests = registry.take();
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    assert!(requests[0].1.starts_with("curl/"), "fetched by curl: {requests:?}");
+
+    // (d) The registry serves other bytes than the pin: refused, nothing installed.
+    let out = fetch(wget_path, &bb_sh, "arm64", "9.9.9", "cache-wget", "out-tampered");
+    assert!(!out.status.success());
+    assert!(
+        out.stderr.contains("does not match the pinned sha512 (CLAUDE_SHA512_MUSL_ARM64): refusing to install it"),
+        "{}",
+        out.stderr
+    );
+    assert!(!dir.join("out-tampered").exists(), "nothing is installed");
+    registry.take();
+
+    // (e) The download fails (404): three wget attempts, then a message.
+    let out = fetch(wget_path, &bb_sh, "amd64", "0.0.0", "cache-wget", "out-missing");
+    assert!(!out.status.success());
+    let last = out.stderr.lines().last().unwrap_or_default();
+    assert_eq!(
+        last,
+        format!("fetch-claude: downloading {}{} failed", registry.url, path("x64", "0.0.0")),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(registry.take().len(), 3, "three attempts");
+    assert!(!dir.join("out-missing").exists());
+
+    // (f) Neither curl nor wget: the message says what to do. (The host's
+    // sh: busybox's own finds its wget applet whatever PATH says.)
+    let out = fetch(no_tool.to_str().unwrap(), Path::new("/bin/sh"), "amd64", "9.9.9", "cache-none", "out-none");
+    assert!(!out.status.success());
+    assert!(out.stderr.contains("neither curl nor wget is installed"), "{}", out.stderr);
+    assert_eq!(registry.take(), [], "nothing was fetched");
+}
+
+// ---------------------------------------------------------------------------
+
+/// The Python runtime's smoke spec (docker/structure/worker-amazonlinux.yaml)
+/// where Python imports ralph_status through the venv's lib64, as Amazon
+/// Linux's does: its Python is Fedora's (sys.platlibdir = "lib64"), which
+/// puts venv/lib64 (uv's link to lib) before venv/lib on sys.path. Here the
+/// stand-in gets the same order from PYTHONPATH; every check must still
+/// pass. And the spec's build-tools check, run as uid 1000 like the rest,
+/// must fail on the single-stage image, which keeps uv and its cache: a
+/// check that can fail (/root, where caches used to be looked for, is
+/// closed to that user).
+#[test]
+fn python_smoke_spec_holds_where_python_imports_from_lib64_and_catches_build_tools() {
+    let _time =
+        support::Timer::start("python_smoke_spec_holds_where_python_imports_from_lib64_and_catches_build_tools");
+    let _engine = support::engine();
+    let built = CatalogBuild::new(&["python-standin", "python-standin-single"], &["--platform", "linux/amd64"]);
+    let runtime = built.reference("python-standin");
+    let single = built.reference("python-standin-single");
+    let in_runtime = |script: &str| {
+        run_ok("docker", &["run", "--rm", "--platform", "linux/amd64", "--entrypoint", "sh", &runtime, "-c", script])
+    };
+    // uv made the link, on Debian as on Amazon Linux; Debian's Python
+    // doesn't put it on sys.path.
+    assert_eq!(in_runtime("readlink /opt/ralph-status/venv/lib64").trim(), "lib");
+    let site = in_runtime(
+        "python -c 'import ralph_status, os; print(os.path.dirname(os.path.dirname(ralph_status.__file__)))'",
+    );
+    let site = site.trim();
+    assert!(site.starts_with("/opt/ralph-status/venv/lib/python3."), "{site}");
+    let site64 = site.replacen("/venv/lib/", "/venv/lib64/", 1);
+
+    let dir = temp_dir("xtask-test-lib64");
+    let ctx = dir.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("lib64.Dockerfile"),
+        "# hadolint global ignore=DL3006\nARG BASE\nFROM ${BASE}\nARG SITE\nENV PYTHONPATH=${SITE}\n",
+    )
+    .unwrap();
+    std::fs::write(ctx.join("as-is.Dockerfile"), "# hadolint global ignore=DL3006\nARG BASE\nFROM ${BASE}\n").unwrap();
+    let prefix = unique_name("xtask-test-lib64");
+    let mut cleanup = Cleanup::new();
+    let named = prefix.clone();
+    cleanup.defer(move || support::remove_images_named(&named));
+    let spec = repo_root().join("docker/structure/worker-amazonlinux.yaml");
+    let entry = |name: &str, dockerfile: &str, args: &str| {
+        format!(
+            "[[image]]\nname = \"{name}\"\nrepository = \"{prefix}-{name}\"\nkind = \"fixture\"\n\
+             dockerfile = \"ctx/{dockerfile}\"\ncontext = \"ctx\"\nplatforms = [\"linux/amd64\"]\n\
+             args = {args}\nsmoke = \"{}\"\n\n",
+            spec.display()
+        )
+    };
+    std::fs::write(
+        dir.path().join("images.toml"),
+        entry("lib64", "lib64.Dockerfile", &format!("{{ BASE = \"{runtime}\", SITE = \"{site64}\" }}"))
+            + &entry("single", "as-is.Dockerfile", &format!("{{ BASE = \"{single}\" }}")),
+    )
+    .unwrap();
+    let out = support::xtask_in(dir.path(), &["image", "build", "lib64", "single", "--quiet"], &[]);
+    assert!(out.status.success(), "{}", out.stderr);
+
+    // The lib64 image imports ralph_status from venv/lib64: the spec's
+    // unresolved path would not have matched.
+    let lib64 = format!("{prefix}-lib64:sha-0000000");
+    let file = run_ok(
+        "docker",
+        &["run", "--rm", "--entrypoint", "python", &lib64, "-c", "import ralph_status; print(ralph_status.__file__)"],
+    );
+    assert_eq!(file.trim(), format!("{site64}/ralph_status/__init__.py"));
+
+    let report = dir.path().join("smoke.json");
+    let out = support::xtask_in(
+        dir.path(),
+        &["image", "smoke", "lib64", "single", "--no-readonly", "--report", report.to_str().unwrap()],
+        &[],
+    );
+    let json: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(&report).unwrap_or_else(|e| panic!("{e}:\n{}\n{}", out.stdout, out.stderr)),
+    )
+    .unwrap();
+    let results = |image: &str| -> Vec<(String, bool)> {
+        let entry = json["images"].as_array().unwrap().iter().find(|i| i["image"] == image).unwrap();
+        entry["platforms"][0]["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| (c["name"].as_str().unwrap().to_string(), c["passed"] == true))
+            .collect()
+    };
+    let lib64_results = results("lib64");
+    assert!(lib64_results.len() > 20, "{lib64_results:?}");
+    let failed = |rs: &[(String, bool)]| rs.iter().filter(|(_, ok)| !ok).map(|(n, _)| n.clone()).collect::<Vec<_>>();
+    assert_eq!(failed(&lib64_results), Vec::<String>::new(), "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        lib64_results.iter().any(|(n, _)| n == "python is the venv's, and ralph_status imports from it"),
+        "{lib64_results:?}"
+    );
+    assert_eq!(failed(&results("single")), ["no uv, no pip and no build caches in the runtime"]);
+    assert!(!out.status.success(), "the single-stage image fails its smoke run");
+}
+
+// ---------------------------------------------------------------------------
+
 /// `cargo xtask image size` of one built image on linux/amd64: its report.
 fn image_size(image: &str, reference: &str, scratch: &Path) -> serde_json::Value {
     let tag = reference.rsplit_once(':').unwrap().1;
@@ -803,7 +1115,7 @@ fn size_of_multi_stage_vs_single_stage() {
     // has uv (so the probe finds what it looks for).
     let probe = r#"test -e /opt/uv && echo "/opt/uv exists"
 command -v uv >/dev/null && echo "uv on PATH: $(command -v uv)"
-find / -xdev -type d \( -path '*/.cache/pip' -o -path '*/.cache/uv' \) -print 2>/dev/null
+find / -xdev -type d \( -path '*/.cache/pip' -o -path '*/.cache/uv' -o -path /var/cache/pip -o -path /var/cache/uv \) -print 2>/dev/null
 true"#;
     let runtime = run_ok(
         "docker",

@@ -1,13 +1,16 @@
-//! .github/workflows/images.yml, the images' CI: valid YAML; the plan job
-//! runs `cargo xtask image matrix` and the check job's matrix is its
-//! output, every key the check job reads from `matrix.` in every entry the
-//! real command prints; every action pinned by a 40-hex commit with its
-//! release in a comment; least privilege (`permissions: {}` at the top, a
-//! `permissions:` on every job), timeouts, no `${{ }}` inside a script; the
-//! steps that push, sign or publish never run on a pull request; zizmor and
+//! .github/workflows/images.yml, the images' CI, read as a file: valid
+//! YAML; every `run:` one `cargo xtask ci …` call or the tool script (the
+//! alias `--locked`, the toolchain pinned); the plan job's outputs feed the
+//! matrices, and every key a job reads from `matrix.` is in every entry the
+//! real `image matrix` prints; every action pinned by a 40-hex commit with
+//! its release; least privilege (`permissions: {}` at the top, one mapping
+//! per job, the check job unable to push), timeouts, no `${{ }}` in a
+//! script; what pushes, signs or tags runs only when the plan says the run
+//! publishes; tags move last, in one never-cancelled job; zizmor and
 //! actionlint (the versions pinned in scripts/host-tools.txt) find nothing.
 //! Each rule is a function that lists what is wrong, and
-//! `each_rule_catches_its_breakage` feeds each one a broken copy.
+//! `each_rule_catches_its_breakage` feeds each one a broken copy. The
+//! workflow's lines are executed by tests/rehearsal.rs.
 
 mod support;
 
@@ -20,8 +23,6 @@ use support::{repo_root, run_cmd, temp_dir, xtask_in};
 
 const WORKFLOW: &str = ".github/workflows/images.yml";
 const FIX: &str = "run `bash scripts/setup-host.sh` (it installs the versions pinned in scripts/host-tools.txt)";
-/// What every push, sign or publish step (or its job) is guarded by.
-const ON_PUSH: &str = "github.event_name == 'push' && ";
 
 fn text() -> String {
     std::fs::read_to_string(repo_root().join(WORKFLOW)).unwrap_or_else(|e| panic!("{WORKFLOW}: {e}"))
@@ -67,36 +68,61 @@ fn real_matrix() -> Vec<serde_json::Map<String, serde_json::Value>> {
 
 // ---- The rules: each lists what is wrong with a workflow. ----
 
-/// The plan job runs `cargo xtask image matrix` into its `matrix` output, the
-/// check job's matrix is that output and the publish job's is `products`.
+/// What every job that pushes, signs or tags is guarded by: the plan's word
+/// (computed in Rust from the event, the ref and the default branch).
+const ON_PUBLISH: &str = "needs.plan.outputs.publish == 'true'";
+
+/// A `run:` the workflow may have: one `cargo xtask ci <job>` call, or the
+/// tool-install script. (Written here independently of the xtask's own
+/// rule, `model::workflow::thin_run`.)
+fn thin(run: &str) -> bool {
+    let re = regex::Regex::new(r"^(cargo xtask ci [a-z]+|bash scripts/install-tools\.sh)\n?$").unwrap();
+    re.is_match(run)
+}
+
+/// Every `run:` is one `cargo xtask ci …` call or the tool-install script.
+fn runs_are_thin(doc: &Value) -> Vec<String> {
+    let mut wrong = Vec::new();
+    for (name, job) in jobs(doc) {
+        for step in steps(job) {
+            if let Some(run) = step["run"].as_str() {
+                if !thin(run) {
+                    wrong.push(format!(
+                        "job `{}`, step `{}`: `{}` is not one `cargo xtask ci …` call nor `bash scripts/install-tools.sh`",
+                        str_of(name),
+                        label(step),
+                        run.trim()
+                    ));
+                }
+            }
+        }
+    }
+    wrong
+}
+
+/// The plan job runs `cargo xtask ci plan` (id `plan`) and passes on its
+/// `matrix`, `products` and `publish`; the check and push jobs' matrix is
+/// the plan's, the publish job's the products.
 fn plan_feeds_the_matrix(doc: &Value) -> Vec<String> {
     let mut wrong = Vec::new();
     let plan = job(doc, "plan");
-    let runs: Vec<&str> = steps(plan).iter().map(|s| str_of(&s["run"])).collect();
-    if !runs
-        .iter()
-        .any(|r| r.contains("cargo xtask image matrix") && r.contains("matrix=") && r.contains("$GITHUB_OUTPUT"))
-    {
-        wrong.push("no plan step runs `cargo xtask image matrix` into $GITHUB_OUTPUT as `matrix`".to_string());
+    if !steps(plan).iter().any(|s| str_of(&s["id"]) == "plan" && str_of(&s["run"]).trim() == "cargo xtask ci plan") {
+        wrong.push("no plan step with `id: plan` runs `cargo xtask ci plan`".to_string());
     }
-    if !runs.iter().any(|r| r.contains(r#"select(.kind == "product")"#) && r.contains("products=")) {
-        wrong.push("no plan step writes `products` (the images whose kind is product)".to_string());
-    }
-    for output in ["matrix", "products"] {
+    for output in ["matrix", "products", "publish"] {
         let want = format!("${{{{ steps.plan.outputs.{output} }}}}");
         if str_of(&plan["outputs"][output]) != want {
             wrong.push(format!("plan's output `{output}` is not `{want}`"));
         }
     }
-    let check = job(doc, "check");
-    if str_of(&check["strategy"]["matrix"]) != "${{ fromJSON(needs.plan.outputs.matrix) }}" {
-        wrong.push(format!(
-            "check's strategy.matrix is {:?}, not `${{{{ fromJSON(needs.plan.outputs.matrix) }}}}`",
-            check["strategy"]["matrix"]
-        ));
-    }
-    if check["strategy"]["fail-fast"].as_bool() != Some(false) {
-        wrong.push("check's strategy has no `fail-fast: false`".to_string());
+    for name in ["check", "push"] {
+        let j = job(doc, name);
+        if str_of(&j["strategy"]["matrix"]) != "${{ fromJSON(needs.plan.outputs.matrix) }}" {
+            wrong.push(format!("{name}'s strategy.matrix is not `${{{{ fromJSON(needs.plan.outputs.matrix) }}}}`"));
+        }
+        if j["strategy"]["fail-fast"].as_bool() != Some(false) {
+            wrong.push(format!("{name}'s strategy has no `fail-fast: false`"));
+        }
     }
     let publish = job(doc, "publish");
     if str_of(&publish["strategy"]["matrix"]["image"]) != "${{ fromJSON(needs.plan.outputs.products) }}" {
@@ -107,27 +133,29 @@ fn plan_feeds_the_matrix(doc: &Value) -> Vec<String> {
 
 /// The keys the check job reads from `matrix.`, each present in every entry.
 fn matrix_keys_exist(doc: &Value, entries: &[serde_json::Map<String, serde_json::Value>]) -> Vec<String> {
-    let check = serde_norway::to_string(job(doc, "check")).unwrap();
-    let re = regex::Regex::new(r"\bmatrix\.([A-Za-z_][A-Za-z0-9_-]*)").unwrap();
-    let read: BTreeSet<&str> = re.captures_iter(&check).map(|c| c.get(1).unwrap().as_str()).collect();
     let mut wrong = Vec::new();
-    if read.is_empty() {
-        wrong.push("the check job reads nothing from `matrix.`".to_string());
-    }
-    for key in read {
-        let lacking: Vec<String> = entries
-            .iter()
-            .filter(|e| !e.contains_key(key))
-            .map(|e| format!("{} {}", e["image"].as_str().unwrap_or("?"), e["platform"].as_str().unwrap_or("?")))
-            .collect();
-        if !lacking.is_empty() {
-            wrong.push(format!(
-                "the check job reads `matrix.{key}`, which {} of the {} entries of `cargo xtask image matrix` lack \
-                 (first: {})",
-                lacking.len(),
-                entries.len(),
-                lacking[0]
-            ));
+    let re = regex::Regex::new(r"\bmatrix\.([A-Za-z_][A-Za-z0-9_-]*)").unwrap();
+    for name in ["check", "push"] {
+        let text = serde_norway::to_string(job(doc, name)).unwrap();
+        let read: BTreeSet<&str> = re.captures_iter(&text).map(|c| c.get(1).unwrap().as_str()).collect();
+        if read.is_empty() {
+            wrong.push(format!("the {name} job reads nothing from `matrix.`"));
+        }
+        for key in read {
+            let lacking: Vec<String> = entries
+                .iter()
+                .filter(|e| !e.contains_key(key))
+                .map(|e| format!("{} {}", e["image"].as_str().unwrap_or("?"), e["platform"].as_str().unwrap_or("?")))
+                .collect();
+            if !lacking.is_empty() {
+                wrong.push(format!(
+                    "the {name} job reads `matrix.{key}`, which {} of the {} entries of `cargo xtask image matrix` lack \
+                     (first: {})",
+                    lacking.len(),
+                    entries.len(),
+                    lacking[0]
+                ));
+            }
         }
     }
     wrong
@@ -136,7 +164,9 @@ fn matrix_keys_exist(doc: &Value, entries: &[serde_json::Map<String, serde_json:
 /// Every `uses:` is `owner/repo[/path]@<40 hex> # v<version>`, one commit per action.
 fn actions_are_pinned(text: &str, doc: &Value) -> Vec<String> {
     let line_re =
-        regex::Regex::new(r"^\s*(?:- )?uses: ([A-Za-z0-9_.-]+/[A-Za-z0-9_./-]+)@([0-9a-f]{40}) # v\d+(\.\d+)*$")
+        regex::Regex::new(
+            r"^\s*(?:- )?uses: ([A-Za-z0-9_.-]+/[A-Za-z0-9_./-]+)@([0-9a-f]{40}) # v\d+(\.\d+)*( # zizmor: ignore\[[a-z-]+\])?$",
+        )
             .unwrap();
     let mut wrong = Vec::new();
     let mut commits: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
@@ -174,7 +204,8 @@ fn actions_are_pinned(text: &str, doc: &Value) -> Vec<String> {
 }
 
 /// `permissions: {}` at the top, a `permissions:` mapping and a timeout on
-/// every job, concurrency per workflow and ref, no `${{ }}` in a script.
+/// every job, concurrency per workflow and ref, no `${{ }}` in a script,
+/// cargo's cache keyed by the runner's architecture.
 fn least_privilege_and_hygiene(doc: &Value) -> Vec<String> {
     let mut wrong = Vec::new();
     if doc["permissions"].as_mapping().is_none_or(|m| !m.is_empty()) {
@@ -200,22 +231,41 @@ fn least_privilege_and_hygiene(doc: &Value) -> Vec<String> {
                     label(step)
                 ));
             }
+            if str_of(&step["uses"]).starts_with("actions/cache@")
+                && !str_of(&step["with"]["key"]).contains("runner.arch")
+            {
+                wrong.push(format!("job `{name}`: cargo's cache key does not name the runner's architecture"));
+            }
         }
+    }
+    // The check job can't write packages: pushing is the push job's, on pushes only.
+    let check: BTreeMap<String, String> = job(doc, "check")["permissions"]
+        .as_mapping()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| (str_of(k).to_string(), str_of(v).to_string()))
+        .collect();
+    let want: BTreeMap<String, String> = [("contents", "read"), ("security-events", "write"), ("actions", "read")]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    if check != want {
+        wrong.push(format!("the check job's permissions are {check:?}, not {want:?}"));
     }
     wrong
 }
 
-/// Whether an `if:` admits only pushes.
-fn push_only(condition: &Value) -> bool {
+/// Whether an `if:` admits only runs the plan says publish.
+fn publish_only(condition: &Value) -> bool {
     let c = str_of(condition).trim();
     let c = c.strip_prefix("${{").and_then(|c| c.strip_suffix("}}")).map_or(c, str::trim);
-    c == ON_PUSH.trim_end_matches(" && ") || c.starts_with(ON_PUSH)
+    c == ON_PUBLISH || c.starts_with(&format!("{ON_PUBLISH} && "))
 }
 
-/// What pushes, signs or publishes runs only on pushes (to the default
-/// branch or a v* tag, the workflow's only push triggers): the publish job
-/// as a whole, and in the check job the registry login and the push; the
-/// SARIF upload never runs for a fork's pull request.
+/// What pushes, signs or tags runs only when the plan says this run
+/// publishes: every job that may write packages or mint OIDC tokens, and
+/// every step that logs in or attests; the SARIF upload never runs for a
+/// fork's pull request.
 fn pushes_are_guarded(doc: &Value) -> Vec<String> {
     let mut wrong = Vec::new();
     let push = &doc["on"]["push"];
@@ -226,23 +276,26 @@ fn pushes_are_guarded(doc: &Value) -> Vec<String> {
     }
     for (name, job) in jobs(doc) {
         let name = str_of(name);
-        let job_guarded = push_only(&job["if"]);
+        let guarded = publish_only(&job["if"]);
         let perms = job["permissions"].as_mapping();
         let writes = |p: &str| perms.is_some_and(|m| m.get(p).is_some_and(|v| str_of(v) == "write"));
-        if writes("id-token") && !job_guarded {
-            wrong.push(format!("job `{name}` may mint OIDC tokens (id-token: write) but runs on pull requests"));
+        for p in ["packages", "id-token", "attestations"] {
+            if writes(p) && !guarded {
+                wrong.push(format!("job `{name}` has `{p}: write` but runs whether or not the run publishes"));
+            }
+        }
+        if writes("id-token") && name != "publish" {
+            wrong.push(format!("job `{name}` may mint OIDC tokens; only `publish` signs"));
         }
         for step in steps(job) {
             let uses = str_of(&step["uses"]);
             let run = str_of(&step["run"]);
-            let pushes = uses.starts_with("docker/login-action@")
+            let publishes = uses.starts_with("docker/login-action@")
                 || uses.starts_with("actions/attest-build-provenance@")
-                || run.contains("image publish")
-                || run.contains("cosign sign")
-                || run.contains("--push");
-            if pushes && !job_guarded && !push_only(&step["if"]) {
+                || ["cargo xtask ci push", "cargo xtask ci publish", "cargo xtask ci tag"].contains(&run.trim());
+            if publishes && !guarded && !publish_only(&step["if"]) {
                 wrong.push(format!(
-                    "job `{name}`, step `{}` pushes or signs without an `if: {ON_PUSH}…` guard",
+                    "job `{name}`, step `{}` pushes, signs or tags without an `if: {ON_PUBLISH}` guard",
                     label(step)
                 ));
             }
@@ -253,8 +306,50 @@ fn pushes_are_guarded(doc: &Value) -> Vec<String> {
             }
         }
     }
-    if !push_only(&job(doc, "publish")["if"]) {
-        wrong.push("the publish job is not guarded by `if: github.event_name == 'push' && …`".to_string());
+    wrong
+}
+
+/// The release order: check → push → publish (index, signed, verified,
+/// then provenance) → release, which alone moves tags; the publish and
+/// release jobs queue per product and never cancel.
+fn tags_move_last(doc: &Value) -> Vec<String> {
+    let mut wrong = Vec::new();
+    let needs = |name: &str| -> Vec<String> {
+        match &job(doc, name)["needs"] {
+            Value::String(s) => vec![s.clone()],
+            Value::Sequence(v) => v.iter().map(|n| str_of(n).to_string()).collect(),
+            _ => Vec::new(),
+        }
+    };
+    for (name, need) in [("push", "check"), ("publish", "push"), ("release", "publish")] {
+        if !needs(name).iter().any(|n| n == need) {
+            wrong.push(format!("job `{name}` does not need `{need}`"));
+        }
+    }
+    for (name, job) in jobs(doc) {
+        let tags = steps(job).iter().any(|s| str_of(&s["run"]).trim() == "cargo xtask ci tag");
+        if tags != (str_of(name) == "release") {
+            wrong.push(format!("job `{}` {} the tags", str_of(name), if tags { "moves" } else { "does not move" }));
+        }
+    }
+    let publish = steps(job(doc, "publish"));
+    let at = |f: &dyn Fn(&Value) -> bool| publish.iter().position(f);
+    match (
+        at(&|s| str_of(&s["run"]).trim() == "cargo xtask ci publish"),
+        at(&|s| str_of(&s["uses"]).starts_with("actions/attest-build-provenance@")),
+    ) {
+        (Some(p), Some(a)) if p < a => {}
+        _ => wrong.push("the publish job does not run `cargo xtask ci publish` before the provenance".to_string()),
+    }
+    for (name, keyed) in [("publish", true), ("release", false)] {
+        let c = &job(doc, name)["concurrency"];
+        if c["cancel-in-progress"].as_bool() != Some(false) || (keyed && !str_of(&c["group"]).contains("matrix.image"))
+        {
+            wrong.push(format!(
+                "job `{name}`'s concurrency is not a never-cancelled group{}",
+                if keyed { " per product" } else { "" }
+            ));
+        }
     }
     wrong
 }
@@ -264,9 +359,22 @@ fn assert_none(what: &str, wrong: &[String]) {
 }
 
 #[test]
-fn the_plan_feeds_the_check_jobs_and_every_matrix_key_they_read_exists() {
+fn every_run_is_one_xtask_call_or_the_tools_script() {
     let doc = parse(&text());
-    assert_none("plan → check → publish", &plan_feeds_the_matrix(&doc));
+    assert_none("run: lines", &runs_are_thin(&doc));
+    let runs = jobs(&doc).values().flat_map(steps).filter(|s| s.get("run").is_some()).count();
+    assert!(runs >= 6, "{runs} run: steps: the workflow lost its jobs");
+    // Every cargo call goes through the alias, which is --locked.
+    let config = std::fs::read_to_string(repo_root().join(".cargo/config.toml")).unwrap();
+    assert!(config.contains("xtask = \"run --locked "), "the cargo xtask alias is not --locked:\n{config}");
+    let toolchain = std::fs::read_to_string(repo_root().join("rust-toolchain.toml")).unwrap();
+    assert!(regex::Regex::new(r#"channel = "\d+\.\d+\.\d+""#).unwrap().is_match(&toolchain), "{toolchain}");
+}
+
+#[test]
+fn the_plan_feeds_the_jobs_and_every_matrix_key_they_read_exists() {
+    let doc = parse(&text());
+    assert_none("plan → check → push → publish", &plan_feeds_the_matrix(&doc));
     let entries = real_matrix();
     assert_none("matrix keys", &matrix_keys_exist(&doc, &entries));
     // The runner choice covers every architecture the catalog has.
@@ -293,8 +401,13 @@ fn every_job_has_least_privilege_and_a_timeout() {
 }
 
 #[test]
-fn pushing_signing_and_publishing_never_run_on_pull_requests() {
+fn pushing_signing_and_tagging_run_only_when_the_plan_publishes() {
     assert_none("unguarded pushes", &pushes_are_guarded(&parse(&text())));
+}
+
+#[test]
+fn tags_move_last_in_one_never_cancelled_job() {
+    assert_none("release order", &tags_move_last(&parse(&text())));
 }
 
 #[test]
@@ -306,8 +419,13 @@ fn each_rule_catches_its_breakage() {
     };
     let entries = real_matrix();
 
-    let doc = broken("matrix=$(cargo xtask image matrix", "matrix=$(cargo xtask image list");
-    assert!(!plan_feeds_the_matrix(&doc).is_empty(), "a plan that does not run image matrix");
+    let doc = broken("run: cargo xtask ci check", "run: cargo xtask image check \"$IMAGE\"");
+    assert!(!runs_are_thin(&doc).is_empty(), "a run: with arguments");
+    let doc = broken("run: cargo xtask ci plan", "run: |\n          cargo xtask ci plan\n          echo done");
+    assert!(!runs_are_thin(&doc).is_empty(), "two lines in a run:");
+
+    let doc = broken("run: cargo xtask ci plan", "run: cargo xtask ci matrix");
+    assert!(!plan_feeds_the_matrix(&doc).is_empty(), "a plan that does not run ci plan");
     let doc = broken("fromJSON(needs.plan.outputs.matrix)", "fromJSON('{\"include\":[]}')");
     assert!(!plan_feeds_the_matrix(&doc).is_empty(), "a check matrix of its own");
 
@@ -324,16 +442,37 @@ fn each_rule_catches_its_breakage() {
     assert!(least_privilege_and_hygiene(&doc).iter().any(|w| w.contains("`plan`")), "a job without permissions");
     let doc = broken("permissions: {}", "permissions: write-all");
     assert!(!least_privilege_and_hygiene(&doc).is_empty(), "write-all at the top");
-    let doc = broken("cargo xtask image check \"$IMAGE\"", "cargo xtask image check \"${{ matrix.image }}\"");
+    let doc = broken("run: cargo xtask ci check", "run: cargo xtask ci check ${{ matrix.image }}");
     assert!(least_privilege_and_hygiene(&doc).iter().any(|w| w.contains("inside `run:`")), "template in a script");
+    let doc = broken(
+        "      security-events: write # the SARIF",
+        "      packages: write\n      security-events: write # the SARIF",
+    );
+    assert!(
+        least_privilege_and_hygiene(&doc).iter().any(|w| w.contains("check job's permissions")),
+        "a check that can push"
+    );
+    let doc = broken("key: cargo-${{ runner.arch }}-", "key: cargo-");
+    assert!(least_privilege_and_hygiene(&doc).iter().any(|w| w.contains("architecture")), "one cargo cache for all");
 
-    let doc = broken("        if: github.event_name == 'push' && (github.ref", "        if: always() && (github.ref");
-    assert!(!pushes_are_guarded(&doc).is_empty(), "a login step that runs on pull requests");
-    let publish_if = "    if: github.event_name == 'push' && (github.ref == format('refs/heads/{0}', github.event.repository.default_branch) || startsWith(github.ref, 'refs/tags/v'))\n    runs-on: ubuntu-24.04\n    timeout-minutes: 30";
-    let doc = broken(publish_if, "    runs-on: ubuntu-24.04\n    timeout-minutes: 30");
-    assert!(!pushes_are_guarded(&doc).is_empty(), "a publish job that runs on pull requests");
+    let doc =
+        broken("    needs: [plan, check]\n    if: needs.plan.outputs.publish == 'true'", "    needs: [plan, check]");
+    assert!(!pushes_are_guarded(&doc).is_empty(), "a push job that runs on pull requests");
     let doc = broken(" && (github.event_name != 'pull_request' || github.event.pull_request.head.repo.full_name == github.repository)", "");
     assert!(!pushes_are_guarded(&doc).is_empty(), "a SARIF upload for forks' pull requests");
+
+    let doc = broken("    needs: [plan, publish]", "    needs: [plan, push]");
+    assert!(
+        tags_move_last(&doc).iter().any(|w| w.contains("`release` does not need `publish`")),
+        "tags before the publish"
+    );
+    let doc = broken("        run: cargo xtask ci publish", "        run: cargo xtask ci tag");
+    assert!(!tags_move_last(&doc).is_empty(), "tags in the publish job");
+    let doc = broken(
+        "      group: ${{ github.workflow }}-publish-${{ matrix.image }}\n      cancel-in-progress: false",
+        "      group: ${{ github.workflow }}-publish\n      cancel-in-progress: true",
+    );
+    assert!(!tags_move_last(&doc).is_empty(), "a cancellable publish");
 }
 
 // ---- zizmor and actionlint ----
@@ -398,8 +537,8 @@ fn zizmor_and_actionlint_catch_a_broken_workflow() {
     let workflows = dir.path().join(".github/workflows");
     std::fs::create_dir_all(&workflows).unwrap();
     let broken = text()
-        .replacen("cargo xtask image check \"$IMAGE\"", "cargo xtask image check \"${{ github.head_ref }}\"", 1)
-        .replacen("mkdir -p reports", "mkdir -p $REPORTS", 1);
+        .replacen("run: cargo xtask ci check", "run: cargo xtask ci check \"${{ github.head_ref }}\"", 1)
+        .replacen("run: cargo xtask ci plan", "run: cargo xtask ci plan $REPORTS", 1);
     let file = workflows.join("images.yml");
     std::fs::write(&file, broken).unwrap();
     let out = zizmor(&file, dir.path());

@@ -3,7 +3,10 @@
 //! (both architectures): build, smoke, read-only, size against the budget,
 //! and the runtime figures; then one summary table (check × platform, with
 //! the figure) and a non-zero exit on any failure. This is the command CI
-//! matrix jobs run. (Lint and scan join it when their commands land.)
+//! matrix jobs run. The scan is two rows: `scan` (secrets: pass or fail)
+//! and `vulns` (pass, fail, or `skipped` when no vulnerability DB was at
+//! hand: a scan that did not look is never counted as a pass), in the
+//! table, the JSON report and the JUnit cases alike.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -14,7 +17,7 @@ use serde::Serialize;
 use super::Command;
 use crate::checks::lint::Lint;
 use crate::checks::runtime::{self, RuntimeFigures, RuntimeOptions};
-use crate::checks::scan::{ImageScan, ScanOptions};
+use crate::checks::scan::{self as scan_check, ImageScan, ScanOptions, Status};
 use crate::checks::size::{self, ImageSize};
 use crate::checks::smoke::{self, ImageResult, SmokeOptions};
 use crate::checks::{self as checks, CheckKind, Finding, Severity, Source};
@@ -57,7 +60,8 @@ pub struct CheckReport {
 pub struct Row {
     pub image: String,
     pub check: String,
-    /// "pass", "fail" or "-" (not run), per platform.
+    /// "pass", "fail" or "skipped" (it did not look: no pass, no
+    /// failure), per platform; a platform the check did not run on is absent.
     pub results: BTreeMap<Platform, Outcome>,
     pub figure: String,
 }
@@ -79,11 +83,19 @@ impl Outcome {
         }
     }
 
+    fn of_status(status: Status) -> Outcome {
+        match status {
+            Status::Passed => Outcome::Pass,
+            Status::Failed => Outcome::Fail,
+            Status::Skipped => Outcome::Skipped,
+        }
+    }
+
     fn cell(self) -> &'static str {
         match self {
             Outcome::Pass => "pass",
             Outcome::Fail => "FAIL",
-            Outcome::Skipped => "-",
+            Outcome::Skipped => "skipped",
         }
     }
 }
@@ -258,21 +270,7 @@ fn image_rows(run: ImageRun, rows: &mut Vec<Row>) -> ImageChecks {
     }
     match run.scan {
         Some(Ok(scan)) => {
-            let results = scan.platforms.iter().map(|p| (p.platform.clone(), Outcome::of(p.passed))).collect();
-            let figure = scan
-                .platforms
-                .iter()
-                .map(|p| {
-                    let secrets = p.secrets.iter().filter(|s| s.ignored.is_none()).count();
-                    let vulns = match &p.vulnerabilities {
-                        Some(_) => format!("{} critical, {} high", p.counts.critical, p.counts.high),
-                        None => "vulnerabilities not scanned (no DB)".into(),
-                    };
-                    format!("{} {secrets} secrets, {vulns}", p.platform.arch)
-                })
-                .collect::<Vec<_>>()
-                .join("; ");
-            rows.push(row("scan", results, figure));
+            rows.extend(scan_rows(&run.image, &scan));
             out.scan = Some(scan);
         }
         Some(Err(e)) => {
@@ -313,6 +311,88 @@ fn smoke_rows(image: &str, result: &ImageResult) -> Vec<Row> {
     [checks, readonly].into_iter().filter(|r| !r.results.is_empty()).collect()
 }
 
+/// The scan rows: `scan`, the secret scan (pass or fail), and `vulns`, the
+/// vulnerability scan (pass or fail against the gate, or skipped without a
+/// DB, with the reason as its figure).
+fn scan_rows(image: &str, scan: &ImageScan) -> Vec<Row> {
+    let row = |check: &str, part: fn(&scan_check::PlatformScan) -> &scan_check::Part, figure: String| Row {
+        image: image.into(),
+        check: check.into(),
+        results: scan.platforms.iter().map(|p| (p.platform.clone(), Outcome::of_status(part(p).status))).collect(),
+        figure,
+    };
+    let secrets = scan
+        .platforms
+        .iter()
+        .map(|p| format!("{} {} secrets", p.platform.arch, p.secrets.iter().filter(|s| s.ignored.is_none()).count()))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let vulns: Vec<String> = scan
+        .platforms
+        .iter()
+        .map(|p| match (&p.vulnerabilities, p.vuln_scan.status) {
+            (Some(_), _) => format!("{} critical, {} high", p.counts.critical, p.counts.high),
+            (None, Status::Skipped) => {
+                format!("skipped: {}", p.vuln_scan.reason.as_deref().unwrap_or("not scanned"))
+            }
+            (None, _) => "no vulnerability DB, and --require-vuln-db asks for one".into(),
+        })
+        .collect();
+    // One figure when every platform says the same (no DB, say).
+    let vulns = if !vulns.is_empty() && vulns.windows(2).all(|w| w[0] == w[1]) {
+        vulns[0].clone()
+    } else {
+        scan.platforms
+            .iter()
+            .zip(&vulns)
+            .map(|(p, v)| format!("{} {v}", p.platform.arch))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    vec![row("scan", |p| &p.secret_scan, secrets), row("vulns", |p| &p.vuln_scan, short(&vulns))]
+}
+
+/// The JUnit cases of a platform's scan: its secret scan and its
+/// vulnerability scan, each passed, failed or (vulnerabilities) skipped.
+fn scan_cases(image: &str, p: &scan_check::PlatformScan) -> [junit::Entry; 2] {
+    let case = |what: &str, part: &scan_check::Part, failures: Vec<String>, stdout: String| {
+        let case = junit::Case {
+            classname: format!("{image}.{}", p.platform),
+            name: format!("Scan {what}: {}", p.platform),
+            seconds: part.seconds,
+            failure: (part.status == Status::Failed).then(|| junit::Failure {
+                message: failures.first().cloned().or_else(|| part.reason.clone()).unwrap_or_default(),
+                text: failures.join("\n"),
+            }),
+            stdout,
+            ..junit::Case::default()
+        };
+        match part.status {
+            Status::Skipped => junit::Entry::Skipped { case, reason: part.reason.clone().unwrap_or_default() },
+            Status::Passed | Status::Failed => junit::Entry::Ran(case),
+        }
+    };
+    let secret_failures = scan_check::secret_failures(&p.secrets);
+    let vuln_failures: Vec<String> = p.failures.iter().filter(|f| !secret_failures.contains(f)).cloned().collect();
+    let ignored = p.secrets.iter().filter(|s| s.ignored.is_some()).count();
+    let counts = match &p.vulnerabilities {
+        Some(_) => format!(
+            "{} critical, {} high, {} medium, {} low, {} ignored",
+            p.counts.critical, p.counts.high, p.counts.medium, p.counts.low, p.counts.ignored
+        ),
+        None => String::new(),
+    };
+    [
+        case(
+            "secrets",
+            &p.secret_scan,
+            secret_failures,
+            if ignored > 0 { format!("{ignored} ignored") } else { String::new() },
+        ),
+        case("vulnerabilities", &p.vuln_scan, vuln_failures, counts),
+    ]
+}
+
 /// A reason short enough for a table cell.
 fn short(reason: &str) -> String {
     reason.chars().take(160).collect()
@@ -326,9 +406,7 @@ impl Report for CheckReport {
         let mut table = Table::new(header);
         for r in &self.rows {
             let mut line = vec![r.image.clone(), r.check.clone()];
-            line.extend(
-                self.platforms.iter().map(|p| r.results.get(p).copied().unwrap_or(Outcome::Skipped).cell().to_string()),
-            );
+            line.extend(self.platforms.iter().map(|p| r.results.get(p).map_or("-", |o| o.cell()).to_string()));
             line.push(r.figure.clone());
             table.row(line);
         }
@@ -336,7 +414,8 @@ impl Report for CheckReport {
     }
 
     /// The smoke and read-only checks as `image smoke --junit` writes them,
-    /// then a suite for each image's lint and scan.
+    /// then a suite for each image's lint and scan (per platform a case for
+    /// the secrets and one for the vulnerabilities, `<skipped/>` without a DB).
     fn junit(&self) -> Option<junit::Suites> {
         let smoked: Vec<ImageResult> = self.images.iter().filter_map(|i| i.smoke.clone()).collect();
         let mut suites = smoke::junit_suites(&smoked, self.seconds);
@@ -358,28 +437,15 @@ impl Report for CheckReport {
                 };
                 suites.suites.push(junit::Suite {
                     name: format!("{} lint", image.image),
-                    cases: vec![case],
+                    cases: vec![case.into()],
                     ..junit::Suite::default()
                 });
             }
             if let Some(scan) = &image.scan {
-                let cases = scan
-                    .platforms
-                    .iter()
-                    .map(|p| junit::Case {
-                        classname: format!("{}.{}", image.image, p.platform),
-                        name: format!("Scan: {}", p.platform),
-                        seconds: p.seconds,
-                        failure: (!p.passed).then(|| junit::Failure {
-                            message: p.failures.first().cloned().unwrap_or_default(),
-                            text: p.failures.join("\n"),
-                        }),
-                        stdout: p.notes.join("\n"),
-                        ..junit::Case::default()
-                    })
-                    .collect();
+                let cases = scan.platforms.iter().flat_map(|p| scan_cases(&image.image, p)).collect();
                 suites.suites.push(junit::Suite {
                     name: format!("{} scan", image.image),
+                    seconds: scan.platforms.iter().map(|p| p.seconds).sum(),
                     cases,
                     ..junit::Suite::default()
                 });
@@ -493,5 +559,69 @@ mod tests {
         let report = CheckReport { ok: false, seconds: 1.0, platforms: vec![amd, arm], rows, images: vec![] };
         crate::output::golden::check("check-table.txt", &report.render());
         assert_eq!(report.failure().unwrap(), "image check failed: w smoke, w read-only (details above)");
+    }
+
+    fn scan_report(scans: Vec<ImageScan>) -> CheckReport {
+        let runs = scans
+            .into_iter()
+            .map(|scan| ImageRun {
+                image: scan.image.clone(),
+                reference: scan.reference.clone(),
+                platforms: scan.platforms.iter().map(|p| p.platform.clone()).collect(),
+                lint: None,
+                build: None,
+                resolved: Ok(()),
+                smoke: None,
+                size: None,
+                runtime: Vec::new(),
+                scan: Some(Ok(scan)),
+            })
+            .collect();
+        CheckReport { seconds: 4.0, ..CheckReport::new(runs, Instant::now()) }
+    }
+
+    #[test]
+    fn vulnerabilities_not_scanned_are_skipped_in_the_table_the_json_and_junit() {
+        // `w` scanned with a DB (amd64 passes, arm64 has a CRITICAL); `p`
+        // without one (skipped), a secret planted on arm64.
+        let report = scan_report(scan_check::examples());
+        crate::output::golden::check("check-scan-table.txt", &report.render());
+        let xml = report.junit().unwrap().to_xml();
+        crate::output::golden::check("check-scan-junit.xml", &xml);
+        assert!(
+            xml.contains("<testsuites name=\"xtask image check\" tests=\"8\" failures=\"2\" skipped=\"2\""),
+            "{xml}"
+        );
+        assert!(xml.contains("<testsuite name=\"p scan\" tests=\"4\" failures=\"1\" skipped=\"2\""), "{xml}");
+        assert!(xml.contains("<testsuite name=\"w scan\" tests=\"4\" failures=\"1\" skipped=\"0\""), "{xml}");
+        assert_eq!(xml.matches(&format!("<skipped message=\"{}\"/>", scan_check::NO_DB)).count(), 2, "{xml}");
+
+        let json = serde_json::to_value(&report).unwrap();
+        let results = |image: &str, check: &str| {
+            let row = json["rows"].as_array().unwrap().iter().find(|r| r["image"] == image && r["check"] == check);
+            let row = row.unwrap_or_else(|| panic!("no {image} {check} row in {json}"));
+            [row["results"]["linux/amd64"].clone(), row["results"]["linux/arm64"].clone()]
+        };
+        assert_eq!(results("w", "scan"), ["pass", "pass"]);
+        assert_eq!(results("w", "vulns"), ["pass", "fail"], "a scan with results passes or fails");
+        assert_eq!(results("p", "scan"), ["pass", "fail"]);
+        assert_eq!(results("p", "vulns"), ["skipped", "skipped"], "no DB: skipped, never a pass");
+        assert_eq!(json["images"][1]["scan"]["platforms"][0]["vuln_scan"]["status"], "skipped");
+        assert_eq!(json["ok"], false);
+        assert_eq!(report.failure().unwrap(), "image check failed: w vulns, p scan (details above)");
+
+        // Skipped is no failure: the check is ok, and its report says skipped.
+        let mut clean = scan_check::examples().remove(1);
+        clean.platforms.truncate(1);
+        let report = scan_report(vec![clean]);
+        assert!(report.ok && report.failure().is_none(), "{}", report.render());
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["rows"][1]["check"], "vulns");
+        assert_eq!(json["rows"][1]["results"]["linux/amd64"], "skipped");
+        assert!(
+            report.render().contains("p      vulns  skipped  skipped: vulnerability DB unavailable"),
+            "{}",
+            report.render()
+        );
     }
 }

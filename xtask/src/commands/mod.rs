@@ -6,6 +6,7 @@
 pub mod bench;
 pub mod build;
 pub mod check;
+pub mod ci;
 pub mod doctor;
 pub mod lint;
 pub mod matrix;

@@ -50,6 +50,10 @@ pub struct Publish {
     /// Reports of `--push-only` runs: publish the platforms they staged (CI's merge job).
     #[arg(long = "digests", num_args = 1..)]
     pub digests: Vec<PathBuf>,
+    /// Stop once the index is signed and verified: move no tag (CI's publish
+    /// job; its release job moves the tags with `ci tag`).
+    #[arg(long, conflicts_with = "push_only")]
+    pub no_tags: bool,
     /// A cosign private key (its password in COSIGN_PASSWORD); without it,
     /// keyless signing with the ambient OIDC token (GitHub Actions).
     #[arg(long)]
@@ -58,7 +62,7 @@ pub struct Publish {
     #[arg(long)]
     pub no_tlog: bool,
     /// Keyless: the signer identity the verification step accepts (a regular
-    /// expression; default: this GitHub repository's workflows).
+    /// expression; required for keyless signing).
     #[arg(long)]
     pub certificate_identity_regexp: Option<String>,
     /// Keyless: the OIDC issuer the verification step accepts.
@@ -132,10 +136,17 @@ impl Command for Publish {
         if self.push_only {
             return Ok(PublishReport { push_only: true, images: staged, seconds: started.elapsed().as_secs_f64() });
         }
-        let mut images =
-            staged.into_iter().map(|s| publish::release(s, &options)).collect::<Result<Vec<Published>>>()?;
-        for image in &mut images {
-            publish::move_tags(image, &tags)?;
+        let mut images = staged
+            .into_iter()
+            .map(|s| {
+                let args = catalog.images.iter().find(|i| i.name == s.image).map(publish::run_args).unwrap_or_default();
+                publish::release(s, &options, &args)
+            })
+            .collect::<Result<Vec<Published>>>()?;
+        if !self.no_tags {
+            for image in &mut images {
+                publish::move_tags(image, &tags)?;
+            }
         }
         Ok(PublishReport { push_only: false, images, seconds: started.elapsed().as_secs_f64() })
     }
@@ -166,10 +177,10 @@ impl Publish {
                 "no way to sign: pass --key FILE (a cosign key; its password in COSIGN_PASSWORD), or publish from GitHub Actions with `id-token: write` for keyless signing"
             );
         }
-        let identity = match (&self.certificate_identity_regexp, std::env::var("GITHUB_REPOSITORY")) {
-            (Some(re), _) => re.clone(),
-            (None, Ok(repo)) => format!("^https://github.com/{repo}/"),
-            (None, Err(_)) => bail!("keyless signing without GITHUB_REPOSITORY: pass --certificate-identity-regexp"),
+        let Some(identity) = self.certificate_identity_regexp.clone() else {
+            bail!(
+                "keyless signing needs --certificate-identity-regexp: the signer the verification accepts (`cargo xtask ci publish` builds it from the run)"
+            );
         };
         let verifier = Verifier::Keyless { identity_regexp: identity, issuer: self.certificate_oidc_issuer.clone() };
         Ok((Some(Signer::Keyless), Some(verifier), None))
@@ -276,7 +287,11 @@ impl Report for PublishReport {
                     image.image.clone(),
                     p.platform.to_string(),
                     p.digest.clone(),
-                    if p.sbom.is_some() { "attested".into() } else { "-".into() },
+                    match (&p.sbom, p.sbom_bytes) {
+                        (Some(_), 0) => "attested".into(),
+                        (Some(_), bytes) => format!("attested, {:.1} kB", bytes as f64 / 1000.0),
+                        (None, _) => "-".into(),
+                    },
                     image.signed.clone().unwrap_or_else(|| "-".into()),
                 ]);
             }
@@ -319,6 +334,7 @@ mod tests {
             digest: format!("sha256:{}", d.to_string().repeat(64)),
             staged: format!("localhost:5000/ralph-worker-standin-staging:main-abc1234-{}", p.replace('/', "-")),
             sbom: (!push_only).then(|| PathBuf::from("target/publish/sbom/x.cdx.json")),
+            sbom_bytes: if push_only { 0 } else { 182_924 },
         };
         let index = format!("sha256:{}", "c".repeat(64));
         PublishReport {
@@ -343,6 +359,8 @@ mod tests {
                 tlog: false,
                 verified_signatures: if push_only { 0 } else { 3 },
                 verified_attestations: if push_only { 0 } else { 2 },
+                ran: Vec::new(),
+                verified: !push_only,
                 phases: Phases { push: 8.25, manifest: 0.5, attest: 2.0, sign: 0.5, verify: 0.75, tag: 0.25 },
             }],
         }

@@ -1,8 +1,9 @@
 //! `cargo xtask image scan`: the image pipeline with the scan check: Trivy
 //! on each platform of the built image (this checkout's tag, `--tag`,
-//! `--registry`): secrets always, vulnerabilities when a DB is at hand,
-//! the gate from images.toml, `.trivyignore.yaml`; a table, `--report`,
-//! `--sarif` and `--sbom DIR`.
+//! `--registry`): secrets always, vulnerabilities when a DB is at hand
+//! (else `skipped`, never a pass), the gate from images.toml,
+//! `.trivyignore.yaml`; a table (the secret scan and the vulnerability scan
+//! each with its own result), `--report`, `--sarif` and `--sbom DIR`.
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -115,7 +116,17 @@ pub fn scan_findings(scan: &ImageScan, dockerfile: &str) -> Vec<Finding> {
 impl Report for ScanReport {
     fn render(&self) -> String {
         let mut table = Table::new([
-            "IMAGE", "PLATFORM", "SECRETS", "CRITICAL", "HIGH", "MEDIUM", "LOW", "IGNORED", "GATE", "VERDICT",
+            "IMAGE",
+            "PLATFORM",
+            "SECRETS",
+            "CRITICAL",
+            "HIGH",
+            "MEDIUM",
+            "LOW",
+            "IGNORED",
+            "GATE",
+            "SECRET SCAN",
+            "VULN SCAN",
         ]);
         let mut notes = String::new();
         for image in &self.images {
@@ -133,7 +144,8 @@ impl Report for ScanReport {
                     vuln(p.counts.low),
                     ignored.to_string(),
                     format!("critical <= {}, high <= {}", image.gate.max_critical, image.gate.max_high),
-                    if p.passed { "pass".into() } else { "FAIL".into() },
+                    p.secret_scan.status.cell().into(),
+                    p.vuln_scan.status.cell().into(),
                 ]);
                 for f in &p.failures {
                     let _ = writeln!(notes, "{} {}: {f}", image.image, p.platform);
@@ -177,5 +189,33 @@ impl Report for ScanReport {
             })
             .collect();
         (!failed.is_empty()).then(|| format!("image scan failed: {}", failed.join(" | ")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks::scan::{self, Status};
+
+    #[test]
+    fn the_table_and_the_json_give_each_part_its_result_and_say_skipped() {
+        let report = ScanReport { images: scan::examples(), ignores: Ignores::default(), trivy_version: None };
+        crate::output::golden::check("scan-table.txt", &report.render());
+        let json = serde_json::to_value(&report).unwrap();
+        let part = |image: usize, platform: usize, part: &str| {
+            json["images"][image]["platforms"][platform][part]["status"].as_str().unwrap().to_string()
+        };
+        assert_eq!(
+            [part(0, 0, "vuln_scan"), part(0, 1, "vuln_scan"), part(1, 0, "vuln_scan"), part(1, 1, "vuln_scan")],
+            ["passed", "failed", "skipped", "skipped"]
+        );
+        assert_eq!([part(1, 0, "secret_scan"), part(1, 1, "secret_scan")], ["passed", "failed"]);
+        assert_eq!(json["images"][1]["platforms"][0]["vuln_scan"]["reason"], scan::NO_DB);
+        assert_eq!(report.images[1].platforms[0].vuln_scan.status, Status::Skipped);
+        assert_eq!(
+            report.failure().unwrap(),
+            "image scan failed: w linux/arm64: 1 CRITICAL vulnerabilities (at most 0 allowed) | \
+             p linux/arm64: secret `aws-access-key-id` (AWS Access Key ID) in /etc/creds line 2"
+        );
     }
 }

@@ -41,9 +41,10 @@ pub struct Verify {
     /// `startup_args` for an image of the catalog, else --version).
     #[arg(long = "arg", allow_hyphen_values = true)]
     pub args: Vec<String>,
-    /// Seconds each platform's run may take (arm64 runs emulated here).
-    #[arg(long, default_value_t = 120)]
-    pub timeout: u64,
+    /// Seconds each platform's run may take (default: 120 on this machine's
+    /// architecture, 300 for one emulated under QEMU).
+    #[arg(long)]
+    pub timeout: Option<u64>,
     #[command(flatten)]
     pub out: JsonOut,
 }
@@ -102,7 +103,7 @@ impl Command for Verify {
         let digests: Vec<String> = platforms.iter().map(|(_, d)| d.clone()).collect();
         let verified = publish::verify_signed(&repository, &index, &digests, &verifier, self.no_tlog)?;
         let args = self.args_for(catalog, &repository);
-        let ran = publish::run_platforms(&repository, &platforms, &args, Duration::from_secs(self.timeout))?;
+        let ran = publish::run_platforms(&repository, &platforms, &args, self.timeout.map(Duration::from_secs))?;
         Ok(VerifyReport {
             reference: self.reference.clone(),
             repository,
@@ -132,8 +133,7 @@ impl Verify {
             .images
             .iter()
             .find(|i| i.repository == name)
-            .and_then(|i| i.startup_args.clone())
-            .unwrap_or_else(|| DEFAULT_ARGS.iter().map(|s| s.to_string()).collect())
+            .map_or_else(|| DEFAULT_ARGS.iter().map(|s| s.to_string()).collect(), publish::run_args)
     }
 }
 

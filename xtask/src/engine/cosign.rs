@@ -46,6 +46,21 @@ pub fn oidc_available() -> bool {
     std::env::var_os("SIGSTORE_ID_TOKEN").is_some() || std::env::var_os("ACTIONS_ID_TOKEN_REQUEST_URL").is_some()
 }
 
+/// A new key pair in `dir` (`cosign.key`, `cosign.pub`), the private key
+/// encrypted with `password`: for signing where no OIDC identity is.
+pub fn generate_key_pair(dir: &Path, password: &str) -> Result<(PathBuf, PathBuf)> {
+    let cmd = COSIGN.command()?.arg("generate-key-pair").current_dir(dir).env("COSIGN_PASSWORD", password);
+    let out = COSIGN.run(&cmd, TIMEOUT)?;
+    if !out.status.success() {
+        bail!(
+            "cosign generate-key-pair in {}: {}",
+            dir.display(),
+            last_lines(&String::from_utf8_lossy(&out.stderr), 1)
+        );
+    }
+    Ok((dir.join("cosign.key"), dir.join("cosign.pub")))
+}
+
 /// The key can be read and decrypted (with `COSIGN_PASSWORD`): checked
 /// before anything is pushed. Returns its public key (PEM).
 pub fn check_key(key: &Path) -> Result<String> {

@@ -96,6 +96,15 @@ pub fn tag(repository: &str, digest: &str, tags: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// Points `tag` of `repository` at `digest` (already in it), without the
+/// check [`tag`] makes: for a tag that other runs may move at the same
+/// time, whose caller reads it back itself.
+pub fn retag(repository: &str, digest: &str, tag: &str) -> Result<()> {
+    let cmd = imagetools().args(["create", "--progress", "plain", "--tag"]).arg(format!("{repository}:{tag}"));
+    run_ok(&cmd.arg(format!("{repository}@{digest}")), &format!("tagging {repository}:{tag}"))?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,4 +16,5 @@ pub mod layout;
 pub mod process;
 pub mod progress;
 pub mod registry;
+pub mod skopeo;
 pub mod tools;

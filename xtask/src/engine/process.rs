@@ -37,12 +37,13 @@ pub struct Cmd {
     program: OsString,
     args: Vec<OsString>,
     env: Vec<(OsString, OsString)>,
+    dir: Option<std::path::PathBuf>,
     probe: bool,
 }
 
 impl Cmd {
     pub fn new(program: impl Into<OsString>) -> Cmd {
-        Cmd { program: program.into(), args: Vec::new(), env: Vec::new(), probe: false }
+        Cmd { program: program.into(), args: Vec::new(), env: Vec::new(), dir: None, probe: false }
     }
 
     pub fn arg(mut self, arg: impl Into<OsString>) -> Cmd {
@@ -62,6 +63,12 @@ impl Cmd {
     /// Sets a variable in the command's environment (`TMPDIR`, say).
     pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Cmd {
         self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Runs it in `dir` instead of the current directory.
+    pub fn current_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Cmd {
+        self.dir = Some(dir.into());
         self
     }
 
@@ -95,6 +102,9 @@ impl Cmd {
     pub fn output(&self) -> Result<Output> {
         self.log();
         let sh = xshell::Shell::new().context("reading the current directory")?;
+        if let Some(dir) = &self.dir {
+            sh.change_dir(dir);
+        }
         let (program, args) = (&self.program, &self.args);
         let mut cmd = xshell::cmd!(sh, "{program} {args...}").quiet().ignore_status();
         for (k, v) in &self.env {
@@ -116,6 +126,9 @@ impl Cmd {
         for (k, v) in &self.env {
             expr = expr.env(k, v);
         }
+        if let Some(dir) = &self.dir {
+            expr = expr.dir(dir);
+        }
         // Its own process group: a timeout kills everything it started.
         expr.before_spawn(|command| {
             command.process_group(0);
@@ -131,6 +144,20 @@ impl Cmd {
         let handle = self.expression().stdout_capture().stderr_capture().start().with_context(|| self.not_started())?;
         if let Some(out) = handle.wait_timeout(timeout).context("waiting for the process")? {
             return Ok(Some(out.clone()));
+        }
+        kill_groups(&handle.pids());
+        handle.wait().context("waiting for the killed process")?;
+        Ok(None)
+    }
+
+    /// Runs with its stdout and stderr both on our stderr (a workflow step
+    /// the user watches), giving up after `timeout`: then its whole process
+    /// group is killed and `None` returned.
+    pub fn run_to_stderr(&self, timeout: Duration) -> Result<Option<ExitStatus>> {
+        self.log();
+        let handle = self.expression().stdout_to_stderr().start().with_context(|| self.not_started())?;
+        if let Some(out) = handle.wait_timeout(timeout).context("waiting for the process")? {
+            return Ok(Some(out.status));
         }
         kill_groups(&handle.pids());
         handle.wait().context("waiting for the killed process")?;

@@ -115,6 +115,28 @@ pub fn compute_tags(git: &GitInfo, default_branch: &str, release: Option<&Versio
     tags
 }
 
+/// Whether a tag is a floating release tag (`X.Y` or `X`), which follows
+/// the highest release of its line rather than the last one published.
+pub fn is_floating(tag: &str) -> bool {
+    let parts: Vec<&str> = tag.split('.').collect();
+    parts.len() <= 2 && parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+}
+
+/// Of a repository's `tags`, the highest release (`X.Y.Z`, no pre-release)
+/// of the line a floating tag names: `1.2` → the highest `1.2.*`, `1` →
+/// the highest `1.*.*`. None when the line has no release yet.
+pub fn highest_in_line<'t>(tags: &'t [String], floating: &str) -> Option<&'t str> {
+    let line: Vec<u64> = floating.split('.').map(|p| p.parse().ok()).collect::<Option<_>>()?;
+    tags.iter()
+        .filter_map(|t| {
+            let v = Version::parse(t).ok().filter(|v| v.pre.is_none() && !t.starts_with('v'))?;
+            let key = [v.major, v.minor, v.patch];
+            (key[..line.len()] == line[..]).then_some((key, t.as_str()))
+        })
+        .max_by_key(|(key, _)| *key)
+        .map(|(_, t)| t)
+}
+
 /// `<branch>-<shortsha>[-dirty]`, or `sha-<shortsha>[-dirty]` when detached.
 pub fn build_id(git: &GitInfo) -> String {
     let dirty = if git.dirty { "-dirty" } else { "" };
@@ -245,6 +267,21 @@ mod tests {
         assert_eq!(head_tag("v2\nv2.0.1\n").as_deref(), Some("v2.0.1"), "a version among the tags at HEAD wins");
         assert_eq!(head_tag("v2\n").as_deref(), Some("v2"));
         assert_eq!(head_tag(""), None);
+    }
+
+    #[test]
+    fn floating_tags_follow_the_highest_release_of_their_line() {
+        let tags: Vec<String> =
+            ["1.3.0", "1.2.4", "1.10.1", "1.2.10", "2.0.0-rc.1", "latest", "1", "1.2", "v1.9.9", "main-abc1234"]
+                .map(String::from)
+                .to_vec();
+        assert_eq!(highest_in_line(&tags, "1"), Some("1.10.1"), "numeric, not text order");
+        assert_eq!(highest_in_line(&tags, "1.2"), Some("1.2.10"));
+        assert_eq!(highest_in_line(&tags, "1.3"), Some("1.3.0"));
+        assert_eq!(highest_in_line(&tags, "2"), None, "a pre-release is no release of its line");
+        assert_eq!(highest_in_line(&tags, "3"), None);
+        assert!(is_floating("1") && is_floating("1.2"));
+        assert!(!is_floating("1.2.3") && !is_floating("latest") && !is_floating("1.") && !is_floating("main-1"));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! JUnit XML, the test-report format CI systems read: suites of cases, each
-//! case passed or failed with a message, its output attached.
+//! case passed, failed with a message, or skipped with the reason (counted
+//! in the `skipped` attributes), its output attached.
 
 use std::fmt::Write as _;
 
@@ -16,7 +17,50 @@ pub struct Suite {
     pub name: String,
     pub seconds: f64,
     pub properties: Vec<(String, String)>,
-    pub cases: Vec<Case>,
+    pub cases: Vec<Entry>,
+}
+
+/// A case of a suite: one that ran (it passed, or failed with its
+/// `failure`), or one that was skipped, with the reason
+/// (`<skipped message="…"/>`): it did not run, which is neither a pass nor
+/// a failure.
+#[derive(Debug, Clone)]
+pub enum Entry {
+    Ran(Case),
+    Skipped { case: Case, reason: String },
+}
+
+impl From<Case> for Entry {
+    fn from(case: Case) -> Entry {
+        Entry::Ran(case)
+    }
+}
+
+/// Cases that all ran collect into a suite's entries as they are
+/// (`cases: checks.map(|c| Case { … }).collect()`).
+impl FromIterator<Case> for Vec<Entry> {
+    fn from_iter<I: IntoIterator<Item = Case>>(cases: I) -> Self {
+        cases.into_iter().map(Entry::Ran).collect()
+    }
+}
+
+impl Entry {
+    pub fn case(&self) -> &Case {
+        match self {
+            Entry::Ran(case) | Entry::Skipped { case, .. } => case,
+        }
+    }
+
+    fn failed(&self) -> bool {
+        matches!(self, Entry::Ran(Case { failure: Some(_), .. }))
+    }
+
+    fn skipped(&self) -> Option<&str> {
+        match self {
+            Entry::Skipped { reason, .. } => Some(reason),
+            Entry::Ran(_) => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -39,7 +83,11 @@ pub struct Failure {
 
 impl Suite {
     fn failures(&self) -> usize {
-        self.cases.iter().filter(|c| c.failure.is_some()).count()
+        self.cases.iter().filter(|c| c.failed()).count()
+    }
+
+    fn skipped(&self) -> usize {
+        self.cases.iter().filter(|c| c.skipped().is_some()).count()
     }
 }
 
@@ -48,19 +96,21 @@ impl Suites {
         let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
         let tests: usize = self.suites.iter().map(|s| s.cases.len()).sum();
         let failures: usize = self.suites.iter().map(Suite::failures).sum();
+        let skipped: usize = self.suites.iter().map(Suite::skipped).sum();
         let _ = writeln!(
             xml,
-            "<testsuites name=\"{}\" tests=\"{tests}\" failures=\"{failures}\" time=\"{:.3}\">",
+            "<testsuites name=\"{}\" tests=\"{tests}\" failures=\"{failures}\" skipped=\"{skipped}\" time=\"{:.3}\">",
             escape(&self.name),
             self.seconds
         );
         for suite in &self.suites {
             let _ = writeln!(
                 xml,
-                "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" time=\"{:.3}\">",
+                "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" skipped=\"{}\" time=\"{:.3}\">",
                 escape(&suite.name),
                 suite.cases.len(),
                 suite.failures(),
+                suite.skipped(),
                 suite.seconds
             );
             if !suite.properties.is_empty() {
@@ -70,7 +120,8 @@ impl Suites {
                 }
                 xml.push_str("</properties>\n");
             }
-            for c in &suite.cases {
+            for entry in &suite.cases {
+                let (c, skipped) = (entry.case(), entry.skipped());
                 let _ = write!(
                     xml,
                     "    <testcase classname=\"{}\" name=\"{}\" time=\"{:.3}\"",
@@ -78,12 +129,14 @@ impl Suites {
                     escape(&c.name),
                     c.seconds
                 );
-                if c.failure.is_none() && c.stdout.is_empty() && c.stderr.is_empty() {
+                if !entry.failed() && skipped.is_none() && c.stdout.is_empty() && c.stderr.is_empty() {
                     xml.push_str("/>\n");
                     continue;
                 }
                 xml.push_str(">\n");
-                if let Some(f) = &c.failure {
+                if let Some(why) = skipped {
+                    let _ = writeln!(xml, "      <skipped message=\"{}\"/>", escape(why));
+                } else if let Some(f) = &c.failure {
                     let _ = writeln!(
                         xml,
                         "      <failure message=\"{}\">{}</failure>",
@@ -141,14 +194,23 @@ mod tests {
             failure: failed.then(Failure::default),
             ..Case::default()
         };
+        let skipped = Entry::Skipped { case: case(false), reason: "no <DB>".into() };
         let suites = Suites {
             name: "s".into(),
             seconds: 1.0,
-            suites: vec![Suite { name: "a".into(), cases: vec![case(true), case(false)], ..Suite::default() }],
+            suites: vec![
+                Suite { name: "a".into(), cases: [case(true), case(false)].into_iter().collect(), ..Suite::default() },
+                Suite { name: "b".into(), cases: vec![skipped], ..Suite::default() },
+            ],
         };
         let xml = suites.to_xml();
-        assert!(xml.contains("<testsuites name=\"s\" tests=\"2\" failures=\"1\" time=\"1.000\">"), "{xml}");
-        assert!(xml.contains("<testsuite name=\"a\" tests=\"2\" failures=\"1\""), "{xml}");
-        assert_eq!(xml.matches("<testcase").count(), 2);
+        assert!(
+            xml.contains("<testsuites name=\"s\" tests=\"3\" failures=\"1\" skipped=\"1\" time=\"1.000\">"),
+            "{xml}"
+        );
+        assert!(xml.contains("<testsuite name=\"a\" tests=\"2\" failures=\"1\" skipped=\"0\""), "{xml}");
+        assert!(xml.contains("<testsuite name=\"b\" tests=\"1\" failures=\"0\" skipped=\"1\""), "{xml}");
+        assert!(xml.contains("<testcase classname=\"c\" name=\"n\" time=\"0.000\">\n      <skipped message=\"no &lt;DB&gt;\"/>\n    </testcase>"), "{xml}");
+        assert_eq!(xml.matches("<testcase").count(), 3);
     }
 }

@@ -327,10 +327,11 @@ impl BuildPlan<'_> {
 
 /// Builds `image` for `platform` from the build cache and pushes it to
 /// `reference` (a staging tag, never one of the strategy's). What it builds
-/// on must be loaded locally already (built for this checkout, as `image
-/// check` leaves it). The same content as the build that was checked, so
-/// the same manifest digest; the caller compares. Returns the pushed
-/// manifest's digest.
+/// on is built and loaded for this platform first, from the cache (in CI
+/// the two platforms' checks run one after the other on one engine, and the
+/// last one's base must not become this one's). The same content as the
+/// build that was checked, so the same manifest digest; the caller
+/// compares. Returns the pushed manifest's digest.
 pub fn push_platform(
     catalog: &Catalog,
     image: &Image,
@@ -341,8 +342,16 @@ pub fn push_platform(
     let local = BuildOptions { push: false, registry: None, provenance: false, sbom: false, ..options.clone() };
     let mut planned = plan(catalog, &[image], std::slice::from_ref(platform), &local)?;
     let mut last = planned.images.pop().expect("the image itself is planned last");
+    // What it builds on, loaded for this platform first (from the cache): a
+    // tag another platform's build loaded last must not become its base.
+    for need in &planned.images {
+        planned.execute(need)?;
+    }
     last.invocation.push = true;
     last.invocation.refs = vec![reference.to_string()];
+    // The check's cache, read only: what is pushed is what was checked, and
+    // no second cache is written that nothing reads.
+    last.invocation.cache_flags.retain(|f| !f.starts_with("--cache-to="));
     let built = last.invocation.run(&image.name, options.quiet)?;
     if built.is_index {
         bail!(

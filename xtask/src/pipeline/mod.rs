@@ -16,6 +16,7 @@
 
 pub mod build;
 pub mod publish;
+pub mod rehearsal;
 
 use std::time::Instant;
 

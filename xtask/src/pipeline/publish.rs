@@ -15,10 +15,13 @@
 //! 3. attest: a CycloneDX SBOM of each platform as pushed (Trivy on the
 //!    registry's copy), attached as a signed attestation;
 //! 4. sign: the index and every platform manifest;
-//! 5. verify: the signatures and attestations, as `image verify` does;
-//! 6. tag: only now, and only once every image of the publish got this far,
-//!    do the strategy's tags (and `latest` from the default branch) point
-//!    at the index.
+//! 5. verify: the signatures and attestations, as `image verify` does, and
+//!    each platform pulled by digest and run;
+//! 6. tag: only now, and only once every image of the publish got this far
+//!    and was verified, do the strategy's tags (and `latest` from the
+//!    default branch) point at the index; `X.Y` and `X` only ever name the
+//!    highest release of their line in the registry, so an older patch
+//!    released later, or two releases at once, never move them backwards.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -30,7 +33,7 @@ use super::build::{self, BuildOptions};
 use crate::checks::trivy;
 use crate::engine::container::{Session, Spec};
 use crate::engine::cosign::{self, Signer, Verifier};
-use crate::engine::{docker, imagetools};
+use crate::engine::{docker, imagetools, skopeo};
 use crate::model::catalog::{Catalog, Image, Platform};
 use crate::model::gate::Checked;
 use crate::model::tags;
@@ -69,6 +72,12 @@ pub struct Published {
     /// Signatures and SBOM attestations verified after signing.
     pub verified_signatures: usize,
     pub verified_attestations: usize,
+    /// What each platform printed when pulled by digest and run.
+    #[serde(default)]
+    pub ran: Vec<(Platform, String)>,
+    /// Every step of the verification passed: the only state tags move on.
+    #[serde(default)]
+    pub verified: bool,
     pub phases: Phases,
 }
 
@@ -82,6 +91,9 @@ pub struct PublishedPlatform {
     pub staged: String,
     /// The SBOM attested for it (a file), once attested.
     pub sbom: Option<PathBuf>,
+    /// Its size as attested (compact JSON), in bytes.
+    #[serde(default)]
+    pub sbom_bytes: u64,
 }
 
 /// Wall time of each step, in seconds.
@@ -152,7 +164,7 @@ pub fn stage(
                 check.source
             );
         }
-        platforms.push(PublishedPlatform { platform: platform.clone(), digest, staged, sbom: None });
+        platforms.push(PublishedPlatform { platform: platform.clone(), digest, staged, sbom: None, sbom_bytes: 0 });
     }
     Ok(Published {
         image: image.name.clone(),
@@ -166,6 +178,8 @@ pub fn stage(
         tlog: false,
         verified_signatures: 0,
         verified_attestations: 0,
+        ran: Vec::new(),
+        verified: false,
         phases: Phases { push: started.elapsed().as_secs_f64(), ..Phases::default() },
     })
 }
@@ -173,7 +187,7 @@ pub fn stage(
 /// Steps 2 to 5 on a staged image: index, SBOM attestations, signatures,
 /// verification. No tag yet: [`move_tags`] comes last, once every image of
 /// the publish got this far.
-pub fn release(mut published: Published, options: &PublishOptions) -> Result<Published> {
+pub fn release(mut published: Published, options: &PublishOptions, run_args: &[String]) -> Result<Published> {
     let signer = options.signer.as_ref().context("publishing needs a signer: pass --key, or run with an OIDC token")?;
     let verifier = options.verifier.as_ref().context("publishing needs a verifier")?;
     let name = published.image.clone();
@@ -200,6 +214,8 @@ pub fn release(mut published: Published, options: &PublishOptions) -> Result<Pub
         eprintln!("==> publish {name}: SBOM of {} ({platform_ref}), attested", p.platform);
         trivy::sbom_remote(&platform_ref, &file, tmp.path(), SBOM_TIMEOUT)
             .with_context(|| format!("the SBOM of {platform_ref}"))?;
+        p.sbom_bytes = compact_json(&file)?;
+        eprintln!("==> publish {name}: SBOM of {} is {} bytes", p.platform, p.sbom_bytes);
         cosign::attest_sbom(&platform_ref, &file, signer, options.no_tlog)?;
         p.sbom = Some(file);
     }
@@ -220,19 +236,77 @@ pub fn release(mut published: Published, options: &PublishOptions) -> Result<Pub
     let verified = verify_signed(&repo, &index, &digests, verifier, options.no_tlog)?;
     published.verified_signatures = verified.signatures;
     published.verified_attestations = verified.attestations;
+    let platforms: Vec<(Platform, String)> =
+        published.platforms.iter().map(|p| (p.platform.clone(), p.digest.clone())).collect();
+    eprintln!("==> publish {name}: each platform pulled by digest and run (`{}`)", run_args.join(" "));
+    published.ran = run_platforms(&repo, &platforms, run_args, None)?;
+    published.verified = true;
     published.phases.verify = t.elapsed().as_secs_f64();
     Ok(published)
 }
 
-/// Step 6: the tags onto the released index.
+/// Rewrites a JSON file without its indentation (Trivy writes SBOMs
+/// indented: a third of their bytes, which the attestation and the
+/// transparency log would carry for nothing). Returns its new size.
+fn compact_json(file: &Path) -> Result<u64> {
+    let text = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let value: serde_json::Value =
+        serde_json::from_slice(&text).with_context(|| format!("{} is not JSON", file.display()))?;
+    let compact = serde_json::to_vec(&value)?;
+    std::fs::write(file, &compact).with_context(|| format!("writing {}", file.display()))?;
+    Ok(compact.len() as u64)
+}
+
+/// Step 6: the tags onto the released, verified index. The fixed tags
+/// (`X.Y.Z`, `<branch>-<sha>`, `latest`) name this index; each floating
+/// one (`X.Y`, `X`) then names the highest release of its line in the
+/// registry, this one included, re-read after every move until it holds,
+/// so that two releases tagging at once both leave it there.
 pub fn move_tags(published: &mut Published, tags: &[String]) -> Result<()> {
-    let (repo, index) = (&published.repository, published.index_digest.as_deref().context("not released yet")?);
+    let repo = published.repository.clone();
+    let index = published.index_digest.clone().context("not released yet: publish it first")?;
+    if !published.verified {
+        bail!(
+            "{repo}@{index} was not verified (signatures, SBOMs, every platform run): no tag moves onto it; publish it again"
+        );
+    }
     let t = Instant::now();
-    eprintln!("==> publish {}: tagging {repo} with {}", published.image, tags.join(", "));
-    imagetools::tag(repo, index, tags)?;
-    published.tags = tags.iter().map(|tag| format!("{repo}:{tag}")).collect();
+    let (floating, fixed): (Vec<&String>, Vec<&String>) = tags.iter().partition(|t| tags::is_floating(t));
+    let fixed: Vec<String> = fixed.into_iter().cloned().collect();
+    eprintln!("==> publish {}: tagging {repo}@{index} with {}", published.image, fixed.join(", "));
+    imagetools::tag(&repo, &index, &fixed)?;
+    let mut moved: Vec<String> = fixed.iter().map(|tag| format!("{repo}:{tag}")).collect();
+    for tag in floating {
+        let target = converge_floating(&repo, tag)?;
+        if target == index {
+            moved.push(format!("{repo}:{tag}"));
+        } else {
+            eprintln!("==> publish {}: {repo}:{tag} stays on {target}, a higher release of its line", published.image);
+        }
+    }
+    published.tags = moved;
     published.phases.tag = t.elapsed().as_secs_f64();
     Ok(())
+}
+
+/// Points the floating tag at the digest of the highest release of its
+/// line, re-reading the registry until a read after the last move finds it
+/// there. Returns that digest.
+fn converge_floating(repo: &str, tag: &str) -> Result<String> {
+    for _ in 0..5 {
+        let all = skopeo::list_tags(repo)?;
+        let Some(highest) = tags::highest_in_line(&all, tag) else {
+            bail!("{repo} has no release of the line {tag}: tag the full version first");
+        };
+        let (_, want) = imagetools::manifest(&format!("{repo}:{highest}"))?;
+        let now = imagetools::manifest(&format!("{repo}:{tag}")).ok().map(|(_, d)| d);
+        if now.as_deref() == Some(want.as_str()) {
+            return Ok(want);
+        }
+        eprintln!("==> tag {repo}:{tag} → {highest} ({want})");
+        imagetools::retag(repo, &want, tag)?;
+    }
+    bail!("{repo}:{tag} kept moving while it was tagged (other releases at once?): publish again to settle it")
 }
 
 /// What a verification found.
@@ -265,17 +339,44 @@ pub fn verify_signed(
     Ok(verified)
 }
 
+/// What each platform of `image` runs with to prove it starts: the
+/// catalog's `startup_args`, else `--version`.
+pub fn run_args(image: &Image) -> Vec<String> {
+    image
+        .startup_args
+        .clone()
+        .unwrap_or_else(|| crate::checks::runtime::DEFAULT_ARGS.iter().map(|s| s.to_string()).collect())
+}
+
+/// How long one platform's run may take: emulated platforms (another
+/// architecture than this machine's, run under QEMU) get longer.
+pub fn run_timeout(platform: &Platform) -> Duration {
+    let native = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    Duration::from_secs(if platform.arch == native { NATIVE_RUN_SECONDS } else { EMULATED_RUN_SECONDS })
+}
+
+/// A platform's run on its own architecture, and under emulation (the
+/// repository's emulated tests need up to 300 s on two cores).
+pub const NATIVE_RUN_SECONDS: u64 = 120;
+pub const EMULATED_RUN_SECONDS: u64 = 300;
+
 /// Each platform of a pushed image runs: `docker run --platform P REF@DIGEST
-/// ARGS` exits 0. Returns the first line each printed.
+/// ARGS` exits 0 within `timeout` (default: [`run_timeout`]). Returns the
+/// first line each printed.
 pub fn run_platforms(
     repository: &str,
     platforms: &[(Platform, String)],
     args: &[String],
-    timeout: Duration,
+    timeout: Option<Duration>,
 ) -> Result<Vec<(Platform, String)>> {
     let session = Session::new("verify");
     let mut out = Vec::new();
     for (platform, digest) in platforms {
+        let timeout = timeout.unwrap_or_else(|| run_timeout(platform));
         let reference = format!("{repository}@{digest}");
         let spec = Spec {
             image: reference.clone(),
@@ -368,6 +469,7 @@ mod tests {
                 digest: digest.into(),
                 staged: "s".into(),
                 sbom: None,
+                sbom_bytes: 0,
             }],
             index_digest: None,
             reference: None,
@@ -376,6 +478,8 @@ mod tests {
             tlog: false,
             verified_signatures: 0,
             verified_attestations: 0,
+            ran: Vec::new(),
+            verified: false,
             phases: Phases::default(),
         }
     }

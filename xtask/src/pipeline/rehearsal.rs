@@ -1,0 +1,794 @@
+//! The rehearsal: `.github/workflows/images.yml` run on this machine, job
+//! by job in the order its `needs:` give, for one event (a pull request, a
+//! push to the default branch, a push of tag `v1.2.3`).
+//!
+//! A clone of the checkout stands in for `actions/checkout` (on the event's
+//! ref); each job's `if:`, matrix (from the plan job's real outputs), `env:`
+//! and outputs are evaluated as GitHub evaluates them; each `run:` line runs
+//! exactly as written (`bash --noprofile --norc -eo pipefail`, in the
+//! clone), with a fresh `GITHUB_OUTPUT`, `GITHUB_ENV`, `GITHUB_PATH` and
+//! `GITHUB_STEP_SUMMARY` per step; artifacts pass through a directory.
+//! A `run:` that is not one `cargo xtask …` call or the tool script fails
+//! the rehearsal. Each action (`uses:`) is mapped to its local equivalent
+//! (a check that what it would set up is here, or a copy for artifacts) or
+//! reported skipped, by name; an action with no mapping fails it.
+//!
+//! What differs from GitHub is said up front: overrides of the workflow's
+//! top-level `env:` (the registry, the images, the cache, the signer and the
+//! Trivy DB this machine has) and the password of the generated key.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::engine::process::Cmd;
+use crate::model::github::parse_outputs;
+use crate::model::workflow::expr::{self, Host};
+use crate::model::workflow::{thin_run, Job, Step, StepAction, Workflow};
+
+/// The repository the rehearsal pretends to be.
+pub const REPOSITORY: &str = "rehearsal/ralph";
+/// The version the tag event releases.
+pub const VERSION: &str = "1.2.3";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EventKind {
+    /// A pull request into the default branch.
+    PullRequest,
+    /// A push to the default branch.
+    Push,
+    /// A push of tag v1.2.3.
+    Tag,
+}
+
+impl EventKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            EventKind::PullRequest => "pull_request",
+            EventKind::Push | EventKind::Tag => "push",
+        }
+    }
+
+    pub fn git_ref(self) -> String {
+        match self {
+            EventKind::PullRequest => "refs/pull/1/merge".into(),
+            EventKind::Push => "refs/heads/main".into(),
+            EventKind::Tag => format!("refs/tags/v{VERSION}"),
+        }
+    }
+}
+
+/// What a rehearsal is told.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub repo: PathBuf,
+    pub workflow: PathBuf,
+    pub event: EventKind,
+    /// Values for variables of the workflow's top-level `env:`.
+    pub overrides: Vec<(String, String)>,
+    /// Variables every step gets besides the workflow's (secrets' stand-ins).
+    pub secrets: Vec<(String, String)>,
+    /// Scratch: artifacts, temp files.
+    pub work: PathBuf,
+    /// Where the clone goes (the same for every event, so cargo rebuilds
+    /// only what changed).
+    pub checkout: PathBuf,
+    /// Shared by every rehearsal's cargo, so dependencies build once.
+    pub cargo_target: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RehearsalReport {
+    pub event: EventKind,
+    pub git_ref: String,
+    pub overrides: Vec<(String, String)>,
+    pub seconds: f64,
+    pub jobs: Vec<JobRun>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct JobRun {
+    pub job: String,
+    /// The matrix entry, for a matrix job.
+    pub matrix: Option<Value>,
+    /// `success`, `failure` or `skipped`, as `needs.<job>.result` says.
+    pub result: String,
+    pub seconds: f64,
+    pub steps: Vec<StepRun>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StepRun {
+    pub step: String,
+    /// `run`, `action` (its local equivalent ran), `skipped` (by its `if:`
+    /// or for want of an equivalent here).
+    pub kind: String,
+    pub outcome: String,
+    pub seconds: f64,
+    pub note: String,
+}
+
+/// The GitHub context, the event payload and the variables GitHub sets.
+struct Run {
+    opts: Options,
+    checkout: PathBuf,
+    artifacts: PathBuf,
+    temp: PathBuf,
+    github: Value,
+    env: Vec<(String, String)>,
+    summary: String,
+}
+
+pub fn rehearse(opts: Options) -> Result<RehearsalReport> {
+    let started = Instant::now();
+    let workflow_text = std::fs::read_to_string(&opts.workflow)
+        .with_context(|| format!("reading the workflow {}", opts.workflow.display()))?;
+    let workflow = Workflow::parse(&workflow_text).with_context(|| opts.workflow.display().to_string())?;
+    for (name, _) in &opts.overrides {
+        if !workflow.env.iter().any(|(k, _)| k == name) {
+            bail!(
+                "the override {name} is not a variable of the workflow's top-level env: override only what it declares"
+            );
+        }
+    }
+    let mut run = Run::prepare(opts)?;
+    eprintln!(
+        "==> rehearsal of {} ({}) in {}",
+        run.opts.event.name(),
+        run.opts.event.git_ref(),
+        run.checkout.display()
+    );
+    for (k, v) in &run.opts.overrides {
+        eprintln!("    override {k}={v}");
+    }
+    let ctx = run.context(&Map::new(), &Map::new(), &[]);
+    let mut workflow_env = Vec::new();
+    for (k, v) in &workflow.env {
+        let value = match run.opts.overrides.iter().find(|(n, _)| n == k) {
+            Some((_, v)) => v.clone(),
+            None => expr::to_text(&expr::interpolate(v, &ctx, &expr::NoHost)?),
+        };
+        workflow_env.push((k.clone(), value));
+    }
+    let mut jobs: Vec<JobRun> = Vec::new();
+    let mut needs_ctx = Map::new();
+    for job in &workflow.jobs {
+        let needed: Map<String, Value> =
+            job.needs.iter().filter_map(|n| needs_ctx.get(n).map(|v| (n.clone(), v.clone()))).collect();
+        let runs = run.job(job, &workflow_env, &needed)?;
+        let result = if runs.iter().any(|r| r.0.result == "failure") {
+            "failure"
+        } else if runs.iter().all(|r| r.0.result == "skipped") {
+            "skipped"
+        } else {
+            "success"
+        };
+        let mut outputs = Map::new();
+        for r in &runs {
+            if let Some(Value::Object(o)) = r.1.as_ref() {
+                outputs.extend(o.clone());
+            }
+        }
+        needs_ctx.insert(job.id.clone(), json!({"result": result, "outputs": outputs}));
+        jobs.extend(runs.into_iter().map(|(r, _)| r));
+    }
+    Ok(RehearsalReport {
+        event: run.opts.event,
+        git_ref: run.opts.event.git_ref(),
+        overrides: run.opts.overrides.clone(),
+        seconds: started.elapsed().as_secs_f64(),
+        jobs,
+    })
+}
+
+fn git(dir: &Path, args: &[&str]) -> Result<String> {
+    Cmd::new("git").args(args).current_dir(dir).read()
+}
+
+impl Run {
+    /// The scratch directories and a clone of the repository on the event's
+    /// ref, as actions/checkout leaves it.
+    fn prepare(opts: Options) -> Result<Run> {
+        let work = &opts.work;
+        for dir in [work, &opts.checkout] {
+            if dir.exists() {
+                std::fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
+            }
+        }
+        let (checkout, artifacts, temp) = (opts.checkout.clone(), work.join("artifacts"), work.join("temp"));
+        for d in [&artifacts, &temp] {
+            std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+        }
+        // The work tree as it is, committed or not (tracked files).
+        let stash = git(&opts.repo, &["stash", "create"])?;
+        let commit = if stash.is_empty() { git(&opts.repo, &["rev-parse", "HEAD"])? } else { stash };
+        let repo = opts.repo.display().to_string();
+        let dest = checkout.display().to_string();
+        git(work, &["clone", "--quiet", "--shared", "--no-tags", "--no-checkout", &repo, &dest])?;
+        git(&checkout, &["checkout", "--quiet", "--detach", &commit])?;
+        match opts.event {
+            EventKind::PullRequest => {}
+            EventKind::Push => {
+                git(&checkout, &["checkout", "--quiet", "-B", "main"])?;
+            }
+            EventKind::Tag => {
+                git(&checkout, &["tag", &format!("v{VERSION}")])?;
+            }
+        }
+        let sha = git(&checkout, &["rev-parse", "HEAD"])?;
+        let event = opts.event;
+        let git_ref = event.git_ref();
+        let payload = json!({
+            "repository": {"default_branch": "main", "full_name": REPOSITORY},
+            "pull_request": if event == EventKind::PullRequest {
+                json!({"head": {"ref": "rehearsal-pr", "repo": {"full_name": REPOSITORY}}, "base": {"ref": "main"}})
+            } else { Value::Null },
+        });
+        let payload_file = temp.join("event.json");
+        std::fs::write(&payload_file, serde_json::to_string_pretty(&payload)?)?;
+        let ref_name = git_ref.rsplit('/').next().unwrap_or("").to_string();
+        let head_ref = if event == EventKind::PullRequest { "rehearsal-pr" } else { "" };
+        let workflow_ref = format!("{REPOSITORY}/.github/workflows/images.yml@{git_ref}");
+        let env: Vec<(String, String)> = [
+            ("CI", "true"),
+            ("GITHUB_ACTIONS", "true"),
+            ("GITHUB_EVENT_NAME", event.name()),
+            ("GITHUB_REF", &git_ref),
+            ("GITHUB_REF_NAME", &ref_name),
+            ("GITHUB_HEAD_REF", head_ref),
+            ("GITHUB_BASE_REF", if head_ref.is_empty() { "" } else { "main" }),
+            ("GITHUB_REPOSITORY", REPOSITORY),
+            ("GITHUB_REPOSITORY_OWNER", "rehearsal"),
+            ("GITHUB_SERVER_URL", "https://github.com"),
+            ("GITHUB_WORKFLOW_REF", &workflow_ref),
+            ("GITHUB_SHA", &sha),
+            ("GITHUB_WORKSPACE", &dest),
+            ("GITHUB_EVENT_PATH", &payload_file.display().to_string()),
+            ("RUNNER_TEMP", &temp.display().to_string()),
+            ("RUNNER_ARCH", "X64"),
+            ("RUNNER_OS", "Linux"),
+            ("CARGO_TARGET_DIR", &opts.cargo_target.display().to_string()),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let github = json!({
+            "event_name": event.name(), "ref": git_ref, "ref_name": ref_name, "head_ref": head_ref,
+            "repository": REPOSITORY, "repository_owner": "rehearsal", "workflow": "images", "sha": sha,
+            "actor": "rehearsal", "workspace": dest, "server_url": "https://github.com", "event": payload,
+        });
+        Ok(Run { opts, checkout, artifacts, temp, github, env, summary: String::new() })
+    }
+
+    fn context(&self, matrix: &Map<String, Value>, needs: &Map<String, Value>, env: &[(String, String)]) -> Value {
+        json!({
+            "github": self.github,
+            "inputs": {},
+            "vars": {},
+            "secrets": {"GITHUB_TOKEN": ""},
+            "runner": {"arch": "X64", "os": "Linux", "temp": self.temp.display().to_string()},
+            "matrix": matrix,
+            "needs": needs,
+            "env": env.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect::<Map<_, _>>(),
+            "steps": {},
+            "job": {"status": "success"},
+            "strategy": {},
+        })
+    }
+
+    /// Every run of `job` (one per matrix entry) and the outputs each left.
+    fn job(
+        &mut self,
+        job: &Job,
+        workflow_env: &[(String, String)],
+        needs: &Map<String, Value>,
+    ) -> Result<Vec<(JobRun, Option<Value>)>> {
+        let needs_ok = job.needs.iter().all(|n| needs.get(n).is_some_and(|v| v["result"] == "success"));
+        let base = self.context(&Map::new(), needs, workflow_env);
+        let host = Status { failed: !needs_ok, files: self.checkout.clone() };
+        let skipped = |why: String| JobRun {
+            job: job.id.clone(),
+            matrix: None,
+            result: "skipped".into(),
+            seconds: 0.0,
+            steps: vec![StepRun {
+                step: "(job)".into(),
+                kind: "skipped".into(),
+                outcome: "skipped".into(),
+                seconds: 0.0,
+                note: why,
+            }],
+        };
+        let runs_at_all = match &job.condition {
+            Some(c) => expr::condition(c, &base, &host).with_context(|| format!("job `{}`'s if", job.id))?,
+            None => needs_ok,
+        };
+        if !runs_at_all {
+            let why = job.condition.clone().map_or("a job it needs did not succeed".into(), |c| format!("if: {c}"));
+            eprintln!("==> job {}: skipped ({why})", job.id);
+            return Ok(vec![(skipped(why), None)]);
+        }
+        let entries = match &job.matrix {
+            None => vec![Map::new()],
+            Some(m) => matrix_entries(m, &base)?,
+        };
+        if entries.is_empty() {
+            bail!("job `{}`: its matrix is empty", job.id);
+        }
+        let mut out = Vec::new();
+        for matrix in entries {
+            out.push(self.job_run(job, workflow_env, needs, matrix)?);
+        }
+        Ok(out)
+    }
+
+    fn job_run(
+        &mut self,
+        job: &Job,
+        workflow_env: &[(String, String)],
+        needs: &Map<String, Value>,
+        matrix: Map<String, Value>,
+    ) -> Result<(JobRun, Option<Value>)> {
+        let started = Instant::now();
+        // A fresh workspace per job, as a fresh runner has: what an earlier
+        // job left in the clone (its reports) is gone.
+        git(&self.checkout, &["reset", "--quiet", "--hard"])?;
+        git(&self.checkout, &["clean", "--quiet", "-ffdx"])?;
+        let label = if matrix.is_empty() {
+            job.id.clone()
+        } else {
+            let keys = ["image", "arch"];
+            let shown: Vec<String> = keys.iter().filter_map(|k| matrix.get(*k)).map(expr::to_text).collect();
+            format!("{} ({})", job.id, shown.join(" "))
+        };
+        eprintln!("==> job {label}");
+        let mut env = workflow_env.to_vec();
+        let ctx = self.context(&matrix, needs, &env);
+        for (k, v) in &job.env {
+            env.push((k.clone(), expr::to_text(&expr::interpolate(v, &ctx, &expr::NoHost)?)));
+        }
+        let mut steps_ctx = Map::new();
+        let mut failed = false;
+        let mut extra_env: Vec<(String, String)> = Vec::new();
+        let mut path_prefix: Vec<String> = Vec::new();
+        let mut steps = Vec::new();
+        for (n, step) in job.steps.iter().enumerate() {
+            let mut ctx = self.context(&matrix, needs, &[env.clone(), extra_env.clone()].concat());
+            ctx["steps"] = Value::Object(steps_ctx.clone());
+            let host = Status { failed, files: self.checkout.clone() };
+            let runs = match &step.condition {
+                Some(c) => {
+                    expr::condition(c, &ctx, &host).with_context(|| format!("{label}, step `{}`'s if", step.label()))?
+                }
+                None => !failed,
+            };
+            if !runs {
+                steps.push(StepRun {
+                    step: step.label(),
+                    kind: "skipped".into(),
+                    outcome: "skipped".into(),
+                    seconds: 0.0,
+                    note: step.condition.clone().map_or("an earlier step failed".into(), |c| format!("if: {c}")),
+                });
+                continue;
+            }
+            let mut step_env = [env.clone(), extra_env.clone()].concat();
+            for (k, v) in &step.env {
+                step_env.push((k.clone(), expr::to_text(&expr::interpolate(v, &ctx, &expr::NoHost)?)));
+            }
+            let t = Instant::now();
+            let files = StepFiles::new(&self.temp, &format!("{}-{n}", job.id))?;
+            let result = match &step.action {
+                StepAction::Run(script) => self.run_script(
+                    script,
+                    &step_env,
+                    &path_prefix,
+                    &files,
+                    Duration::from_secs(job.timeout_minutes * 60),
+                ),
+                StepAction::Uses { action, with } => {
+                    let with: Vec<(String, String)> = with
+                        .iter()
+                        .map(|(k, v)| Ok((k.clone(), expr::to_text(&expr::interpolate(v, &ctx, &host)?))))
+                        .collect::<Result<_>>()?;
+                    self.action(action, &with)
+                }
+            };
+            let (kind, outcome, note) = match result {
+                Ok(Done::Ran(note)) => (step_kind(step), "success", note),
+                Ok(Done::Skipped(note)) => ("skipped", "skipped", note),
+                Err(e) => {
+                    failed = true;
+                    eprintln!("==> {label}, step `{}` failed: {e:#}", step.label());
+                    (step_kind(step), "failure", format!("{e:#}"))
+                }
+            };
+            let outputs = files.outputs()?;
+            extra_env.extend(files.env()?);
+            path_prefix.extend(files.path()?);
+            self.summary.push_str(&files.summary());
+            if let Some(id) = &step.id {
+                steps_ctx.insert(id.clone(), json!({"outputs": outputs, "outcome": outcome, "conclusion": outcome}));
+            }
+            steps.push(StepRun {
+                step: step.label(),
+                kind: kind.into(),
+                outcome: outcome.into(),
+                seconds: t.elapsed().as_secs_f64(),
+                note,
+            });
+        }
+        let mut ctx = self.context(&matrix, needs, &env);
+        ctx["steps"] = Value::Object(steps_ctx);
+        let mut outputs = Map::new();
+        for (k, v) in &job.outputs {
+            outputs.insert(k.clone(), Value::String(expr::to_text(&expr::interpolate(v, &ctx, &expr::NoHost)?)));
+        }
+        let run = JobRun {
+            job: job.id.clone(),
+            matrix: (!matrix.is_empty()).then_some(Value::Object(matrix)),
+            result: if failed { "failure" } else { "success" }.into(),
+            seconds: started.elapsed().as_secs_f64(),
+            steps,
+        };
+        Ok((run, Some(Value::Object(outputs))))
+    }
+
+    /// A `run:` exactly as written: only a thin line is executed.
+    fn run_script(
+        &self,
+        script: &str,
+        env: &[(String, String)],
+        path_prefix: &[String],
+        files: &StepFiles,
+        timeout: Duration,
+    ) -> Result<Done> {
+        if let Err(why) = thin_run(script) {
+            bail!(
+                "the rehearsal runs only one `cargo xtask …` call or the tool script per `run:` ({why}): `{}`",
+                script.trim()
+            );
+        }
+        let file = files.dir.join("script.sh");
+        std::fs::write(&file, script)?;
+        let mut cmd =
+            Cmd::new("bash").args(["--noprofile", "--norc", "-eo", "pipefail"]).arg(&file).current_dir(&self.checkout);
+        for (k, v) in self.env.iter().chain(&self.opts.secrets).chain(env).chain(&files.vars()) {
+            cmd = cmd.env(k, v);
+        }
+        if !path_prefix.is_empty() {
+            let path = std::env::var("PATH").unwrap_or_default();
+            let mut parts: Vec<String> = path_prefix.iter().rev().cloned().collect();
+            parts.push(path);
+            cmd = cmd.env("PATH", parts.join(":"));
+        }
+        eprintln!("    {}", script.trim());
+        match cmd.run_to_stderr(timeout)? {
+            Some(status) if status.success() => Ok(Done::Ran(String::new())),
+            Some(status) => {
+                bail!("`{}` exited {}", script.trim(), status.code().map_or("on a signal".into(), |c| c.to_string()))
+            }
+            None => {
+                bail!("`{}` passed the job's timeout-minutes ({}s) and was stopped", script.trim(), timeout.as_secs())
+            }
+        }
+    }
+
+    /// An action's local equivalent, or a skip that says why.
+    fn action(&self, action: &str, with: &[(String, String)]) -> Result<Done> {
+        let get = |k: &str| with.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        match action {
+            "actions/checkout" => {
+                if get("persist-credentials") != Some("false") {
+                    bail!("actions/checkout without `persist-credentials: false` leaves the token in .git/config");
+                }
+                Ok(Done::Ran(format!("the clone at {}", self.opts.event.git_ref())))
+            }
+            "actions/upload-artifact" => {
+                let name = get("name").context("upload-artifact without `name`")?;
+                let path = get("path").context("upload-artifact without `path`")?;
+                self.upload(name, path, get("if-no-files-found").unwrap_or("warn"))
+            }
+            "actions/download-artifact" => self.download(get("name"), get("pattern"), get("path").unwrap_or("."), get("merge-multiple") == Some("true")),
+            "docker/setup-qemu-action" => {
+                if !Path::new("/proc/sys/fs/binfmt_misc/qemu-aarch64").exists() {
+                    bail!("arm64 emulation is not registered (binfmt qemu-aarch64): run `bash scripts/setup-host.sh`");
+                }
+                Ok(Done::Ran("binfmt qemu-aarch64 is registered".into()))
+            }
+            "docker/setup-buildx-action" => {
+                let v = Cmd::new("docker").args(["buildx", "version"]).probe().read()?;
+                Ok(Done::Ran(v))
+            }
+            "sigstore/cosign-installer" => {
+                let want = get("cosign-release").unwrap_or("").trim_start_matches('v').to_string();
+                // Debian's build says `GitVersion: devel`: its package version is the release.
+                let out = Cmd::new("cosign").arg("version").probe().output()?;
+                let mut said = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+                if let Ok(v) = Cmd::new("dpkg-query").args(["-W", "-f", "${Version}", "cosign"]).probe().read() {
+                    said.push_str(&v);
+                }
+                if want.is_empty() || !said.contains(&want) {
+                    bail!("cosign here is not {want}, the release the workflow installs: run `bash scripts/setup-host.sh`");
+                }
+                Ok(Done::Ran(format!("cosign {want} is installed")))
+            }
+            "docker/login-action" => Ok(Done::Skipped("the local registry needs no login".into())),
+            "crazy-max/ghaction-github-runtime" => Ok(Done::Skipped("no Actions cache service here (RALPH_CI_CACHE is overridden)".into())),
+            "actions/cache" => Ok(Done::Skipped("no Actions cache service here: cargo builds in CARGO_TARGET_DIR".into())),
+            "github/codeql-action/upload-sarif" => {
+                let file = self.checkout.join(get("sarif_file").context("upload-sarif without `sarif_file`")?);
+                let json: Value = serde_json::from_str(&std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?)
+                    .with_context(|| format!("{} is not JSON", file.display()))?;
+                if json["version"] != "2.1.0" {
+                    bail!("{} is not SARIF 2.1.0", file.display());
+                }
+                Ok(Done::Skipped(format!("{} is SARIF 2.1.0 ({} runs); code scanning is GitHub's", file.display(), json["runs"].as_array().map_or(0, Vec::len))))
+            }
+            "actions/attest-build-provenance" => {
+                let (name, digest) = (get("subject-name").unwrap_or(""), get("subject-digest").unwrap_or(""));
+                if name.is_empty() || !digest.starts_with("sha256:") || digest.len() != 71 {
+                    bail!("the provenance subject is `{name}@{digest}`: the publish step's outputs `name` and `digest` are not set");
+                }
+                Ok(Done::Skipped(format!("{name}@{digest}: provenance needs GitHub's attestation service")))
+            }
+            other => bail!("the rehearsal has no local equivalent for the action {other}: map it in pipeline/rehearsal.rs or drop it"),
+        }
+    }
+
+    fn upload(&self, name: &str, path: &str, if_none: &str) -> Result<Done> {
+        let dest = self.artifacts.join(name);
+        if dest.exists() {
+            bail!("an artifact named {name} was already uploaded in this run (artifact names are unique)");
+        }
+        let source = self.checkout.join(path.trim());
+        if !source.exists() {
+            return match if_none {
+                "error" => bail!("upload-artifact: nothing at {path}"),
+                _ => Ok(Done::Ran(format!("nothing at {path} ({if_none})"))),
+            };
+        }
+        std::fs::create_dir_all(&dest)?;
+        if source.is_dir() {
+            copy_tree(&source, &dest)?;
+        } else {
+            std::fs::copy(&source, dest.join(source.file_name().unwrap_or_default()))?;
+        }
+        Ok(Done::Ran(format!("{path} as artifact {name}")))
+    }
+
+    fn download(&self, name: Option<&str>, pattern: Option<&str>, path: &str, merge: bool) -> Result<Done> {
+        let dest = self.checkout.join(path);
+        let mut names: Vec<String> = std::fs::read_dir(&self.artifacts)?
+            .filter_map(std::result::Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        let chosen: Vec<String> = match (name, pattern) {
+            (Some(n), _) => {
+                if !names.iter().any(|a| a == n) {
+                    bail!("download-artifact: no artifact named {n} (uploaded: {})", names.join(", "));
+                }
+                vec![n.to_string()]
+            }
+            (None, Some(p)) => names.into_iter().filter(|a| glob_match(p, a)).collect(),
+            (None, None) => names,
+        };
+        for a in &chosen {
+            let to = if name.is_some() || merge { dest.clone() } else { dest.join(a) };
+            std::fs::create_dir_all(&to)?;
+            copy_tree(&self.artifacts.join(a), &to)?;
+        }
+        Ok(Done::Ran(format!(
+            "{} into {path}",
+            if chosen.is_empty() { "no artifact".into() } else { chosen.join(", ") }
+        )))
+    }
+}
+
+fn step_kind(step: &Step) -> &'static str {
+    match step.action {
+        StepAction::Run(_) => "run",
+        StepAction::Uses { .. } => "action",
+    }
+}
+
+enum Done {
+    Ran(String),
+    Skipped(String),
+}
+
+/// The files GitHub gives each step.
+struct StepFiles {
+    dir: PathBuf,
+}
+
+impl StepFiles {
+    fn new(temp: &Path, name: &str) -> Result<StepFiles> {
+        let dir = temp.join("steps").join(name);
+        std::fs::create_dir_all(&dir)?;
+        for f in ["output", "env", "path", "summary"] {
+            std::fs::write(dir.join(f), "")?;
+        }
+        Ok(StepFiles { dir })
+    }
+
+    fn vars(&self) -> Vec<(String, String)> {
+        [
+            ("GITHUB_OUTPUT", "output"),
+            ("GITHUB_ENV", "env"),
+            ("GITHUB_PATH", "path"),
+            ("GITHUB_STEP_SUMMARY", "summary"),
+        ]
+        .iter()
+        .map(|(k, f)| (k.to_string(), self.dir.join(f).display().to_string()))
+        .collect()
+    }
+
+    fn read(&self, f: &str) -> Result<String> {
+        Ok(std::fs::read_to_string(self.dir.join(f))?)
+    }
+
+    fn outputs(&self) -> Result<Map<String, Value>> {
+        Ok(parse_outputs(&self.read("output")?)?.into_iter().map(|(k, v)| (k, Value::String(v))).collect())
+    }
+
+    fn env(&self) -> Result<Vec<(String, String)>> {
+        parse_outputs(&self.read("env")?)
+    }
+
+    fn path(&self) -> Result<Vec<String>> {
+        Ok(self.read("path")?.lines().filter(|l| !l.is_empty()).map(str::to_string).collect())
+    }
+
+    fn summary(&self) -> String {
+        self.read("summary").unwrap_or_default()
+    }
+}
+
+/// The entries of a job's `strategy.matrix` (a template that gives
+/// `{include: […]}`, or a mapping of lists, values possibly templates).
+fn matrix_entries(m: &serde_norway::Value, ctx: &Value) -> Result<Vec<Map<String, Value>>> {
+    let value: Value = match m {
+        serde_norway::Value::String(s) => expr::interpolate(s, ctx, &expr::NoHost)?,
+        other => {
+            let mut map = Map::new();
+            for (k, v) in other.as_mapping().context("a matrix that is neither a template nor a mapping")? {
+                let key = k.as_str().context("a matrix key that is not text")?.to_string();
+                let v = match v {
+                    serde_norway::Value::String(s) => expr::interpolate(s, ctx, &expr::NoHost)?,
+                    other => serde_json::to_value(other)?,
+                };
+                map.insert(key, v);
+            }
+            Value::Object(map)
+        }
+    };
+    let Value::Object(map) = value else { bail!("the matrix is not an object: {value}") };
+    let mut entries: Vec<Map<String, Value>> = vec![Map::new()];
+    for (k, v) in &map {
+        if k == "include" || k == "exclude" {
+            continue;
+        }
+        let Value::Array(values) = v else { bail!("matrix.{k} is not a list") };
+        entries = entries
+            .into_iter()
+            .flat_map(|e| {
+                values.iter().map(move |v| {
+                    let mut e = e.clone();
+                    e.insert(k.clone(), v.clone());
+                    e
+                })
+            })
+            .collect();
+    }
+    if let Some(Value::Array(include)) = map.get("include") {
+        if entries.len() == 1 && entries[0].is_empty() {
+            entries.clear();
+        }
+        for i in include {
+            entries.push(i.as_object().context("a matrix include entry is not an object")?.clone());
+        }
+    }
+    Ok(entries)
+}
+
+/// minimatch as download-artifact uses it, for names: `*`, `?` and `{a,b}`.
+pub fn glob_match(pattern: &str, name: &str) -> bool {
+    if let (Some(open), Some(close)) = (pattern.find('{'), pattern.find('}')) {
+        if open < close {
+            return pattern[open + 1..close]
+                .split(',')
+                .any(|alt| glob_match(&format!("{}{alt}{}", &pattern[..open], &pattern[close + 1..]), name));
+        }
+    }
+    fn go(p: &[char], n: &[char]) -> bool {
+        match (p.first(), n.first()) {
+            (None, None) => true,
+            (Some('*'), _) => go(&p[1..], n) || (!n.is_empty() && go(p, &n[1..])),
+            (Some('?'), Some(_)) => go(&p[1..], &n[1..]),
+            (Some(a), Some(b)) if a == b => go(&p[1..], &n[1..]),
+            _ => false,
+        }
+    }
+    go(&pattern.chars().collect::<Vec<_>>(), &name.chars().collect::<Vec<_>>())
+}
+
+fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    for entry in walkdir::WalkDir::new(from) {
+        let entry = entry?;
+        let target = to.join(entry.path().strip_prefix(from)?);
+        if entry.file_type().is_dir() {
+            std::fs::create_dir_all(&target)?;
+        } else {
+            std::fs::copy(entry.path(), &target).with_context(|| format!("copying {}", entry.path().display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// The status functions and `hashFiles` for an expression.
+struct Status {
+    failed: bool,
+    files: PathBuf,
+}
+
+impl Host for Status {
+    fn failed(&self) -> bool {
+        self.failed
+    }
+
+    fn hash_files(&self, patterns: &[String]) -> String {
+        let mut hasher = Sha256::new();
+        let mut any = false;
+        for p in patterns {
+            if let Ok(bytes) = std::fs::read(self.files.join(p)) {
+                hasher.update(&bytes);
+                any = true;
+            }
+        }
+        if !any {
+            return String::new();
+        }
+        hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn artifact_patterns_as_download_artifact_reads_them() {
+        assert!(glob_match("reports-worker-{amd64,arm64}", "reports-worker-arm64"));
+        assert!(
+            !glob_match("reports-worker-{amd64,arm64}", "reports-worker-amazonlinux-arm64"),
+            "a prefix of another image"
+        );
+        assert!(glob_match("publish-*", "publish-worker"));
+        assert!(!glob_match("publish-*", "reports-worker-amd64"));
+        assert!(glob_match("push-w-?md64", "push-w-amd64"));
+    }
+
+    #[test]
+    fn matrices_from_the_plan_and_from_lists() {
+        let ctx = json!({"needs": {"plan": {"outputs": {
+            "matrix": "{\"include\":[{\"image\":\"w\",\"arch\":\"amd64\"},{\"image\":\"w\",\"arch\":\"arm64\"}]}",
+            "products": "[\"w\",\"al\"]"}}}});
+        let m: serde_norway::Value = serde_norway::from_str("${{ fromJSON(needs.plan.outputs.matrix) }}").unwrap();
+        let e = matrix_entries(&m, &ctx).unwrap();
+        assert_eq!(e.len(), 2);
+        assert_eq!(e[1]["arch"], "arm64");
+        let m: serde_norway::Value =
+            serde_norway::from_str("image: ${{ fromJSON(needs.plan.outputs.products) }}").unwrap();
+        let e = matrix_entries(&m, &ctx).unwrap();
+        assert_eq!(e.iter().map(|e| e["image"].as_str().unwrap()).collect::<Vec<_>>(), ["w", "al"]);
+        let m: serde_norway::Value = serde_norway::from_str("a: [1, 2]\nb: [x, y]").unwrap();
+        assert_eq!(matrix_entries(&m, &ctx).unwrap().len(), 4, "a product of lists");
+    }
+}
