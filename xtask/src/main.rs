@@ -74,6 +74,8 @@ enum CiCommand {
     Publish(ci::publish::CiPublish),
     /// The release job: every product verified, then the tags moved.
     Tag(ci::tag::CiTag),
+    /// The scheduled job: `image pin`, and what moved for the pull request (step outputs).
+    Pin(ci::pin::CiPin),
     /// The workflow run here for a pull request, a push to main and tag v1.2.3.
     Rehearse(ci::rehearse::Rehearse),
 }
@@ -151,6 +153,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Ci(CiCommand::Push(cmd)) => execute(&cmd, catalog),
         Command::Ci(CiCommand::Publish(cmd)) => execute(&cmd, catalog),
         Command::Ci(CiCommand::Tag(cmd)) => execute(&cmd, catalog),
+        Command::Ci(CiCommand::Pin(cmd)) => execute(&cmd, catalog),
         Command::Ci(CiCommand::Rehearse(cmd)) => execute(&cmd, catalog),
         Command::Bench(BenchCommand::Build(cmd)) => execute(&cmd, catalog),
         Command::Bench(BenchCommand::Smoke(cmd)) => execute(&cmd, catalog),

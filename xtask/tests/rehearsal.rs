@@ -1,7 +1,8 @@
 //! The CI workflow executed here: `cargo xtask ci rehearse` runs
 //! .github/workflows/images.yml's jobs line by line for a pull request, a
-//! push to main and a push of tag v1.2.3, on the worker stand-in (both
-//! platforms), against the local registry, signed with a generated key.
+//! push to main, a push of tag v1.2.3 and the weekly schedule, on the
+//! worker stand-in (both platforms), against the local registry, signed
+//! with a generated key.
 //! What the registry holds afterwards is checked here with other tools than
 //! the xtask's: skopeo for the tags, cosign for the signatures, and
 //! `docker run` of each platform's digest for the architecture it runs.
@@ -65,7 +66,7 @@ fn the_workflow_runs_for_a_pull_request_a_push_and_a_release_tag() {
     assert!(out.status.success(), "the rehearsal failed: {}\n{}", out.last_line(), out.stdout);
     let report: Value = serde_json::from_str(&std::fs::read_to_string(&report_file).unwrap()).unwrap();
     let events = report["events"].as_array().unwrap();
-    assert_eq!(events.len(), 3);
+    assert_eq!(events.len(), 4, "a pull request, a push, a tag and the schedule");
     let jobs = |i: usize, job: &str| -> Vec<Value> {
         events[i]["jobs"].as_array().unwrap().iter().filter(|j| j["job"] == job).cloned().collect()
     };
@@ -99,6 +100,19 @@ fn the_workflow_runs_for_a_pull_request_a_push_and_a_release_tag() {
                     .any(|n| n.contains("push-worker-standin-amd64, push-worker-standin-arm64 into reports")),
             "{notes:?}"
         );
+    }
+
+    // The schedule: checks, no publish, and the pin job re-pinned the stale
+    // fixture for its pull request.
+    for job in ["push", "publish", "release"] {
+        assert!(jobs(3, job).iter().all(|j| j["result"] == "skipped"), "{job} ran on the schedule");
+    }
+    let pin = &jobs(3, "pin")[0];
+    assert_eq!(pin["result"], "success", "{pin}");
+    let pr = pin["steps"].as_array().unwrap().iter().find(|s| s["step"] == "The pull request").unwrap();
+    assert!(pr["note"].as_str().unwrap().contains("with rehearsal/pin/Dockerfile "), "{pr}");
+    for i in [0, 1, 2] {
+        assert!(jobs(i, "pin").iter().all(|j| j["result"] == "skipped"), "pin ran on event {i}");
     }
 
     // The registry, read with skopeo: nothing from the pull request, then

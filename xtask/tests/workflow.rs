@@ -354,6 +354,26 @@ fn tags_move_last(doc: &Value) -> Vec<String> {
     wrong
 }
 
+/// Only the scheduled `pin` job may write the repository (its pull
+/// request), and it runs on the schedule only.
+fn only_the_schedule_writes_the_repository(doc: &Value) -> Vec<String> {
+    let mut wrong = Vec::new();
+    if doc["on"]["schedule"].as_sequence().is_none_or(Vec::is_empty) {
+        wrong.push("the workflow has no schedule (the weekly pin refresh and checks)".to_string());
+    }
+    for (name, job) in jobs(doc) {
+        let writes = ["contents", "pull-requests"].iter().any(|p| str_of(&job["permissions"][*p]) == "write");
+        let is_pin = str_of(name) == "pin";
+        if writes && !is_pin {
+            wrong.push(format!("job `{}` may write the repository", str_of(name)));
+        }
+        if is_pin && str_of(&job["if"]) != "github.event_name == 'schedule'" {
+            wrong.push("the pin job runs on other events than the schedule".to_string());
+        }
+    }
+    wrong
+}
+
 fn assert_none(what: &str, wrong: &[String]) {
     assert!(wrong.is_empty(), "{WORKFLOW}: {what}:\n{}", wrong.join("\n"));
 }
@@ -403,6 +423,11 @@ fn every_job_has_least_privilege_and_a_timeout() {
 #[test]
 fn pushing_signing_and_tagging_run_only_when_the_plan_publishes() {
     assert_none("unguarded pushes", &pushes_are_guarded(&parse(&text())));
+}
+
+#[test]
+fn only_the_scheduled_pin_job_writes_the_repository() {
+    assert_none("repository writes", &only_the_schedule_writes_the_repository(&parse(&text())));
 }
 
 #[test]
@@ -460,6 +485,12 @@ fn each_rule_catches_its_breakage() {
     assert!(!pushes_are_guarded(&doc).is_empty(), "a push job that runs on pull requests");
     let doc = broken(" && (github.event_name != 'pull_request' || github.event.pull_request.head.repo.full_name == github.repository)", "");
     assert!(!pushes_are_guarded(&doc).is_empty(), "a SARIF upload for forks' pull requests");
+
+    let doc = broken("    if: github.event_name == 'schedule'", "    if: always()");
+    assert!(!only_the_schedule_writes_the_repository(&doc).is_empty(), "a pin job on every event");
+    let doc =
+        broken("      packages: write # the tags", "      packages: write # the tags\n      pull-requests: write");
+    assert!(!only_the_schedule_writes_the_repository(&doc).is_empty(), "a release job that can write the repository");
 
     let doc = broken("    needs: [plan, publish]", "    needs: [plan, push]");
     assert!(

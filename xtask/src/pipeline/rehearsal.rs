@@ -44,6 +44,8 @@ pub enum EventKind {
     Push,
     /// A push of tag v1.2.3.
     Tag,
+    /// The weekly schedule (on the default branch).
+    Schedule,
 }
 
 impl EventKind {
@@ -51,13 +53,14 @@ impl EventKind {
         match self {
             EventKind::PullRequest => "pull_request",
             EventKind::Push | EventKind::Tag => "push",
+            EventKind::Schedule => "schedule",
         }
     }
 
     pub fn git_ref(self) -> String {
         match self {
             EventKind::PullRequest => "refs/pull/1/merge".into(),
-            EventKind::Push => "refs/heads/main".into(),
+            EventKind::Push | EventKind::Schedule => "refs/heads/main".into(),
             EventKind::Tag => format!("refs/tags/v{VERSION}"),
         }
     }
@@ -78,8 +81,13 @@ pub struct Options {
     /// Where the clone goes (the same for every event, so cargo rebuilds
     /// only what changed).
     pub checkout: PathBuf,
+    /// What the clone checks out: [`snapshot`] of the repository.
+    pub commit: String,
     /// Shared by every rehearsal's cargo, so dependencies build once.
     pub cargo_target: PathBuf,
+    /// For the schedule: a Dockerfile (relative to the clone) and its text,
+    /// committed in the clone for the pin job to re-pin.
+    pub fixture: Option<(String, String)>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -186,6 +194,16 @@ pub fn rehearse(opts: Options) -> Result<RehearsalReport> {
     })
 }
 
+/// The repository's work tree as it is, committed or not (tracked files):
+/// a commit to rehearse.
+pub fn snapshot(repo: &Path) -> Result<String> {
+    let stash = git(repo, &["stash", "create"])?;
+    if stash.is_empty() {
+        return git(repo, &["rev-parse", "HEAD"]);
+    }
+    Ok(stash)
+}
+
 fn git(dir: &Path, args: &[&str]) -> Result<String> {
     Cmd::new("git").args(args).current_dir(dir).read()
 }
@@ -195,25 +213,35 @@ impl Run {
     /// ref, as actions/checkout leaves it.
     fn prepare(opts: Options) -> Result<Run> {
         let work = &opts.work;
-        for dir in [work, &opts.checkout] {
-            if dir.exists() {
-                std::fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
-            }
+        if work.exists() {
+            std::fs::remove_dir_all(work).with_context(|| format!("removing {}", work.display()))?;
         }
         let (checkout, artifacts, temp) = (opts.checkout.clone(), work.join("artifacts"), work.join("temp"));
         for d in [&artifacts, &temp] {
             std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
         }
-        // The work tree as it is, committed or not (tracked files).
-        let stash = git(&opts.repo, &["stash", "create"])?;
-        let commit = if stash.is_empty() { git(&opts.repo, &["rev-parse", "HEAD"])? } else { stash };
-        let repo = opts.repo.display().to_string();
         let dest = checkout.display().to_string();
-        git(work, &["clone", "--quiet", "--shared", "--no-tags", "--no-checkout", &repo, &dest])?;
-        git(&checkout, &["checkout", "--quiet", "--detach", &commit])?;
+        if !checkout.join(".git").is_dir() {
+            let repo = opts.repo.display().to_string();
+            git(work, &["clone", "--quiet", "--shared", "--no-tags", "--no-checkout", &repo, &dest])?;
+        }
+        // The same commit for every event of a rehearsal: the files cargo
+        // built from stay as they are, only the ref changes.
+        git(&checkout, &["checkout", "--quiet", "--force", "--detach", &opts.commit])?;
+        git(&checkout, &["clean", "--quiet", "-ffdx"])?;
+        let _ = git(&checkout, &["branch", "--quiet", "-D", "main"]);
+        let _ = git(&checkout, &["tag", "-d", &format!("v{VERSION}")]);
+        if let Some((path, text)) = &opts.fixture {
+            let file = checkout.join(path);
+            std::fs::create_dir_all(file.parent().context("a fixture path without a folder")?)?;
+            std::fs::write(&file, text)?;
+            git(&checkout, &["add", path])?;
+            let who = ["-c", "user.name=rehearsal", "-c", "user.email=rehearsal@localhost"];
+            git(&checkout, &[&who[..], &["commit", "--quiet", "-m", "rehearsal fixture"]].concat())?;
+        }
         match opts.event {
             EventKind::PullRequest => {}
-            EventKind::Push => {
+            EventKind::Push | EventKind::Schedule => {
                 git(&checkout, &["checkout", "--quiet", "-B", "main"])?;
             }
             EventKind::Tag => {
@@ -529,6 +557,21 @@ impl Run {
                     bail!("{} is not SARIF 2.1.0", file.display());
                 }
                 Ok(Done::Skipped(format!("{} is SARIF 2.1.0 ({} runs); code scanning is GitHub's", file.display(), json["runs"].as_array().map_or(0, Vec::len))))
+            }
+            "peter-evans/create-pull-request" => {
+                let changed = git(&self.checkout, &["status", "--porcelain"])?;
+                if changed.is_empty() {
+                    bail!("create-pull-request would find nothing to propose: the step before it changed no file");
+                }
+                // `XY PATH` (the output comes trimmed: the first line may lack X).
+                let files: Vec<&str> =
+                    changed.lines().filter_map(|l| l.trim_start().split_once(' ')).map(|(_, f)| f.trim()).collect();
+                Ok(Done::Skipped(format!(
+                    "would propose `{}` on {} with {} (pull requests are GitHub's)",
+                    get("title").unwrap_or(""),
+                    get("branch").unwrap_or(""),
+                    files.join(", ")
+                )))
             }
             "actions/attest-build-provenance" => {
                 let (name, digest) = (get("subject-name").unwrap_or(""), get("subject-digest").unwrap_or(""));

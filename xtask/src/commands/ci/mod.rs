@@ -16,8 +16,10 @@
 //! | `RALPH_REGISTRY` | push, publish, tag | where images go (lower-cased) |
 //! | `RALPH_SIGNING` | publish | `keyless`, or `key:PATH` (password in `COSIGN_PASSWORD`, no transparency log) |
 //! | `PRODUCTS` | tag | the plan's `products` output |
+//! | `RALPH_PIN_DOCKERFILES` | pin | Dockerfiles to re-pin, comma-separated (empty: the catalog's) |
 
 pub mod check;
+pub mod pin;
 pub mod plan;
 pub mod publish;
 pub mod push;

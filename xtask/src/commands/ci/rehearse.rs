@@ -25,7 +25,8 @@ const PASSWORD: &str = "rehearsal";
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Rehearse {
-    /// Events to rehearse, in order (default: pull-request, push, tag).
+    /// Events to rehearse, in order (default: pull-request, push, tag,
+    /// schedule; the schedule re-pins a base the push published).
     #[arg(long = "event", value_enum)]
     pub events: Vec<EventKind>,
     /// The images the plan checks instead of the products (which need a
@@ -72,6 +73,11 @@ impl Command for Rehearse {
         }
         std::fs::create_dir_all(&keys)?;
         let (key, _) = cosign::generate_key_pair(&keys, PASSWORD)?;
+        let commit = rehearsal::snapshot(&repo)?;
+        let checkout = work_root.join("checkout");
+        if checkout.exists() {
+            std::fs::remove_dir_all(&checkout)?;
+        }
         let overrides = vec![
             ("RALPH_CI_IMAGES".to_string(), self.images.clone()),
             ("RALPH_REGISTRY".to_string(), registry.clone()),
@@ -80,7 +86,7 @@ impl Command for Rehearse {
             ("RALPH_SIGNING".to_string(), format!("key:{}", key.display())),
         ];
         let events = if self.events.is_empty() {
-            vec![EventKind::PullRequest, EventKind::Push, EventKind::Tag]
+            vec![EventKind::PullRequest, EventKind::Push, EventKind::Tag, EventKind::Schedule]
         } else {
             self.events.clone()
         };
@@ -91,6 +97,15 @@ impl Command for Rehearse {
             problems: Vec::new(),
         };
         for event in events {
+            let fixture = if event == EventKind::Schedule {
+                Some(pin_fixture(&format!("{registry}/{}", images.first().context("no image")?.repository))?)
+            } else {
+                None
+            };
+            let mut overrides = overrides.clone();
+            if let Some((path, _)) = &fixture {
+                overrides.push(("RALPH_PIN_DOCKERFILES".into(), path.clone()));
+            }
             let opts = Options {
                 repo: repo.clone(),
                 workflow: self.workflow.clone().unwrap_or_else(|| repo.join(".github/workflows/images.yml")),
@@ -98,7 +113,9 @@ impl Command for Rehearse {
                 overrides: overrides.clone(),
                 secrets: vec![("COSIGN_PASSWORD".into(), PASSWORD.into())],
                 work: work_root.join(format!("{event:?}").to_ascii_lowercase()),
-                checkout: work_root.join("checkout"),
+                checkout: checkout.clone(),
+                commit: commit.clone(),
+                fixture,
                 cargo_target: work_root.join("cargo"),
             };
             let run = rehearsal::rehearse(opts)?;
@@ -127,6 +144,16 @@ impl Command for Rehearse {
     }
 }
 
+/// The schedule's fixture: a Dockerfile pinned to a stale digest of an
+/// image the push published (`REPOSITORY:latest`), for the pin job to move.
+fn pin_fixture(repository: &str) -> Result<(String, String)> {
+    let base = format!("{repository}:latest");
+    imagetools::manifest(&base)
+        .with_context(|| format!("the schedule re-pins {base}: rehearse the push event first"))?;
+    let stale = format!("sha256:{}", "0".repeat(64));
+    Ok(("rehearsal/pin/Dockerfile".into(), format!("FROM {base}@{stale}\n")))
+}
+
 /// What an event must have left in an image's repository.
 pub fn expect(event: EventKind, image: &str, tags: &[(String, String)]) -> Vec<String> {
     let has = |t: &str| tags.iter().find(|(n, _)| n == t).map(|(_, d)| d.as_str());
@@ -142,6 +169,7 @@ pub fn expect(event: EventKind, image: &str, tags: &[(String, String)]) -> Vec<S
                 problems.push(format!("push: {image} lacks `latest` or `main-<sha>`: {tags:?}"));
             }
         }
+        EventKind::Schedule => {}
         EventKind::Tag => {
             let release: Vec<Option<&str>> = [VERSION, "1.2", "1"].iter().map(|t| has(t)).collect();
             if release.iter().any(Option::is_none) || release.windows(2).any(|w| w[0] != w[1]) {
