@@ -336,33 +336,58 @@ fn two_releases_at_once_leave_the_floating_tags_on_the_highest() {
     assert!(out.status.success(), "publish 1.2.3:\n{}", out.stderr);
     let first = digest_of(&format!("{repo}:1.2.3")).expect("1.2.3 is tagged");
     assert_eq!(digest_of(&format!("{repo}:1")).as_deref(), Some(first.as_str()));
-    // Then 1.3.0 and 1.2.4 at once: an older patch released alongside a newer minor.
-    let releases: Vec<_> = ["1.3.0", "1.2.4"]
+    // Then 1.3.0 and 1.2.4, from two checkouts (two commits, as two CI runs
+    // of two tags): each published and verified without tags (`--no-tags`,
+    // the publish job), then both release jobs (`ci tag`) at once.
+    let second = support::temp_dir("xtask-publish-race-2");
+    support::copy_dir(&fx.dir, second.path());
+    std::fs::write(second.path().join("ctx/late.txt"), "release 1.2.4\n").unwrap();
+    let releases = [("1.3.0", fx.dir.clone()), ("1.2.4", second.path().to_path_buf())];
+    for (v, dir) in &releases {
+        for args in [
+            &["init", "-q"][..],
+            &["add", "ctx", "images.toml"],
+            &["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", v],
+        ] {
+            assert!(std::process::Command::new("git").args(args).current_dir(dir).status().unwrap().success());
+        }
+        std::fs::create_dir_all(dir.join("published")).unwrap();
+        let report = dir.join("published/publish.json").display().to_string();
+        let registry = format!("{REGISTRY}/{ns}");
+        let args =
+            ["image", "publish", "fx", "--registry", &registry, "--no-tlog", "--quiet", "--key", &key, "--release", v];
+        let out = support::xtask_in(
+            dir,
+            &[&args[..], &["--no-tags", "--report", &report]].concat(),
+            &[("COSIGN_PASSWORD", PASSWORD), EPOCH],
+        );
+        assert!(out.status.success(), "publish {v} --no-tags:\n{}", out.stderr);
+        assert!(digest_of(&format!("{repo}:{v}")).is_none(), "--no-tags tagged {v}");
+    }
+    let payload = fx.dir.join("event.json");
+    std::fs::write(&payload, r#"{"repository": {"default_branch": "main"}}"#).unwrap();
+    let releases: Vec<_> = releases
         .into_iter()
-        .map(|v| {
-            let (dir, ns, key) = (fx.dir.clone(), ns.clone(), key.clone());
+        .map(|(v, dir)| {
+            let (ns, payload) = (ns.clone(), payload.clone());
             std::thread::spawn(move || {
-                let registry = format!("{REGISTRY}/{ns}");
-                let args = [
-                    "image",
-                    "publish",
-                    "fx",
-                    "--registry",
-                    &registry,
-                    "--no-tlog",
-                    "--quiet",
-                    "--key",
-                    &key,
-                    "--release",
-                    v,
+                let git_ref = format!("refs/tags/v{v}");
+                let env = [
+                    ("GITHUB_EVENT_NAME", "push"),
+                    ("GITHUB_REF", git_ref.as_str()),
+                    ("GITHUB_REPOSITORY", "acme/ralph"),
+                    ("GITHUB_WORKFLOW_REF", "acme/ralph/.github/workflows/images.yml@refs/heads/main"),
+                    ("GITHUB_EVENT_PATH", payload.to_str().unwrap()),
+                    ("RALPH_REGISTRY", &format!("{REGISTRY}/{ns}")),
+                    ("PRODUCTS", "[\"fx\"]"),
                 ];
-                (v, support::xtask_in(&dir, &args, &[("COSIGN_PASSWORD", PASSWORD), EPOCH]))
+                (v, support::xtask_in(&dir, &["ci", "tag"], &env))
             })
         })
         .collect();
     for r in releases {
         let (v, out) = r.join().unwrap();
-        assert!(out.status.success(), "publish {v}:\n{}", out.stderr);
+        assert!(out.status.success(), "ci tag for {v}:\n{}", out.stderr);
     }
     let d = |t: &str| digest_of(&format!("{repo}:{t}")).unwrap_or_else(|| panic!("{repo}:{t} is not tagged"));
     let (v130, v124) = (d("1.3.0"), d("1.2.4"));

@@ -70,6 +70,8 @@ fn the_workflow_runs_for_a_pull_request_a_push_and_a_release_tag() {
     let jobs = |i: usize, job: &str| -> Vec<Value> {
         events[i]["jobs"].as_array().unwrap().iter().filter(|j| j["job"] == job).cloned().collect()
     };
+    // The plan's step summary reached the run's summary.
+    assert!(events[0]["summary"].as_str().unwrap().contains("### Plan"), "{}", events[0]["summary"]);
     // The pull request: checks on both platforms, nothing pushed.
     assert_eq!(jobs(0, "check").len(), 2, "one check job per platform");
     assert!(jobs(0, "check").iter().all(|j| j["result"] == "success"));

@@ -209,14 +209,19 @@ pub fn release(mut published: Published, options: &PublishOptions, run_args: &[S
         .with_context(|| format!("creating the SBOM directory {}", options.sbom_dir.display()))?;
     let tmp = tempfile::Builder::new().prefix("xtask-publish-").tempdir().context("creating a temporary directory")?;
     for p in &mut published.platforms {
-        let file = options.sbom_dir.join(format!("{name}-{}.cdx.json", p.platform.to_string().replace('/', "-")));
+        let file_name = format!("{name}-{}.cdx.json", p.platform.to_string().replace('/', "-"));
         let platform_ref = format!("{repo}@{}", p.digest);
         eprintln!("==> publish {name}: SBOM of {} ({platform_ref}), attested", p.platform);
-        trivy::sbom_remote(&platform_ref, &file, tmp.path(), SBOM_TIMEOUT)
+        // Made and attested in this run's own directory (two publishes of
+        // one checkout must not attest each other's), then kept.
+        let made = tmp.path().join(&file_name);
+        trivy::sbom_remote(&platform_ref, &made, tmp.path(), SBOM_TIMEOUT)
             .with_context(|| format!("the SBOM of {platform_ref}"))?;
-        p.sbom_bytes = compact_json(&file)?;
+        p.sbom_bytes = compact_json(&made)?;
         eprintln!("==> publish {name}: SBOM of {} is {} bytes", p.platform, p.sbom_bytes);
-        cosign::attest_sbom(&platform_ref, &file, signer, options.no_tlog)?;
+        cosign::attest_sbom(&platform_ref, &made, signer, options.no_tlog)?;
+        let file = options.sbom_dir.join(&file_name);
+        keep(&made, &file)?;
         p.sbom = Some(file);
     }
     published.phases.attest = t.elapsed().as_secs_f64();
@@ -243,6 +248,16 @@ pub fn release(mut published: Published, options: &PublishOptions, run_args: &[S
     published.verified = true;
     published.phases.verify = t.elapsed().as_secs_f64();
     Ok(published)
+}
+
+/// Copies `from` to `to` through a temporary file beside it, renamed over:
+/// a reader sees one whole file.
+fn keep(from: &Path, to: &Path) -> Result<()> {
+    let dir = to.parent().context("a file without a folder")?;
+    let tmp = tempfile::NamedTempFile::new_in(dir).with_context(|| format!("writing in {}", dir.display()))?;
+    std::fs::copy(from, tmp.path()).with_context(|| format!("copying {}", from.display()))?;
+    tmp.persist(to).with_context(|| format!("replacing {}", to.display()))?;
+    Ok(())
 }
 
 /// Rewrites a JSON file without its indentation (Trivy writes SBOMs

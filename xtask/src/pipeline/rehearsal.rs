@@ -97,6 +97,8 @@ pub struct RehearsalReport {
     pub overrides: Vec<(String, String)>,
     pub seconds: f64,
     pub jobs: Vec<JobRun>,
+    /// What the steps wrote to `GITHUB_STEP_SUMMARY`, in order.
+    pub summary: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -191,6 +193,7 @@ pub fn rehearse(opts: Options) -> Result<RehearsalReport> {
         overrides: run.opts.overrides.clone(),
         seconds: started.elapsed().as_secs_f64(),
         jobs,
+        summary: run.summary,
     })
 }
 
