@@ -52,16 +52,17 @@ agent_tools_dir() {
   ln -sfn "$RALPH_HOME/task" "$1/task"
 }
 
-# agent_start PROMPT_FILE MODEL_ID SETTINGS_FILE LOG_FILE: starts the agent
-# in the background, in the workspace, in its own process group (job control
-# on for the launch: no setsid(1) needed); sets AGENT_PID, which is also the
-# group id. Its stdout goes to LOG_FILE, its stderr to ours. Its environment
-# holds no database credential of the worker's: only the agent role's
-# (RALPH_AGENT_DB_URL, RALPH_AGENT_DB_PASSWORD), when given. A watchdog
-# kills its process group when the worker is gone (a SIGKILL leaves no
-# agent spending behind it).
+# agent_start PROMPT_FILE MODEL_ID SETTINGS_FILE LOG_FILE LIMIT_SECONDS:
+# starts the agent in the background, in the workspace, in its own process
+# group (job control on for the launch: no setsid(1) needed); sets
+# AGENT_PID, which is also the group id. Its stdout goes to LOG_FILE, its
+# stderr to ours. Its environment holds no database credential of the
+# worker's: only the agent role's (RALPH_AGENT_DB_URL,
+# RALPH_AGENT_DB_PASSWORD), when given. A watchdog kills its process group
+# when the worker is gone (a SIGKILL leaves no agent spending behind it),
+# and tells the worker when it runs past LIMIT_SECONDS (agent_watch).
 agent_start() {
-  local prompt_file=$1 model=$2 settings=$3 log_file=$4 dir
+  local prompt_file=$1 model=$2 settings=$3 log_file=$4 limit=$5 dir
   dir=$(workspace_dir)
   export RALPH_PROMPT_FILE=$prompt_file RALPH_MODEL_ID=$model
   set -m
@@ -77,7 +78,7 @@ agent_start() {
   ) </dev/null >"$log_file" &
   AGENT_PID=$!
   set +m
-  agent_watch "$$" "$AGENT_PID"
+  agent_watch "$$" "$AGENT_PID" "$limit"
 }
 
 # In the agent's subshell: the worker's database connection out, the agent
@@ -92,15 +93,30 @@ agent_environment() {
   fi
 }
 
-# agent_watch WORKER_PID GROUP: a watchdog in its own process group that
-# kills GROUP when WORKER_PID is gone (exited, or a zombie nobody reaped
-# yet), and ends when GROUP does.
+# agent_watch WORKER_PID GROUP LIMIT_SECONDS: a watchdog in its own process
+# group that kills GROUP when WORKER_PID is gone (exited, or a zombie nobody
+# reaped yet), and ends when GROUP does. When GROUP runs past LIMIT_SECONDS
+# it writes agent-timeout in RALPH_STATE_DIR and tells the worker (SIGUSR2:
+# the worker stops the agent, agent_stop, and fails the attempt); should
+# GROUP still run RALPH_AGENT_STOP_SECONDS + 5 s later, it kills it itself.
 agent_watch() {
-  local worker=$1 group=$2
+  local worker=$1 group=$2 limit_ms=$(($3 * 1000)) grace_ms
+  env_uint RALPH_AGENT_STOP_SECONDS 3 0 3600
+  grace_ms=$(((ENV_UINT + 5) * 1000))
   set -m
   (
+    now_ms
+    deadline=$((NOW_MS + limit_ms)) told=0
     while process_alive "$worker"; do
       kill -0 -- "-$group" 2>/dev/null || exit 0
+      now_ms
+      if ((NOW_MS >= deadline + grace_ms)); then
+        kill -KILL -- "-$group" 2>/dev/null || true
+      elif ((NOW_MS >= deadline && !told)); then
+        told=1
+        [[ -z ${RALPH_STATE_DIR:-} ]] || printf '%s\n' "$3" >"$RALPH_STATE_DIR/agent-timeout" || true
+        kill -USR2 "$worker" 2>/dev/null || true
+      fi
       sleep 0.5
     done
     kill -KILL -- "-$group" 2>/dev/null || true

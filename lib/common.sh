@@ -125,3 +125,29 @@ db_url_parts() {
 }
 # shellcheck disable=SC2034 # read by the callers
 DB_URL_NOPW="" DB_PASSWORD="" DB_URL_ERROR=""
+
+# now_ms: sets NOW_MS to a clock in milliseconds that only goes forward
+# (/proc/uptime: a change of the wall clock doesn't move it; where there is
+# none, the wall clock, EPOCHREALTIME). No fork: the renewer reads it often.
+now_ms() {
+  local up=""
+  if [[ -r /proc/uptime ]] && read -r up _ </proc/uptime && [[ $up =~ ^([0-9]+)\.([0-9]{2})$ ]]; then
+    NOW_MS=$((10#${BASH_REMATCH[1]} * 1000 + 10#${BASH_REMATCH[2]} * 10))
+    return
+  fi
+  up=${EPOCHREALTIME/[.,]/}
+  [[ $up =~ ^[0-9]+$ ]] || up=${EPOCHSECONDS}000000
+  NOW_MS=$((10#$up / 1000))
+}
+# shellcheck disable=SC2034 # read by the callers
+NOW_MS=0
+
+# ms_seconds MS: sets SECS to MS milliseconds as seconds with a fraction
+# (what sleep(1) and timeout(1) take), never less than 0.
+ms_seconds() {
+  local ms=$1
+  ((ms >= 0)) || ms=0
+  printf -v SECS '%d.%03d' $((ms / 1000)) $((ms % 1000))
+}
+# shellcheck disable=SC2034 # read by the callers
+SECS=0

@@ -3,6 +3,9 @@
 # COMMIT in one psql session: a failure anywhere rolls all of it back). Each
 # command prints readable text, or JSON with --json (TASK_JSON=1); the text
 # and the JSON are made by PostgreSQL, so a command is one psql call.
+# Commands read tasks through the view task_board (the results and errors
+# of other tasks are hidden from the agent role there); writes return rows
+# of tasks.
 # Needs lib/common.sh and lib/db.sh.
 
 readonly TASK_CATEGORIES="bug feat test refactor doc"
@@ -14,11 +17,18 @@ TASK_JSON=0
 # starting with the psql variable :verb. Used as `SELECT $TASK_OUT FROM … t`.
 readonly TASK_OUT="CASE WHEN :'json'::boolean THEN ralph_task_json(t)::text ELSE ralph_task_line(:'verb', t) END"
 
-# task_sql VERB [PSQL_ARGS…] <<<SQL: db_run with the output mode and verb set.
+# task_sql VERB [PSQL_ARGS…] <<<SQL: db_run with the output mode and verb
+# set, and the session's ralph.task_token (in psql's environment) when the
+# worker left one.
 task_sql() {
   local verb=$1
   shift
-  db_run -v json="$TASK_JSON" -v verb="$verb" "$@"
+  task_token_load
+  if [[ -n $TOKEN ]]; then
+    PGOPTIONS="${PGOPTIONS:+$PGOPTIONS }-c ralph.task_token=$TOKEN" db_run -v json="$TASK_JSON" -v verb="$verb" "$@"
+  else
+    db_run -v json="$TASK_JSON" -v verb="$verb" "$@"
+  fi
 }
 
 # Sets LEASE from RALPH_LEASE_SECONDS (default 300).
@@ -44,6 +54,33 @@ agent_from() {
   AGENT=${1:-${RALPH_AGENT_ID:-}}
   [[ -n $AGENT ]] || usage_error "no agent: pass --agent ID or set RALPH_AGENT_ID (\`task agent register\` makes one)"
 }
+
+# The token of the attempt a worker claimed last: `task claim` leaves it in
+# the worker's state directory (RALPH_STATE_DIR, which the worker shares
+# with its agent only), and the agent's `task` commands send it (the
+# setting ralph.task_token): it is how the store knows which task the agent
+# works (db/schema.sql, "The agent acts for one task").
+task_token_file() { TOKEN_FILE=${RALPH_STATE_DIR:+$RALPH_STATE_DIR/task-token}; }
+
+# task_token_save TOKEN: for the agent about to work the claimed task.
+task_token_save() {
+  task_token_file
+  [[ -n $TOKEN_FILE && -d ${RALPH_STATE_DIR:-} ]] || return 0
+  (umask 077 && printf '%s\n' "$1" >"$TOKEN_FILE.tmp" && mv -f "$TOKEN_FILE.tmp" "$TOKEN_FILE") \
+    || log "could not leave the task token in $TOKEN_FILE: the agent can't add tasks"
+}
+
+# Sets TOKEN to the saved token (a UUID only: a file's content is matched,
+# never evaluated), or empty.
+task_token_load() {
+  TOKEN=""
+  task_token_file
+  [[ -n $TOKEN_FILE && -r $TOKEN_FILE ]] || return 0
+  local token=""
+  IFS= read -r token <"$TOKEN_FILE" || true
+  [[ ! $token =~ ^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$ ]] || TOKEN=$token
+}
+TOKEN="" TOKEN_FILE=""
 
 validate_category() {
   [[ " $TASK_CATEGORIES " == *" $1 "* ]] || usage_error "invalid category '$1': use one of ${TASK_CATEGORIES// /, }"
@@ -174,7 +211,7 @@ VALUES (:'id', :'description', :'category', :'priority'::smallint, nullif(:'spec
         ARRAY(SELECT json_array_elements_text(:'steps'::json)), nullif(:'max_attempts', '')::int);
 INSERT INTO task_dependencies (task_id, blocked_by)
 SELECT DISTINCT :'id', b FROM json_array_elements_text(:'blockers'::json) b;
-SELECT $TASK_OUT FROM tasks t WHERE t.id = :'id';
+SELECT $TASK_OUT FROM task_board t WHERE t.id = :'id';
 COMMIT;
 \endif
 SQL
@@ -204,10 +241,10 @@ cmd_list() {
   retry_policy
   task_sql list -v status="$status" -v all="$all" -v max_attempts="$MAX_ATTEMPTS" <<SQL || exit "$EXIT_ERROR"
 \if :json
-SELECT $TASK_ROWS_JSON FROM tasks t
+SELECT $TASK_ROWS_JSON FROM task_board t
 WHERE (:'all'::boolean OR t.deleted_at IS NULL) AND (:'status' = '' OR t.status = :'status');
 \else
-SELECT $TASK_ROW_TSV FROM tasks t
+SELECT $TASK_ROW_TSV FROM task_board t
 WHERE (:'all'::boolean OR t.deleted_at IS NULL) AND (:'status' = '' OR t.status = :'status')
 ORDER BY t.priority, t.created_at, t.id;
 \endif
@@ -221,9 +258,9 @@ cmd_show() {
   local out
   task_sql show -v id="$1" <<'SQL' || exit "$EXIT_ERROR"
 \if :json
-SELECT ralph_task_json(t) FROM tasks t WHERE t.id = :'id';
+SELECT ralph_task_json(t) FROM task_board t WHERE t.id = :'id';
 \else
-SELECT j.key || ': ' || coalesce(j.value, '-') FROM tasks t, json_each_text(ralph_task_json(t)) j WHERE t.id = :'id';
+SELECT j.key || ': ' || coalesce(j.value, '-') FROM task_board t, json_each_text(ralph_task_json(t)) j WHERE t.id = :'id';
 \endif
 SQL
   out=$DB_OUT
@@ -248,13 +285,13 @@ cmd_peek() {
   retry_policy
   task_sql peek -v n="$n" -v max_attempts="$MAX_ATTEMPTS" <<SQL || exit "$EXIT_ERROR"
 WITH peek AS (
-  SELECT t.* FROM tasks t
+  SELECT t.* FROM task_board t
   WHERE t.deleted_at IS NULL AND t.status IN ('open', 'active') AND ralph_unblocked(t.id)
   ORDER BY (t.status = 'active' AND t.lease_expires_at >= clock_timestamp()),
     (t.not_before > clock_timestamp()), t.priority, t.created_at, t.id
   LIMIT :'n'::int)
 \if :json
-SELECT coalesce(json_agg(ralph_task_json(t)), '[]') FROM peek t;
+SELECT coalesce(json_agg(ralph_task_json(t::task_board)), '[]') FROM peek t;
 \else
 SELECT $TASK_ROW_TSV FROM peek t;
 \endif
@@ -279,11 +316,15 @@ cmd_claim() {
   task_sql claimed -v agent="$AGENT" -v lease="$LEASE" -v id="$id" \
     -v max="$MAX_ATTEMPTS" -v base="$RETRY_BASE" -v maxb="$RETRY_MAX" <<SQL || exit "$EXIT_ERROR"
 BEGIN;
-SELECT $TASK_OUT FROM ralph_claim(:'agent', :'lease'::int, nullif(:'id', ''), :'max'::int, :'base'::int, :'maxb'::int) t;
+SELECT t.lease_token || E'\n' || $TASK_OUT FROM ralph_claim(:'agent', :'lease'::int, nullif(:'id', ''), :'max'::int, :'base'::int, :'maxb'::int) t;
 COMMIT;
 SQL
   out=$DB_OUT
-  if [[ -z $out ]]; then
+  if [[ -n $out ]]; then
+    # The first line is the attempt's token: for the agent, never printed.
+    task_token_save "${out%%$'\n'*}"
+    out=${out#*$'\n'}
+  else
     if [[ -n $id ]]; then
       db_require_task "$id"
       die "$EXIT_NOTHING" "task $id is not claimable now (it is held, done, failed, deleted, blocked or backing off): see \`task show $id\`"
@@ -510,7 +551,10 @@ print_message() {
 cmd_init() {
   (($# == 0)) || usage_error "init takes no arguments"
   local version=0
-  if db_run <<<"SELECT ralph_schema_version();" 2>/dev/null; then
+  [[ -n $DB_PSQL ]] || db_psql_path
+  # Not db_run: on a store without the schema it would apply it itself, and
+  # what the application warns about would go unsaid.
+  if db_psql "SELECT ralph_schema_version();"; then
     version=$DB_OUT
   fi
   if [[ $version != "$TASK_SCHEMA_VERSION" ]]; then
@@ -521,10 +565,14 @@ cmd_init() {
   fi
   print_message "schema applied" '{schema: "applied"}'
 }
-readonly TASK_SCHEMA_VERSION=2
+readonly TASK_SCHEMA_VERSION=3
 
-# The login role of RALPH_AGENT_DB_URL, in ralph_agent, with RALPH_AGENT_DB_PASSWORD.
+# The login role of RALPH_AGENT_DB_URL, in ralph_agent, with
+# RALPH_AGENT_DB_PASSWORD and a connection limit of
+# RALPH_AGENT_DB_CONNECTIONS (default 10: why, in db/schema.sql).
 agent_login_role() {
+  env_uint RALPH_AGENT_DB_CONNECTIONS 10 1 1000
+  local limit=$ENV_UINT
   local user=${RALPH_AGENT_DB_URL#*://}
   user=${user%%@*}
   user=${user%%:*}
@@ -533,13 +581,13 @@ agent_login_role() {
   # The password reaches psql through its environment (\getenv, psql >= 15),
   # never its command line.
   export RALPH_AGENT_DB_PASSWORD
-  db_run -v user="$user" <<'SQL' || die "$EXIT_ERROR" "could not make the agent's role $user: the owner's RALPH_DB_URL needs CREATEROLE"
+  db_run -v user="$user" -v limit="$limit" <<'SQL' || die "$EXIT_ERROR" "could not make the agent's role $user: the owner's RALPH_DB_URL needs CREATEROLE"
 \getenv password RALPH_AGENT_DB_PASSWORD
 SELECT NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :'user') AS missing \gset
 \if :missing
-CREATE ROLE :"user" LOGIN PASSWORD :'password' IN ROLE ralph_agent;
+CREATE ROLE :"user" LOGIN PASSWORD :'password' CONNECTION LIMIT :limit IN ROLE ralph_agent;
 \else
-ALTER ROLE :"user" LOGIN PASSWORD :'password';
+ALTER ROLE :"user" LOGIN PASSWORD :'password' CONNECTION LIMIT :limit;
 GRANT ralph_agent TO :"user";
 \endif
 SQL

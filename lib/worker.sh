@@ -4,11 +4,13 @@
 # in the background, commit, push the branch, and record the commit with
 # `task done`. Idle backoff with jitter when nothing is claimable.
 #
-# A failed attempt (the agent fails, the workspace or the push fails) is
-# recorded with `task fail`: the store backs the task off and fails it after
-# its last attempt; the worker moves on. A lost lease (the task released by
-# an operator, or the database out of reach for longer than the lease) stops
-# the agent: nothing is committed, pushed or finished for that attempt.
+# A failed attempt (the agent fails or runs past RALPH_AGENT_TIMEOUT_SECONDS,
+# the workspace or the push fails) is recorded with `task fail`: the store
+# backs the task off and fails it after its last attempt; the worker moves
+# on. A lost lease (the task released by an operator, or no renewal that
+# answered in time to keep it) stops the agent before the lease runs out:
+# nothing is committed, pushed or finished for that attempt. Every call to
+# the store is bounded (lib/db.sh), so none wedges the worker.
 #
 # Signals: SIGTERM or SIGINT stops the agent, releases the active task (back
 # to open), marks the agent stopped and exits 0; a second signal exits at
@@ -31,6 +33,8 @@ usage: ralph.sh [--model ALIAS] build [--max-iterations N] [--until-empty] [--mo
   --until-empty        stop when nothing is claimable instead of waiting
   --model ALIAS        the model (an alias from models.json)
 
+The agent gets RALPH_AGENT_TIMEOUT_SECONDS (default 3600) per task: past it,
+it is stopped and the attempt fails.
 SIGTERM or SIGINT releases the active task and exits 0; a second one exits now.
 USAGE
 }
@@ -40,7 +44,8 @@ task_cli() { "$RALPH_HOME/task" "$@"; }
 # worker_run OUT ERR CMD…: runs CMD in the background, in a process group
 # of its own (so stopping it stops what it started), with stdout to OUT and
 # stderr to ERR, and waits for it: a signal is handled at once instead of
-# when CMD ends. Returns CMD's status.
+# when CMD ends. Returns CMD's status. A signal whose handler returns (the
+# lease lost, SIGUSR1) ends the wait, not CMD: the wait goes on.
 worker_run() {
   local out=$1 err=$2 rc=0
   shift 2
@@ -49,6 +54,10 @@ worker_run() {
   WORKER_CHILD=$!
   set +m
   wait "$WORKER_CHILD" || rc=$?
+  while ((rc > 128)) && kill -0 "$WORKER_CHILD" 2>/dev/null; do
+    rc=0
+    wait "$WORKER_CHILD" || rc=$?
+  done
   WORKER_CHILD=""
   return "$rc"
 }
@@ -108,6 +117,7 @@ worker_build() {
   trap worker_cleanup EXIT
   trap worker_on_signal TERM INT
   trap worker_on_lease_lost USR1
+  trap worker_on_agent_timeout USR2
 
   local out="$RALPH_STATE_DIR/out" err="$RALPH_STATE_DIR/err"
   worker_register "$out" "$err"
@@ -119,16 +129,19 @@ worker_build() {
   agent_tools_dir "$RALPH_STATE_DIR/bin"
   [[ -n ${RALPH_AGENT_CMD:-} ]] || agent_install_skills
 
-  local claimed=0 idle=0 rc
+  local claimed=0 idle=0 rc since
   while ((max_iterations == 0 || claimed < max_iterations)); do
     rc=0
+    # A lease runs from when the claim reached the database: after this.
+    now_ms
+    since=$NOW_MS
     worker_run "$out" "$err" task_cli --json claim --agent "$RALPH_AGENT_ID" || rc=$?
     case $rc in
       0)
         idle=0
         claimed=$((claimed + 1))
         # A failed attempt backs the task off in the store: go on to the next.
-        worker_work "$(<"$out")" "$model" || true
+        worker_work "$(<"$out")" "$model" "$since" || true
         ;;
       "$EXIT_NOTHING")
         [[ $until_empty == false ]] || break
@@ -159,8 +172,9 @@ worker_git_identity() {
 
 # worker_check_numbers: every number the worker reads from its environment,
 # checked at the start (not in a signal handler, mid-task): the lease, the
-# idle back-off, the agent's grace period and the stop-time connect timeout
-# (the retry policy too: `task` reads it, the worker passes it on).
+# idle back-off, the agent's time limit and grace period and the stop-time
+# connect timeout (the retry policy too: `task` reads it, the worker passes
+# it on).
 worker_check_numbers() {
   env_uint RALPH_LEASE_SECONDS 300 1 86400
   WORKER_LEASE=$ENV_UINT
@@ -168,13 +182,16 @@ worker_check_numbers() {
   WORKER_IDLE_MIN=$ENV_UINT
   env_uint RALPH_IDLE_MAX_SECONDS 60 0 86400
   WORKER_IDLE_MAX=$ENV_UINT
+  env_uint RALPH_AGENT_TIMEOUT_SECONDS 3600 1 604800
+  WORKER_AGENT_TIMEOUT=$ENV_UINT
   env_uint RALPH_AGENT_STOP_SECONDS 3 0 3600
+  WORKER_AGENT_STOP=$ENV_UINT
   env_uint RALPH_STOP_CONNECT_TIMEOUT 3 0 3600
   env_uint RALPH_MAX_ATTEMPTS 3 1 1000
   env_uint RALPH_RETRY_BASE_SECONDS 30 0 86400
   env_uint RALPH_RETRY_MAX_SECONDS 900 "$ENV_UINT" 86400
 }
-WORKER_LEASE=300 WORKER_IDLE_MIN=2 WORKER_IDLE_MAX=60
+WORKER_LEASE=300 WORKER_IDLE_MIN=2 WORKER_IDLE_MAX=60 WORKER_AGENT_TIMEOUT=3600 WORKER_AGENT_STOP=3
 
 # worker_idle N: sleeps after the Nth idle poll in a row: exponential backoff
 # from RALPH_IDLE_MIN_SECONDS (default 2) to RALPH_IDLE_MAX_SECONDS (default
@@ -189,18 +206,19 @@ worker_idle() {
   worker_run /dev/null /dev/null sleep "$((ms / 1000)).$(printf '%03d' $((ms % 1000)))" || true
 }
 
-# worker_work TASK_JSON MODEL: one claimed task, from the branch to `task
-# done`. Returns 1 when the attempt failed or its lease was lost.
+# worker_work TASK_JSON MODEL SINCE_MS: one claimed task (claimed after
+# SINCE_MS, on now_ms's clock), from the branch to `task done`. Returns 1
+# when the attempt failed or its lease was lost.
 worker_work() {
   local task=$1 model=$2 id ref branch remote_head commit changed=false agent_rc=0 out err
   out="$RALPH_STATE_DIR/out" err="$RALPH_STATE_DIR/err"
   id=$(jq -r '.id' <<<"$task")
   ref=$(jq -r '.ref // empty' <<<"$task")
   WORKER_TASK=$id
-  rm -f "$RALPH_STATE_DIR/lease-lost"
+  rm -f "$RALPH_STATE_DIR/lease-lost" "$RALPH_STATE_DIR/agent-timeout"
   export RALPH_TASK_ID=$id
   log "task $id: claimed (attempt $(jq -r '.attempts' <<<"$task"))"
-  worker_renew_start "$id"
+  worker_renew_start "$id" "$3"
 
   if ! worker_run "$out" "$err" workspace_prepare "$id" "$ref"; then
     cat "$err" >&2
@@ -216,12 +234,18 @@ worker_work() {
   agent_prompt "$task" >"$prompt_file"
 
   worker_lease_lost_stop && return 1
-  PATH="$RALPH_STATE_DIR/bin:$PATH" agent_start "$prompt_file" "$model" "$RALPH_STATE_DIR/settings.json" "$log_file"
+  PATH="$RALPH_STATE_DIR/bin:$PATH" agent_start "$prompt_file" "$model" "$RALPH_STATE_DIR/settings.json" "$log_file" \
+    "$WORKER_AGENT_TIMEOUT"
   log "task $id: agent running on $branch (pid $AGENT_PID)"
   agent_wait || agent_rc=$?
   # What the agent said (claude -p prints its final message), for the log.
   sed "s|^|$RALPH_PROG: task $id: agent: |" "$log_file" >&2 || true
   worker_lease_lost_stop && return 1
+  # Its watchdog said it ran out of time (agent_watch), and it was stopped.
+  if [[ -e $RALPH_STATE_DIR/agent-timeout ]]; then
+    worker_fail_attempt "the agent passed its time limit of $WORKER_AGENT_TIMEOUT seconds (RALPH_AGENT_TIMEOUT_SECONDS) and was stopped"
+    return 1
+  fi
   if ((agent_rc != 0)); then
     worker_fail_attempt "the agent failed (exit $agent_rc): $(tail -n1 "$log_file" | cut -c1-200)"
     return 1
@@ -287,46 +311,100 @@ worker_on_lease_lost() {
   agent_stop
 }
 
+# SIGUSR2, from the agent's watchdog (after it wrote agent-timeout): the
+# agent ran past RALPH_AGENT_TIMEOUT_SECONDS; stop it now.
+worker_on_agent_timeout() {
+  agent_stop
+}
+
 # The lease is renewed every third of its length while the task is held, by
 # a background loop that ends with the worker (also after a SIGKILL: it
-# checks that the worker is alive), so a dead worker's lease runs out. When
-# a renewal finds the task no longer held by this agent (exit 5: released,
-# taken, done), or no renewal succeeded for a whole lease (the database out
-# of reach: the lease ran out), the lease is lost: the renewer writes why to
-# the state directory, tells the worker (SIGUSR1) and ends.
+# checks that the worker is alive before each renewal), so a dead worker's
+# lease runs out. It keeps the whole lease in view: the lease runs until
+# RALPH_LEASE_SECONDS after the last renewal that succeeded (after its
+# start: the database set the new end later than that), and it is lost
+# when a renewal finds the task no longer held by this agent (exit 5:
+# released, taken, done), or when no renewal succeeded in time to keep it:
+# a lead before its end (RALPH_AGENT_STOP_SECONDS + 2 s, at most a third of
+# the lease: the time to stop the agent), whether the last renewal failed
+# or still hangs (every call is bounded too, but the renewer doesn't wait
+# for one past that point). A failed renewal is retried after a ninth of
+# the lease. On a loss the renewer writes why to the state directory, tells
+# the worker (SIGUSR1: it stops the agent) and ends.
 worker_renew_start() {
-  local id=$1 worker=$$ lease=$WORKER_LEASE
-  local ms=$((lease * 1000 / 3))
-  ((ms >= 200)) || ms=200
-  local every
-  printf -v every '%d.%03d' $((ms / 1000)) $((ms % 1000))
+  rm -f "$RALPH_STATE_DIR/renew.err" "$RALPH_STATE_DIR/renew.rc"
   set -m
-  (
-    last_ok=$SECONDS
-    while sleep "$every" && kill -0 "$worker" 2>/dev/null; do
-      rc=0
-      "$RALPH_HOME/task" renew "$id" --agent "$RALPH_AGENT_ID" >/dev/null 2>"$RALPH_STATE_DIR/renew.err" || rc=$?
-      if ((rc == 0)); then
-        last_ok=$SECONDS
-        continue
-      fi
-      why=""
-      if ((rc == EXIT_NOT_HELD || rc == EXIT_NOT_FOUND)); then
-        why=$(tail -n1 "$RALPH_STATE_DIR/renew.err")
-      elif (((SECONDS - last_ok) * 1000 + ms >= lease * 1000)); then
-        why=$(tail -n1 "$RALPH_STATE_DIR/renew.err")
-        why="no renewal succeeded for ${lease}s: ${why#task: }"
-      fi
-      if [[ -n $why ]]; then
-        printf '%s\n' "${why#task: }" >"$RALPH_STATE_DIR/lease-lost"
-        kill -USR1 "$worker" 2>/dev/null || true
-        exit 0
-      fi
-      printf '%s: task %s: lease renewal failed; retrying: %s\n' "$RALPH_PROG" "$id" "$(tail -n1 "$RALPH_STATE_DIR/renew.err")" >&2
-    done
-  ) </dev/null &
+  worker_renew_loop "$1" "$2" "$$" </dev/null &
   RENEW_PID=$!
   set +m
+}
+
+# worker_renew_loop ID SINCE_MS WORKER_PID: the renewer (in the background,
+# its own process group). Times in ms on now_ms's clock.
+worker_renew_loop() {
+  local id=$1 worker=$3 state=$RALPH_STATE_DIR lease=$((WORKER_LEASE * 1000))
+  local every=$((lease / 3)) lead=$(((WORKER_AGENT_STOP + 2) * 1000)) retry
+  ((every >= 200)) || every=200
+  ((lead <= lease / 3)) || lead=$((lease / 3))
+  retry=$((every / 3))
+  ((retry >= 200)) || retry=200
+  # stop: when the agent must be stopped, unless a renewal succeeds first.
+  local stop=$(($2 + lease - lead)) next=$(($2 + every)) start rc why
+  while :; do
+    now_ms
+    if ((NOW_MS >= stop)); then
+      why=""
+      [[ ! -s $state/renew.err ]] || why=$(tail -n1 "$state/renew.err")
+      worker_renew_lost "no renewal succeeded in time to keep the lease of ${WORKER_LEASE}s${why:+: ${why#task: }}" "$worker"
+    fi
+    if ((NOW_MS < next)); then
+      ms_seconds $(((next < stop ? next : stop) - NOW_MS))
+      sleep "$SECS"
+      continue
+    fi
+    kill -0 "$worker" 2>/dev/null || exit 0
+    start=$NOW_MS
+    : >"$state/renew.err"
+    rm -f "$state/renew.rc"
+    {
+      rc=0
+      "$RALPH_HOME/task" renew "$id" --agent "$RALPH_AGENT_ID" >/dev/null 2>"$state/renew.err" || rc=$?
+      echo "$rc" >"$state/renew.rc"
+    } &
+    # Waited for only until the agent must be stopped: a renewal that hangs
+    # (a half-open connection) doesn't hold that back.
+    until [[ -s $state/renew.rc ]]; do
+      now_ms
+      if ((NOW_MS >= stop)); then
+        ms_seconds $((NOW_MS - start))
+        worker_renew_lost "no renewal succeeded in time to keep the lease of ${WORKER_LEASE}s: the last one has not answered after ${SECS}s" "$worker"
+      fi
+      sleep 0.05
+    done
+    rc=""
+    read -r rc <"$state/renew.rc" || true
+    wait "$!" 2>/dev/null || true
+    if [[ $rc == 0 ]]; then
+      stop=$((start + lease - lead)) next=$((start + every))
+      continue
+    fi
+    if [[ $rc == "$EXIT_NOT_HELD" || $rc == "$EXIT_NOT_FOUND" ]]; then
+      why=$(tail -n1 "$state/renew.err")
+      worker_renew_lost "${why#task: }" "$worker"
+    fi
+    printf '%s: task %s: lease renewal failed; retrying: %s\n' "$RALPH_PROG" "$id" "$(tail -n1 "$state/renew.err")" >&2
+    next=$((start + retry))
+  done
+}
+
+# worker_renew_lost WHY WORKER_PID: the lease is lost: says why in
+# lease-lost, tells the worker (SIGUSR1) and ends the renewer (a renewal
+# still running goes with its process group: worker_renew_stop).
+worker_renew_lost() {
+  kill -0 "$2" 2>/dev/null || exit 0
+  printf '%s\n' "$1" >"$RALPH_STATE_DIR/lease-lost"
+  kill -USR1 "$2" 2>/dev/null || true
+  exit 0
 }
 
 worker_renew_stop() {

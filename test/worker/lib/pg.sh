@@ -120,9 +120,17 @@ pg_new_db() {
 # (scram-sha-256) on 127.0.0.1, while every other role stays trusted. The
 # password reaches psql on stdin, not on its command line.
 pg_password_role() {
-  local name=$1 quoted=${2//\'/\'\'} hba="$PG_TEST_DIR/data/pg_hba.conf" rules i
+  local name=$1 quoted=${2//\'/\'\'}
   psql "$PG_TEST_URL/postgres" -X -q -v ON_ERROR_STOP=1 -f - >/dev/null <<<"CREATE ROLE \"$name\" LOGIN PASSWORD '$quoted'" \
     || return 1
+  pg_require_password "$name"
+}
+
+# pg_require_password NAME: the existing login role NAME must give its
+# password (scram-sha-256) on 127.0.0.1 from now on; every other role stays
+# trusted.
+pg_require_password() {
+  local name=$1 hba="$PG_TEST_DIR/data/pg_hba.conf" rules i
   # The first matching line wins: the role's goes before the trust lines.
   rules=$(<"$hba") || return 1
   printf 'host all %s 127.0.0.1/32 scram-sha-256\n%s\n' "$name" "$rules" >"$hba" || return 1
