@@ -289,7 +289,17 @@ pub fn move_tags(published: &mut Published, tags: &[String]) -> Result<()> {
     let (floating, fixed): (Vec<&String>, Vec<&String>) = tags.iter().partition(|t| tags::is_floating(t));
     let fixed: Vec<String> = fixed.into_iter().cloned().collect();
     eprintln!("==> publish {}: tagging {repo}@{index} with {}", published.image, fixed.join(", "));
-    imagetools::tag(&repo, &index, &fixed)?;
+    // A registry can fail a request while another release writes to the
+    // same repository: the fixed tags are tried again before giving up.
+    let mut tried = 0;
+    while let Err(e) = imagetools::tag(&repo, &index, &fixed) {
+        tried += 1;
+        if tried == 3 {
+            return Err(e);
+        }
+        eprintln!("==> tag {repo}: {e:#} (retrying)");
+        std::thread::sleep(Duration::from_millis(500 * tried));
+    }
     let mut moved: Vec<String> = fixed.iter().map(|tag| format!("{repo}:{tag}")).collect();
     for tag in floating {
         let target = converge_floating(&repo, tag)?;
@@ -306,22 +316,46 @@ pub fn move_tags(published: &mut Published, tags: &[String]) -> Result<()> {
 
 /// Points the floating tag at the digest of the highest release of its
 /// line, re-reading the registry until a read after the last move finds it
-/// there. Returns that digest.
+/// there. A registry error on the way (two releases writing one tag at
+/// once) is retried the same way. Returns that digest.
 fn converge_floating(repo: &str, tag: &str) -> Result<String> {
-    for _ in 0..5 {
-        let all = skopeo::list_tags(repo)?;
-        let Some(highest) = tags::highest_in_line(&all, tag) else {
-            bail!("{repo} has no release of the line {tag}: tag the full version first");
-        };
-        let (_, want) = imagetools::manifest(&format!("{repo}:{highest}"))?;
-        let now = imagetools::manifest(&format!("{repo}:{tag}")).ok().map(|(_, d)| d);
-        if now.as_deref() == Some(want.as_str()) {
-            return Ok(want);
+    let mut last_error = None;
+    for attempt in 0..8 {
+        if attempt > 0 {
+            std::thread::sleep(Duration::from_millis(250 * attempt));
         }
-        eprintln!("==> tag {repo}:{tag} → {highest} ({want})");
-        imagetools::retag(repo, &want, tag)?;
+        match floating_step(repo, tag) {
+            Ok(Some(settled)) => return Ok(settled),
+            Ok(None) => {}
+            Err(e) => {
+                eprintln!("==> tag {repo}:{tag}: {e:#} (retrying)");
+                last_error = Some(e);
+            }
+        }
     }
-    bail!("{repo}:{tag} kept moving while it was tagged (other releases at once?): publish again to settle it")
+    match last_error {
+        Some(e) => Err(e.context(format!("{repo}:{tag} could not be settled: publish again to settle it"))),
+        None => {
+            bail!("{repo}:{tag} kept moving while it was tagged (other releases at once?): publish again to settle it")
+        }
+    }
+}
+
+/// One read of the line and, unless the tag already names its highest
+/// release, one move: the settled digest, or None after a move.
+fn floating_step(repo: &str, tag: &str) -> Result<Option<String>> {
+    let all = skopeo::list_tags(repo)?;
+    let Some(highest) = tags::highest_in_line(&all, tag) else {
+        bail!("{repo} has no release of the line {tag}: tag the full version first");
+    };
+    let (_, want) = imagetools::manifest(&format!("{repo}:{highest}"))?;
+    let now = imagetools::manifest(&format!("{repo}:{tag}")).ok().map(|(_, d)| d);
+    if now.as_deref() == Some(want.as_str()) {
+        return Ok(Some(want));
+    }
+    eprintln!("==> tag {repo}:{tag} → {highest} ({want})");
+    imagetools::retag(repo, &want, tag)?;
+    Ok(None)
 }
 
 /// What a verification found.
