@@ -13,6 +13,8 @@ source "$RALPH_HOME/lib/version.sh"
 source "$RALPH_HOME/lib/db.sh"
 # shellcheck source=lib/models.sh
 source "$RALPH_HOME/lib/models.sh"
+# shellcheck source=lib/privsep.sh
+source "$RALPH_HOME/lib/privsep.sh"
 # shellcheck source=lib/workspace.sh
 source "$RALPH_HOME/lib/workspace.sh"
 # shellcheck source=lib/agent.sh

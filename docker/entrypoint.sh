@@ -1,5 +1,10 @@
 #!/usr/bin/env bash
 # The container entrypoint (/opt/ralph/docker/entrypoint.sh in the images).
+# Started as root (the images' default), it drops at once to the worker's
+# user RALPH_WORKER_USER, keeping CAP_SETUID, CAP_SETGID and CAP_KILL only,
+# so the worker can run its agent as RALPH_AGENT_USER (lib/privsep.sh);
+# started as another user it goes on as that user (the agent then runs as
+# the worker's user, and the worker says so).
 # --help and --version need no environment. Otherwise: check the whole
 # environment first (one message naming every problem, exit 2, before any
 # wait), wait for PostgreSQL with pg_isready (bounded by
@@ -23,6 +28,8 @@ fail() { # fail CODE MESSAGE
 RALPH_PROG="ralph-entrypoint"
 # shellcheck source=lib/common.sh
 source "$RALPH_HOME/lib/common.sh"
+# shellcheck source=lib/privsep.sh
+source "$RALPH_HOME/lib/privsep.sh"
 
 (($#)) || set -- build
 
@@ -46,6 +53,11 @@ esac
 case $cmd in
   help | version | models) exec "$ralph" "$@" ;;
 esac
+
+# Root only for as long as it takes to drop to the worker's user.
+if ((EUID == 0)) && [[ -n ${RALPH_WORKER_USER:-} ]]; then
+  privsep_drop "$(readlink -f "${BASH_SOURCE[0]}")" "$@"
+fi
 
 # Every problem with the environment, in one message, before anything waits:
 # a container that would fail after a minute's wait fails now, and says all

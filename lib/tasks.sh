@@ -71,13 +71,15 @@ task_token_save() {
 }
 
 # Sets TOKEN to the saved token (a UUID only: a file's content is matched,
-# never evaluated), or empty.
+# never evaluated), or empty. The agent, which can't read the worker's state
+# directory, gets it as RALPH_TASK_TOKEN.
 task_token_load() {
   TOKEN=""
   task_token_file
-  [[ -n $TOKEN_FILE && -r $TOKEN_FILE ]] || return 0
-  local token=""
-  IFS= read -r token <"$TOKEN_FILE" || true
+  local token=${RALPH_TASK_TOKEN:-}
+  if [[ -n $TOKEN_FILE && -r $TOKEN_FILE ]]; then
+    IFS= read -r token <"$TOKEN_FILE" || true
+  fi
   [[ ! $token =~ ^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$ ]] || TOKEN=$token
 }
 TOKEN="" TOKEN_FILE=""

@@ -17,7 +17,8 @@
 # once (130). After a SIGKILL nothing is lost: a watchdog kills the agent,
 # the lease stops being renewed, and the task becomes claimable when it
 # expires (a failed attempt).
-# Needs lib/common.sh, lib/db.sh, lib/models.sh, lib/workspace.sh, lib/agent.sh.
+# Needs lib/common.sh, lib/db.sh, lib/models.sh, lib/privsep.sh,
+# lib/workspace.sh, lib/agent.sh.
 
 WORKER_TASK=""       # the task this worker holds
 WORKER_STOPPING=0    # a stop signal came
@@ -111,10 +112,14 @@ worker_build() {
     usage_error "claude (Claude Code) is not on PATH: install it, or set RALPH_AGENT_CMD to another agent command"
   fi
   worker_git_identity
+  privsep_init
+  privsep_warn
+  workspace_lock
 
   RALPH_STATE_DIR=$(mktemp -d "${TMPDIR:-/tmp}/ralph.XXXXXX")
   export RALPH_STATE_DIR RALPH_WORKER_PID=$$ RALPH_AGENT_PID=$$
   trap worker_cleanup EXIT
+  workspace_credentials "$RALPH_STATE_DIR" || die "$EXIT_ERROR" "cannot write the git credentials into $RALPH_STATE_DIR"
   trap worker_on_signal TERM INT
   trap worker_on_lease_lost USR1
   trap worker_on_agent_timeout USR2
@@ -123,11 +128,11 @@ worker_build() {
   worker_register "$out" "$err"
   RALPH_AGENT_ID=$(<"$out")
   export RALPH_AGENT_ID
-  log "agent $RALPH_AGENT_ID: working on $RALPH_REPO_URL in $(workspace_dir) with $model"
+  log "agent $RALPH_AGENT_ID: working on $(workspace_public_url) in $(workspace_dir) with $model${AGENT_UID:+ (the agent runs as uid $AGENT_UID)}"
 
-  agent_settings "$RALPH_STATE_DIR/settings.json"
-  agent_tools_dir "$RALPH_STATE_DIR/bin"
-  [[ -n ${RALPH_AGENT_CMD:-} ]] || agent_install_skills
+  # What the agent reads: apart from the state directory (the worker's only).
+  agent_files "$(mktemp -d "${TMPDIR:-/tmp}/ralph-files.XXXXXX")" \
+    || die "$EXIT_ERROR" "cannot write the agent's settings in ${TMPDIR:-/tmp}: make it writable"
 
   local claimed=0 idle=0 rc since
   while ((max_iterations == 0 || claimed < max_iterations)); do
@@ -222,22 +227,26 @@ worker_work() {
 
   if ! worker_run "$out" "$err" workspace_prepare "$id" "$ref"; then
     cat "$err" >&2
-    worker_lease_lost_stop || worker_fail_attempt "could not prepare the workspace from $RALPH_REPO_URL: $(tail -n1 "$err")"
+    worker_lease_lost_stop || worker_fail_attempt "could not prepare the workspace from $(workspace_public_url): $(tail -n1 "$err")"
     return 1
   fi
   # The branch, and what the remote's branch was when this attempt began:
   # the push replaces exactly that, or nothing.
   { read -r branch && read -r remote_head; } <"$out"
   local base
-  base=$(git -C "$(workspace_dir)" rev-parse --verify --quiet HEAD) || base=""
-  local prompt_file="$RALPH_STATE_DIR/prompt.txt" log_file="$RALPH_STATE_DIR/agent.log"
+  base=$(wgit rev-parse --verify --quiet HEAD) || base=""
+  local prompt_file="$AGENT_FILES/prompt.txt" log_file="$RALPH_STATE_DIR/agent.log"
   agent_prompt "$task" >"$prompt_file"
+  chmod a+r "$prompt_file"
 
   worker_lease_lost_stop && return 1
-  PATH="$RALPH_STATE_DIR/bin:$PATH" agent_start "$prompt_file" "$model" "$RALPH_STATE_DIR/settings.json" "$log_file" \
-    "$WORKER_AGENT_TIMEOUT"
+  if ! agent_start "$prompt_file" "$model" "$log_file" "$WORKER_AGENT_TIMEOUT"; then
+    worker_fail_attempt "could not start the agent"
+    return 1
+  fi
   log "task $id: agent running on $branch (pid $AGENT_PID)"
   agent_wait || agent_rc=$?
+  agent_finish
   # What the agent said (claude -p prints its final message), for the log.
   sed "s|^|$RALPH_PROG: task $id: agent: |" "$log_file" >&2 || true
   worker_lease_lost_stop && return 1
@@ -261,7 +270,7 @@ worker_work() {
   commit=$(<"$out")
   # Changed: the commit's tree differs from the base's (whether the agent
   # left its change in the working tree or committed it itself).
-  if [[ -z $base ]] || ! git -C "$(workspace_dir)" diff --quiet "$base" "$commit" --; then
+  if [[ -z $base ]] || ! wgit diff --quiet "$base" "$commit" --; then
     changed=true
   fi
   local result rc=0
@@ -451,5 +460,8 @@ worker_cleanup() {
   [[ -z $AGENT_WATCH_PID ]] || kill -- "-$AGENT_WATCH_PID" 2>/dev/null || true
   [[ -z $RENEW_PID ]] || kill -- "-$RENEW_PID" 2>/dev/null || true
   [[ -z $WORKER_CHILD ]] || kill -- "-$WORKER_CHILD" 2>/dev/null || true
+  privsep_sweep || true
+  agent_home_remove
+  [[ -z $AGENT_FILES ]] || rm -rf "$AGENT_FILES"
   [[ -z $RALPH_STATE_DIR ]] || rm -rf "$RALPH_STATE_DIR"
 }

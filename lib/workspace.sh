@@ -1,10 +1,77 @@
 #!/usr/bin/env bash
-# The git workspace a task runs in: a clone of RALPH_REPO_URL (in
-# RALPH_WORKSPACE, default /workspace), a fresh branch per task, committed
-# and pushed back to the remote when the agent is done.
-# Needs lib/common.sh.
+# The git workspace a task runs in: the agent's tree (RALPH_WORKSPACE,
+# default /workspace) and the worker's git directory apart from it
+# (RALPH_GIT_DIR, default the tree's path with .git appended: beside it,
+# never in it), a fresh branch per task, committed and pushed back to the
+# remote when the agent is done.
+#
+# Git the agent can't steer: the tree holds no .git (an agent's own `git
+# init` there is neither committed nor read), the git directory is the
+# worker's only (with privilege separation the agent can't read it), and
+# every git command the worker runs (wgit) reads no configuration but the
+# repository's own, which only the worker writes, with hooks, fsmonitor and
+# the agent's attributes' drivers off. The remote is named by its URL on
+# every fetch and push, never by a remote's configuration. A URL's user
+# info (a token) never reaches argv, a log, an error, the database or the
+# git directory: git gets the URL without it and the credential from a
+# helper that reads a file in the worker's state directory.
+# Needs lib/common.sh (and lib/privsep.sh for the agent's group).
 
 workspace_dir() { printf '%s\n' "${RALPH_WORKSPACE:-/workspace}"; }
+
+workspace_git_dir() {
+  local ws
+  ws=$(workspace_dir)
+  printf '%s\n' "${RALPH_GIT_DIR:-${ws%/}.git}"
+}
+
+# url_parts URL: URL_PUBLIC is URL without its user info (what logs,
+# errors, argv and git's configuration may show), URL_CREDENTIAL the
+# scheme://userinfo@host line git's store helper reads ("" when the URL
+# has no password or token in it). scp-like (user@host:path) and local
+# URLs hold no secret and are kept as they are.
+url_parts() {
+  local url=$1 scheme rest authority path userinfo
+  URL_PUBLIC=$url URL_CREDENTIAL=""
+  [[ $url =~ ^([A-Za-z][A-Za-z0-9+.-]*)://([^/]*)(.*)$ ]] || return 0
+  scheme=${BASH_REMATCH[1]} authority=${BASH_REMATCH[2]} path=${BASH_REMATCH[3]}
+  [[ $authority == *@* ]] || return 0
+  userinfo=${authority%@*}
+  rest=${authority##*@}
+  URL_PUBLIC="$scheme://$rest$path"
+  URL_CREDENTIAL="$scheme://$userinfo@$rest"
+}
+URL_PUBLIC="" URL_CREDENTIAL=""
+
+# workspace_public_url: RALPH_REPO_URL without its user info.
+workspace_public_url() {
+  url_parts "${RALPH_REPO_URL:-}"
+  printf '%s\n' "$URL_PUBLIC"
+}
+
+# workspace_credentials STATE_DIR: the credential of RALPH_REPO_URL (its
+# user info), if any, in STATE_DIR/git-credentials (0600) for git's store
+# helper; RALPH_GIT_CREDENTIALS_FILE, a file in the same format, is used
+# as it is.
+workspace_credentials() {
+  url_parts "${RALPH_REPO_URL:-}"
+  [[ -n $URL_CREDENTIAL ]] || return 0
+  (umask 077 && printf '%s\n' "$URL_CREDENTIAL" >"$1/git-credentials")
+}
+
+# wgit ARGS…: git on the workspace, for the worker: the git directory and
+# the tree apart, no global or system configuration, no hooks, no
+# fsmonitor, no prompt, and the credential only from the store file.
+wgit() {
+  local credentials=${RALPH_GIT_CREDENTIALS_FILE:-}
+  [[ -n $credentials || -z ${RALPH_STATE_DIR:-} || ! -s $RALPH_STATE_DIR/git-credentials ]] \
+    || credentials=$RALPH_STATE_DIR/git-credentials
+  GIT_DIR=$(workspace_git_dir) GIT_WORK_TREE=$(workspace_dir) GIT_CONFIG_GLOBAL=/dev/null GIT_CONFIG_NOSYSTEM=1 \
+    GIT_TERMINAL_PROMPT=0 GIT_ASKPASS=true SSH_ASKPASS=true \
+    git -c core.hooksPath=/dev/null -c core.fsmonitor=false -c core.untrackedCache=false \
+    -c core.attributesFile=/dev/null -c credential.helper= \
+    ${credentials:+-c "credential.helper=store --file=$credentials"} -c protocol.ext.allow=never "$@"
+}
 
 # task_branch ID: ralph/<id>, with what git refuses in a branch name replaced
 # (task ids are already restricted to letters, digits and . _ / -).
@@ -18,51 +85,87 @@ task_branch() {
   printf 'ralph/%s\n' "$id"
 }
 
+# workspace_lock: this worker alone uses its tree and its git directory
+# (two workers on one tree would commit each other's work): a lock on each,
+# held open until the worker exits (WORKSPACE_LOCK_FDS; the agent doesn't
+# inherit them). Exits 2 when another worker holds one.
+workspace_lock() {
+  local dir fd
+  WORKSPACE_LOCK_FDS=()
+  command -v flock >/dev/null || { log "flock is not installed: nothing keeps two workers off one workspace"; return 0; }
+  for dir in "$(workspace_dir)" "$(workspace_git_dir)"; do
+    mkdir -p "$dir" || die "$EXIT_USAGE" "cannot create $dir: point RALPH_WORKSPACE and RALPH_GIT_DIR at writable places"
+    exec {fd}<"$dir"
+    flock -n "$fd" \
+      || die "$EXIT_USAGE" "another worker uses $dir: give each worker its own RALPH_WORKSPACE and RALPH_GIT_DIR"
+    WORKSPACE_LOCK_FDS+=("$fd")
+  done
+}
+WORKSPACE_LOCK_FDS=()
+
+# workspace_tree_access: with privilege separation, the tree belongs to the
+# worker and is open to the agent's group (setgid: what either makes in it
+# stays in that group); the git directory is the worker's alone.
+workspace_tree_access() {
+  chmod 0700 "$(workspace_git_dir)" || return 1
+  ((PRIVSEP)) || return 0
+  chgrp "$AGENT_GID" "$(workspace_dir)" && chmod 2775 "$(workspace_dir)"
+}
+
 # workspace_prepare ID [REF]: clone or fetch, then a fresh branch for the
 # task from REF (a branch, tag or commit of the remote) or the remote's
 # default branch, with a clean tree. Prints the branch, then the commit the
 # remote's branch of that name is at now ("" when it has none): the push
 # of this attempt may replace that, and nothing else.
 workspace_prepare() {
-  local id=$1 ref=${2:-} dir branch base
+  local id=$1 ref=${2:-} dir gitdir branch base url head
   dir=$(workspace_dir)
+  gitdir=$(workspace_git_dir)
   [[ -n ${RALPH_REPO_URL:-} ]] || usage_error "RALPH_REPO_URL is not set: the repository the worker changes (a git URL)"
-  if [[ -d $dir/.git ]]; then
-    git -C "$dir" remote set-url origin "$RALPH_REPO_URL" >&2 || return 1
-    git -C "$dir" fetch --quiet --prune --tags origin >&2 || return 1
-    # The remote's default branch may have changed since the clone.
-    git -C "$dir" remote set-head origin --auto >/dev/null 2>&1 || true
-  else
-    mkdir -p "$dir" || return 1
-    # An empty workspace (a fresh volume, a tmpfs) is cloned into in place.
+  url=$(workspace_public_url)
+  # Files the worker checks out stay writable for the agent's group.
+  umask 0002
+  mkdir -p "$dir" "$gitdir" || return 1
+  if [[ ! -f $gitdir/HEAD ]]; then
+    # An empty tree (a fresh volume, a tmpfs) only: anything else may be
+    # somebody's work.
     if [[ -n $(ls -A "$dir") ]]; then
-      log "workspace $dir is not empty and not a git repository: empty it or point RALPH_WORKSPACE elsewhere"
+      log "workspace $dir is not empty and has no git directory in $gitdir: empty it or point RALPH_WORKSPACE elsewhere"
       return 1
     fi
-    git clone --quiet "$RALPH_REPO_URL" "$dir" >&2 || return 1
+    git init --quiet --bare "$gitdir" >&2 || return 1
+    wgit config core.bare false || return 1
+  fi
+  workspace_tree_access || return 1
+  wgit fetch --quiet --prune --tags "$url" "+refs/heads/*:refs/remotes/origin/*" >&2 || return 1
+  # The remote's default branch (it may have changed since the last fetch).
+  head=$(wgit ls-remote --symref "$url" HEAD 2>/dev/null | sed -n 's|^ref: refs/heads/\([^[:space:]]*\)[[:space:]]*HEAD$|\1|p')
+  if [[ -n $head ]]; then
+    wgit symbolic-ref refs/remotes/origin/HEAD "refs/remotes/origin/$head" || return 1
   fi
   if [[ -n $ref ]]; then
-    if git -C "$dir" rev-parse --verify --quiet "refs/remotes/origin/$ref^{commit}" >/dev/null; then
+    if wgit rev-parse --verify --quiet "refs/remotes/origin/$ref^{commit}" >/dev/null; then
       base="refs/remotes/origin/$ref"
-    elif git -C "$dir" rev-parse --verify --quiet "$ref^{commit}" >/dev/null; then
+    elif wgit rev-parse --verify --quiet "$ref^{commit}" >/dev/null; then
       base=$ref
     else
-      log "task $id: ref '$ref' is not a branch, tag or commit of $RALPH_REPO_URL"
+      log "task $id: ref '$ref' is not a branch, tag or commit of $url"
       return 1
     fi
   else
-    base=$(git -C "$dir" symbolic-ref --quiet refs/remotes/origin/HEAD) || base=HEAD
+    base=$(wgit symbolic-ref --quiet refs/remotes/origin/HEAD) || base=HEAD
   fi
   branch=$(task_branch "$id")
-  git -C "$dir" reset --quiet --hard >&2 || return 1
-  git -C "$dir" clean -qffdx >&2 || return 1
-  if git -C "$dir" rev-parse --verify --quiet "$base^{commit}" >/dev/null; then
-    git -C "$dir" checkout --quiet --no-track -B "$branch" "$base" >&2 || return 1
+  if wgit rev-parse --verify --quiet "$base^{commit}" >/dev/null; then
+    wgit checkout --quiet --force --no-track -B "$branch" "$base" >&2 || return 1
   else
     # A repository without commits yet: the task's branch starts it.
-    git -C "$dir" checkout --quiet --orphan "$branch" >&2 || return 1
+    wgit checkout --quiet --orphan "$branch" >&2 || return 1
+    wgit rm -r --quiet --cached --ignore-unmatch . >&2 || return 1
   fi
-  printf '%s\n%s\n' "$branch" "$(git -C "$dir" rev-parse --verify --quiet "refs/remotes/origin/$branch" || true)"
+  wgit reset --quiet --hard >&2 || return 1
+  wgit clean -qffdx >&2 || return 1
+  printf '%s\n%s\n' "$branch" "$(wgit rev-parse --verify --quiet "refs/remotes/origin/$branch" || true)"
 }
 
 # workspace_commit ID BRANCH MESSAGE REMOTE_HEAD: commits whatever the agent
@@ -72,11 +175,11 @@ workspace_prepare() {
 # REMOTE_HEAD (absent when ""): a retried task replaces what an earlier
 # attempt pushed, never what another worker pushed meanwhile.
 workspace_commit() {
-  local id=$1 branch=$2 message=$3 remote_head=${4:-} dir
-  dir=$(workspace_dir)
-  git -C "$dir" add -A >&2 || return 1
-  git -C "$dir" commit --quiet --allow-empty --no-verify -m "ralph: $id" -m "$message" >&2 || return 1
-  git -C "$dir" push --quiet --force-with-lease="refs/heads/$branch:$remote_head" origin "HEAD:refs/heads/$branch" >&2 \
+  local id=$1 branch=$2 message=$3 remote_head=${4:-} url
+  url=$(workspace_public_url)
+  wgit add -A >&2 || return 1
+  wgit commit --quiet --allow-empty --no-verify -m "ralph: $id" -m "$message" >&2 || return 1
+  wgit push --quiet --force-with-lease="refs/heads/$branch:$remote_head" "$url" "HEAD:refs/heads/$branch" >&2 \
     || return 1
-  git -C "$dir" rev-parse HEAD
+  wgit rev-parse HEAD
 }

@@ -53,6 +53,7 @@ main() {
   bootstrap_debian_rootfs
   fetch_claude_code
   fetch_uv_wheels
+  create_test_users
   log "host ready: run \`cargo xtask doctor\` for the full picture"
 }
 
@@ -264,6 +265,18 @@ fetch_uv_wheels() {
       --platform "$platform" --require-hashes -r "$here/../docker/uv-requirements.txt" -d "$HOST_DIR/wheels"
   done
   log "uv wheels: verified in $HOST_DIR/wheels"
+}
+
+# The two users the worker's privilege-separation tests run as (as in the
+# images: the worker's user is in the agent's group, which owns the tree).
+create_test_users() {
+  getent group ralph-test-agent >/dev/null || groupadd --system ralph-test-agent
+  id ralph-test-agent >/dev/null 2>&1 \
+    || useradd --system --gid ralph-test-agent --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin ralph-test-agent
+  id ralph-test-worker >/dev/null 2>&1 \
+    || useradd --system --user-group --groups ralph-test-agent --no-create-home --home-dir /nonexistent \
+      --shell /usr/sbin/nologin ralph-test-worker
+  log "test users: ralph-test-worker (in group ralph-test-agent) and ralph-test-agent"
 }
 
 main "$@"

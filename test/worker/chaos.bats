@@ -3,8 +3,9 @@
 # every second (and replaced), and the database is restarted once in the
 # middle. Every task must end done or failed, none finished twice, no agent
 # left running, and every worker that saw the database go must recover.
-# The agent is a stand-in (RALPH_AGENT_CMD) that records its pid and writes
-# a file.
+# The agent is a stand-in (fixtures/chaos-agent.sh) that records when it
+# starts and ends per task; two agents that ever worked one task at once
+# fail the test.
 # shellcheck disable=SC2030,SC2031
 
 load lib/helpers
@@ -23,7 +24,7 @@ teardown() {
   for pid in "${WORKERS[@]}"; do
     kill -KILL "$pid" 2>/dev/null || true
   done
-  for pid in "$CHAOS"/agents/*; do
+  for pid in "$CHAOS"/agents/[0-9]*; do
     [[ -e $pid ]] || continue
     kill -KILL -- "-${pid##*/}" 2>/dev/null || true
   done
@@ -57,9 +58,8 @@ settled() {
 @test "chaos: 8 workers, 400 tasks, a worker SIGKILLed every second, the database restarted once" {
   export RALPH_LEASE_SECONDS=3 RALPH_RETRY_BASE_SECONDS=1 RALPH_RETRY_MAX_SECONDS=2
   export RALPH_IDLE_MIN_SECONDS=1 RALPH_IDLE_MAX_SECONDS=2 RALPH_STOP_CONNECT_TIMEOUT=2 PGCONNECT_TIMEOUT=2
-  export CHAOS_AGENTS="$CHAOS/agents"
-  # shellcheck disable=SC2016 # expanded by the agent's shell
-  export RALPH_AGENT_CMD='touch "$CHAOS_AGENTS/$$"; sleep 0.$((RANDOM % 3)); echo "$RALPH_TASK_ID" > task.txt'
+  export CHAOS_AGENTS="$CHAOS/agents" RALPH_AGENT_ENV=CHAOS_AGENTS
+  export RALPH_AGENT_CMD="bash $BATS_TEST_DIRNAME/fixtures/chaos-agent.sh"
   "$TASK" init >/dev/null
   sql "INSERT INTO tasks (id, description) SELECT 'c/' || n, 'chaos task ' || n FROM generate_series(1, 400) n" >/dev/null
   local n next=9
@@ -130,10 +130,23 @@ settled() {
   done
   # No agent process is left running: the killed workers' watchdogs stopped theirs.
   local agent leftover=()
-  for agent in "$CHAOS"/agents/*; do
+  for agent in "$CHAOS"/agents/[0-9]*; do
     wait_for 3 gone "${agent##*/}" || leftover+=("${agent##*/}")
   done
   [ "${#leftover[@]}" -eq 0 ] || { echo "agents left running: ${leftover[*]}"; false; }
+  # No two agents ever worked one task at once: none found an earlier one
+  # still running when it started, and no two recorded spans overlap
+  # (spans with both ends, per task, by start: each starts after the latest
+  # end before it).
+  [ ! -s "$CHAOS/agents/overlaps" ] || { cat "$CHAOS/agents/overlaps"; false; }
+  local spans starts
+  spans=$(awk '$1 == "start" { s[FILENAME " " $2] = $3 } $1 == "end" { e[FILENAME " " $2] = $3 }
+      END { for (k in s) if (k in e) { split(k, a, " "); print a[1], s[k], e[k] } }' "$CHAOS"/agents/*.log \
+    | sort -k1,1 -k2,2g | awk '$1 != f { f = $1; last = 0 } { if ($2 + 0 < last) print f; if ($3 + 0 > last) last = $3 + 0 }' | sort -u)
+  starts=$(cat "$CHAOS"/agents/*.log | grep -c '^start ')
+  echo "chaos: $starts agent starts recorded" >&3
+  [ "$starts" -ge 400 ]
+  [ -z "$spans" ] || { echo "two agents at once in: $spans"; false; }
   # The workers saw the database go (and said so), and went on.
   grep -lE "cannot reach the database|claim failed|renewal failed" "$CHAOS"/logs/*.log >/dev/null
   local after

@@ -15,7 +15,7 @@ setup() {
   fresh_db
   make_remote
   export RALPH_IDLE_MIN_SECONDS=1 RALPH_IDLE_MAX_SECONDS=1
-  export TMPDIR=$BATS_TEST_TMPDIR STATE=$BATS_TEST_TMPDIR
+  export TMPDIR=$BATS_TEST_TMPDIR STATE=$BATS_TEST_TMPDIR RALPH_AGENT_ENV=STATE
   WORKER_PID="" SECOND_PID="" SILENT_PID=""
   AGENT_PID_FILE="$BATS_TEST_TMPDIR/agent.pid"
 }
@@ -365,7 +365,7 @@ EOF
   export RALPH_LEASE_SECONDS=8 RALPH_AGENT_STOP_SECONDS=1 PGCONNECT_TIMEOUT=0
   "$TASK" add stuck/1 "done hangs"
   start_silent_db "$PG_TEST_PORT"
-  export SILENT_PID
+  export SILENT_PID RALPH_AGENT_ENV="STATE SILENT_PID"
   # The agent does its work, and the database goes silent as it ends.
   # shellcheck disable=SC2016 # expanded by the agent's shell
   export RALPH_AGENT_CMD='echo work > work.txt; kill -USR1 "$SILENT_PID"'

@@ -102,15 +102,25 @@ start_worker() {
   [ "$(git -C "$REMOTE" rev-parse ralph/n/1)" = "$(task_result n/1 commit)" ]
 }
 
-@test "an agent that commits on its own still gets its work pushed and recorded" {
+@test "the tree has no .git: an agent's own repository there is neither committed nor read by the worker" {
   "$TASK" add own/1 "commits itself"
-  export RALPH_AGENT_CMD='echo mine > mine.txt && git add mine.txt && git commit -qm "agent commit"'
+  # The agent finds no git directory in its tree, makes its own, commits
+  # there and writes a hook and an fsmonitor into its config.
+  # shellcheck disable=SC2016 # expanded by the agent's shell
+  export RALPH_AGENT_CMD='test ! -e .git && test -f README.md && git init -q . && echo mine > mine.txt && git add mine.txt \
+    && git -c user.name=a -c user.email=a@localhost commit -qm "agent commit" \
+    && git config core.fsmonitor "touch $PWD/../fsmonitor-ran" && git config core.hooksPath "$PWD/.git/hooks" \
+    && printf "#!/bin/sh\ntouch $PWD/../hook-ran\n" > .git/hooks/pre-commit && chmod +x .git/hooks/pre-commit'
   run "$RALPH" build --until-empty
   [ "$status" -eq 0 ]
   [ "$(task_status own/1)" = "done" ]
   [ "$(task_result own/1 changed)" = true ]
   [ "$(git -C "$REMOTE" show ralph/own/1:mine.txt)" = mine ]
-  [ "$(git -C "$REMOTE" log --format=%s main..ralph/own/1)" = "$(printf 'ralph: own/1\nagent commit')" ]
+  # Only the worker's commit on top of main, and no .git in it.
+  [ "$(git -C "$REMOTE" log --format=%s main..ralph/own/1)" = "ralph: own/1" ]
+  run git -C "$REMOTE" ls-tree -r --name-only ralph/own/1
+  [ "$output" = "$(printf 'README.md\nmine.txt')" ]
+  [ ! -e "$BATS_TEST_TMPDIR/fsmonitor-ran" ] && [ ! -e "$BATS_TEST_TMPDIR/hook-ran" ]
 }
 
 @test "--max-iterations stops after N tasks" {
@@ -260,7 +270,7 @@ start_worker() {
   export RALPH_RETRY_BASE_SECONDS=1 RALPH_RETRY_MAX_SECONDS=4 RALPH_IDLE_MIN_SECONDS=1 RALPH_IDLE_MAX_SECONDS=1
   "$TASK" add bad/1 "always fails" --priority 1
   "$TASK" add ok/1 "works" --priority 2
-  export TRIES_DIR=$BATS_TEST_TMPDIR
+  export TRIES_DIR=$BATS_TEST_TMPDIR RALPH_AGENT_ENV=TRIES_DIR
   # shellcheck disable=SC2016,SC2089 # expanded by the agent's shell
   export RALPH_AGENT_CMD='date +%s.%N >> "$TRIES_DIR/tries.${RALPH_TASK_ID%%/*}"; [ "$RALPH_TASK_ID" = ok/1 ] || exit 3'
   run "$RALPH" build --max-iterations 4
@@ -306,7 +316,7 @@ start_worker() {
   local other="$BATS_TEST_TMPDIR/other"
   git clone -q "$REMOTE" "$other"
   git -C "$other" -c user.name=o -c user.email=o@localhost commit -q --allow-empty -m "the other worker's"
-  export OTHER_CLONE=$other
+  export OTHER_CLONE=$other RALPH_AGENT_ENV=OTHER_CLONE
   # shellcheck disable=SC2016 # expanded by the agent's shell
   export RALPH_AGENT_CMD='git -C "$OTHER_CLONE" push -q origin HEAD:refs/heads/ralph/race/1; echo mine > mine.txt'
   run "$RALPH" build --max-iterations 1
@@ -370,6 +380,7 @@ task refused" ]
 printf '%s\n' "\$@" > "$BATS_TEST_TMPDIR/claude.args"
 settings=\$(sed -n '/^--settings\$/{n;p}' "$BATS_TEST_TMPDIR/claude.args")
 cp "\$settings" "$BATS_TEST_TMPDIR/settings.json"
+cp -R "\$HOME/.claude/skills" "$BATS_TEST_TMPDIR/skills-seen"
 echo edited > edited.txt
 EOF
   chmod +x "$bin/claude"
@@ -384,7 +395,8 @@ EOF
   [ -x "$(jq -r '.hooks.PreToolUse[0].hooks[0].command' "$settings")" ]
   [ -x "$(jq -r '.hooks.SessionEnd[0].hooks[0].command' "$settings")" ]
   [ "$(jq -r '.hooks.PreToolUse[0].matcher' "$settings")" = "Bash|Write|Edit|MultiEdit|NotebookEdit" ]
-  [ -f "$BATS_TEST_TMPDIR/home/.claude/skills/ralph-build/SKILL.md" ]
+  # The skill, in the home the agent had.
+  [ -f "$BATS_TEST_TMPDIR/skills-seen/ralph-build/SKILL.md" ]
   [ "$(git -C "$REMOTE" show ralph/c/1:edited.txt)" = edited ]
 }
 
@@ -413,7 +425,7 @@ EOF
   export RALPH_AGENT_CMD='true'
   run "$RALPH" build --max-iterations 1
   [ "$status" -eq 0 ]
-  [[ $output == *"workspace $RALPH_WORKSPACE is not empty and not a git repository"* ]]
+  [[ $output == *"workspace $RALPH_WORKSPACE is not empty and has no git directory in $RALPH_WORKSPACE.git"* ]]
   [ "$(task_status w/1)" = open ]
 }
 

@@ -63,7 +63,15 @@ fn the_workflow_runs_for_a_pull_request_a_push_and_a_release_tag() {
     let report_file = scratch.path().join("rehearsal.json");
     let out = rehearse(&["--registry", &registry, "--report", report_file.to_str().unwrap()]);
     eprintln!("{}", out.stdout);
-    assert!(out.status.success(), "the rehearsal failed: {}\n{}", out.last_line(), out.stdout);
+    // On a failure, what the steps printed up to the first failed step (the
+    // check's table and error) goes with the message: it is on stderr.
+    assert!(
+        out.status.success(),
+        "the rehearsal failed: {}\n{}\n--- what the steps printed up to the first failure:\n{}",
+        out.last_line(),
+        out.stdout,
+        out.stderr_before("` failed: ", 150)
+    );
     let report: Value = serde_json::from_str(&std::fs::read_to_string(&report_file).unwrap()).unwrap();
     let events = report["events"].as_array().unwrap();
     assert_eq!(events.len(), 4, "a pull request, a push, a tag and the schedule");

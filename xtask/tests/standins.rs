@@ -228,6 +228,14 @@ fn compose_file_is_valid_and_hardened() {
     for t in &tmpfs[..2] {
         assert!(t.contains("uid=1000"), "{t}: owned by the worker's uid 1000");
     }
+    assert!(tmpfs[0].contains("gid=1001") && tmpfs[0].contains("mode=2775"), "{}: open to the agent's group", tmpfs[0]);
+    // Privilege separation: root only to drop to the worker, and back only
+    // the three capabilities it keeps.
+    assert_eq!(worker["user"], "0:0");
+    let mut added: Vec<&str> = worker["cap_add"].as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
+    added.sort();
+    assert_eq!(added, ["KILL", "SETGID", "SETUID"]);
+    assert!(services["db"]["cap_add"].is_null(), "the database gets no capability back");
     assert_eq!(worker["depends_on"]["db"]["condition"], "service_healthy");
     // The password apart from the URL: no command line in the worker shows it.
     assert_eq!(worker["environment"]["RALPH_DB_URL"], "postgresql://ralph@db:5432/ralph");
@@ -393,7 +401,7 @@ fn compose_stack_runs_a_task_end_to_end_and_docker_stop_releases_it() {
         target: /srv/repo.git
     environment:
       RALPH_REPO_URL: /srv/repo.git
-      RALPH_AGENT_CMD: 'case $$RALPH_TASK_ID in slow-*) exec sleep 600 ;; esac; echo "changed by $$RALPH_TASK_ID" > agent.txt'
+      RALPH_AGENT_CMD: 'case $$RALPH_TASK_ID in slow-*) exec sleep 600 ;; esac; echo "changed by $$RALPH_TASK_ID" > agent.txt; {{ id -u; for p in 1 $$RALPH_WORKER_PID; do if cat /proc/$$p/environ >/dev/null 2>&1; then echo "read $$p"; else echo "refused $$p"; fi; done; ls /home/ralph/workspace.git >/dev/null 2>&1 && echo "read git" || echo "refused git"; }} > privsep.txt'
       RALPH_LEASE_SECONDS: "6"
       RALPH_IDLE_MIN_SECONDS: "1"
       RALPH_IDLE_MAX_SECONDS: "1"
@@ -451,6 +459,13 @@ fn compose_stack_runs_a_task_end_to_end_and_docker_stop_releases_it() {
     let commit = result["commit"].as_str().unwrap_or_else(|| panic!("no commit in {result}"));
     assert_eq!(git_in(&bare, &["rev-parse", "refs/heads/ralph/edit-1"]).trim(), commit);
     assert_eq!(git_in(&bare, &["show", &format!("{commit}:agent.txt")]), "changed by edit-1\n");
+    // The agent ran as ralph-agent (1001): PID 1's and the worker's
+    // environments (PGPASSWORD) and the git directory were out of its reach.
+    let privsep = git_in(&bare, &["show", &format!("{commit}:privsep.txt")]);
+    let lines: Vec<&str> = privsep.lines().collect();
+    assert_eq!(lines.len(), 4, "{privsep}");
+    assert_eq!(lines[0], "1001", "{privsep}");
+    assert!(lines[1..].iter().all(|l| l.starts_with("refused ")), "{privsep}");
     assert_eq!(git_in(&bare, &["rev-parse", &format!("{commit}^")]).trim(), initial, "the branch starts at main");
     let agent = result["agent"].as_str().unwrap().to_string();
 

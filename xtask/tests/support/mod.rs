@@ -39,6 +39,14 @@ impl Output {
     pub fn last_line(&self) -> &str {
         self.stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("")
     }
+
+    /// The `n` lines on stderr up to the first that contains `marker` (or
+    /// the last `n` when none does): what a run printed before it failed.
+    pub fn stderr_before(&self, marker: &str, n: usize) -> String {
+        let lines: Vec<&str> = self.stderr.lines().collect();
+        let end = lines.iter().position(|l| l.contains(marker)).map_or(lines.len(), |i| i + 1);
+        lines[end.saturating_sub(n)..end].join("\n")
+    }
 }
 
 impl Fixture {
