@@ -25,7 +25,9 @@ if [[ -n ${RALPH_TASK_ID:-} && -n ${RALPH_AGENT_ID:-} && -n ${RALPH_WORKER_PID:-
   # A process id, never 0 or -1: kill -0 would ask about a whole group and
   # take the worker for alive.
   env_uint RALPH_WORKER_PID "" 1 4194304
-  if ! kill -0 "$ENV_UINT" 2>/dev/null \
+  # (The agent may run as another user than the worker: kill -0 is then
+  # refused, and /proc says whether the worker is there.)
+  if ! kill -0 "$ENV_UINT" 2>/dev/null && [[ ! -e /proc/$ENV_UINT ]] \
     && "$task_cli" release "$RALPH_TASK_ID" --agent "$RALPH_AGENT_ID" >/dev/null 2>&1; then
     printf 'ralph: worker %s is gone: released task %s\n' "$ENV_UINT" "$RALPH_TASK_ID" >&2
   fi

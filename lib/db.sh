@@ -222,11 +222,12 @@ db_explain_error() {
   fi
 }
 
-# db_require_task ID: sets TASK_STATE to "status|assignee|deleted", or
+# db_require_task ID: sets TASK_STATE to "status|assignee|deleted|lease ran out" (true or false), or
 # exits 4 naming the unknown task.
 db_require_task() {
   db_run -v id="$1" <<'SQL' || exit "$EXIT_ERROR"
-SELECT status || '|' || coalesce(assignee, '') || '|' || (deleted_at IS NOT NULL) FROM tasks WHERE id = :'id';
+SELECT status || '|' || coalesce(assignee, '') || '|' || (deleted_at IS NOT NULL) || '|'
+  || coalesce(lease_expires_at <= clock_timestamp(), false) FROM tasks WHERE id = :'id';
 SQL
   TASK_STATE=$DB_OUT
   [[ -n $TASK_STATE ]] || die "$EXIT_NOT_FOUND" "unknown task '$1': \`task list --all\` shows the task ids"

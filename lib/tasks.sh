@@ -336,12 +336,41 @@ SQL
   printf '%s\n' "$out"
 }
 
+# The task AGENT holds (active, its lease running), printed as claim prints
+# it, with its token saved the same way: how a worker takes up a claim whose
+# reply it never got (the claim committed, the connection broke). Exit 3
+# when it holds none.
+cmd_held() {
+  local agent=""
+  while (($#)); do
+    case $1 in
+      --agent) require_value "$1" "${2:-}"; agent=$2; shift 2 ;;
+      *) usage_error "held: unexpected argument '$1' (task held [--agent AGENT])" ;;
+    esac
+  done
+  agent_from "$agent"
+  local out
+  task_sql claimed -v agent="$AGENT" <<SQL || exit "$EXIT_ERROR"
+SELECT t.lease_token || E'\n' || $TASK_OUT FROM tasks t
+WHERE t.status = 'active' AND t.assignee = :'agent' AND t.deleted_at IS NULL AND t.lease_expires_at > clock_timestamp()
+ORDER BY t.updated_at DESC LIMIT 1;
+SQL
+  out=$DB_OUT
+  [[ -n $out ]] || die "$EXIT_NOTHING" "agent $AGENT holds no task"
+  task_token_save "${out%%$'\n'*}"
+  printf '%s\n' "${out#*$'\n'}"
+}
+
 # When a write that needs the caller to hold the task changed nothing: one
 # line saying why (exit 4 for an unknown task, 5: not held by this agent).
 explain_not_held() { # explain_not_held ID AGENT ACTION
-  local status assignee
+  local status assignee expired
   db_require_task "$1"
-  IFS='|' read -r status assignee _ <<<"$TASK_STATE"
+  IFS='|' read -r status assignee _ expired <<<"$TASK_STATE"
+  # A lease that ran out is gone, even before another worker takes the task:
+  # nothing is renewed or finished on it.
+  [[ $status != active || $assignee != "$2" || $expired != true ]] \
+    || die "$EXIT_NOT_HELD" "cannot $3 task $1: the lease of agent $2 on it ran out (RALPH_LEASE_SECONDS)"
   die "$EXIT_NOT_HELD" "cannot $3 task $1: it is $status${assignee:+ and held by $assignee}, not held by agent $2"
 }
 
@@ -373,6 +402,7 @@ cmd_renew() {
 BEGIN;
 UPDATE tasks t SET lease_expires_at = clock_timestamp() + make_interval(secs => :'lease'::int), updated_at = clock_timestamp()
 WHERE t.id = :'id' AND t.status = 'active' AND t.assignee = :'agent' AND t.deleted_at IS NULL
+  AND t.lease_expires_at > clock_timestamp()
 RETURNING $TASK_OUT;
 -- Renewing is a sign of life too.
 UPDATE agents SET last_heartbeat_at = clock_timestamp(), updated_at = clock_timestamp() WHERE id = :'agent';
@@ -395,6 +425,7 @@ cmd_done() {
 BEGIN;
 UPDATE tasks t SET status = 'done', result = :'result'::jsonb, lease_expires_at = NULL, updated_at = clock_timestamp()
 WHERE t.id = :'id' AND t.status = 'active' AND t.assignee = :'agent' AND t.deleted_at IS NULL
+  AND t.lease_expires_at > clock_timestamp()
 RETURNING $TASK_OUT;
 COMMIT;
 SQL

@@ -4,13 +4,19 @@
 # in the background, commit, push the branch, and record the commit with
 # `task done`. Idle backoff with jitter when nothing is claimable.
 #
-# A failed attempt (the agent fails or runs past RALPH_AGENT_TIMEOUT_SECONDS,
-# the workspace or the push fails) is recorded with `task fail`: the store
-# backs the task off and fails it after its last attempt; the worker moves
-# on. A lost lease (the task released by an operator, or no renewal that
-# answered in time to keep it) stops the agent before the lease runs out:
-# nothing is committed, pushed or finished for that attempt. Every call to
-# the store is bounded (lib/db.sh), so none wedges the worker.
+# Faults are classified. The agent's failure (it exits non-zero or runs
+# past RALPH_AGENT_TIMEOUT_SECONDS) and the task's (a ref that doesn't
+# exist, a push refused because the branch moved) are failed attempts,
+# recorded with `task fail`: the store backs the task off and fails it
+# after its last attempt; the worker moves on. A fault outside the task
+# (the remote out of reach, a full disk, the database before the push)
+# hands the task back without counting an attempt, and backs the worker
+# off. A claim whose reply was lost is taken up (`task held`); a `task
+# done` that fails is retried while the lease holds. A lost lease (the task
+# released by an operator, or no renewal that answered in time to keep it)
+# stops the agent, and the step in flight, before the lease runs out:
+# nothing is pushed or finished for that attempt. Every call to the store
+# is bounded (lib/db.sh), so none wedges the worker.
 #
 # Signals: SIGTERM or SIGINT stops the agent, releases the active task (back
 # to open), marks the agent stopped and exits 0; a second signal exits at
@@ -59,6 +65,9 @@ worker_run() {
     rc=0
     wait "$WORKER_CHILD" || rc=$?
   done
+  # Nothing of the step outlives it (a push stopped at its bound leaves the
+  # remote's receive-pack and its hook in the group).
+  kill -KILL -- "-$WORKER_CHILD" 2>/dev/null || true
   WORKER_CHILD=""
   return "$rc"
 }
@@ -143,10 +152,10 @@ worker_build() {
     worker_run "$out" "$err" task_cli --json claim --agent "$RALPH_AGENT_ID" || rc=$?
     case $rc in
       0)
-        idle=0
         claimed=$((claimed + 1))
-        # A failed attempt backs the task off in the store: go on to the next.
-        worker_work "$(<"$out")" "$model" "$since" || true
+        # A failed attempt backs the task off in the store: go on to the
+        # next; a fault outside the task backs the worker off.
+        worker_work_then_back_off "$(<"$out")" "$model" "$since"
         ;;
       "$EXIT_NOTHING")
         [[ $until_empty == false ]] || break
@@ -156,15 +165,39 @@ worker_build() {
         ;;
       *)
         cat "$err" >&2
-        log "claim failed (exit $rc); backing off"
-        worker_idle "$idle"
-        idle=$((idle + 1))
+        # The claim may have committed with its reply lost: what this agent
+        # holds is taken up, not left to expire as a failed attempt.
+        if worker_run "$out" "$err" task_cli --json held --agent "$RALPH_AGENT_ID"; then
+          log "the claim's reply was lost (exit $rc): taking up the task it claimed"
+          claimed=$((claimed + 1))
+          worker_work_then_back_off "$(<"$out")" "$model" "$since"
+        else
+          log "claim failed (exit $rc); backing off"
+          worker_idle "$idle"
+          idle=$((idle + 1))
+        fi
         ;;
     esac
   done
   trap - TERM INT
   task_cli agent stop "$RALPH_AGENT_ID" >/dev/null || log "could not mark agent $RALPH_AGENT_ID stopped"
   log "agent $RALPH_AGENT_ID: stopped after $claimed task(s)"
+}
+
+# worker_work_then_back_off TASK_JSON MODEL SINCE_MS: worker_work; after a
+# fault outside the task, the idle back-off before the next claim, growing
+# while such faults go on (the caller's `idle` counter: a remote that is
+# down is not asked again every two seconds). A failed attempt backs the
+# task off in the store instead: the worker goes on to the next.
+worker_work_then_back_off() {
+  local rc=0
+  worker_work "$@" || rc=$?
+  if ((rc != 2)); then
+    idle=0
+    return 0
+  fi
+  worker_idle "$idle"
+  idle=$((idle + 1))
 }
 
 # Commits need an identity; the entrypoint sets one, this covers hosts.
@@ -192,6 +225,7 @@ worker_check_numbers() {
   env_uint RALPH_AGENT_STOP_SECONDS 3 0 3600
   WORKER_AGENT_STOP=$ENV_UINT
   env_uint RALPH_STOP_CONNECT_TIMEOUT 3 0 3600
+  env_uint RALPH_GIT_TIMEOUT_SECONDS 300 1 86400
   env_uint RALPH_MAX_ATTEMPTS 3 1 1000
   env_uint RALPH_RETRY_BASE_SECONDS 30 0 86400
   env_uint RALPH_RETRY_MAX_SECONDS 900 "$ENV_UINT" 86400
@@ -212,10 +246,14 @@ worker_idle() {
 }
 
 # worker_work TASK_JSON MODEL SINCE_MS: one claimed task (claimed after
-# SINCE_MS, on now_ms's clock), from the branch to `task done`. Returns 1
-# when the attempt failed or its lease was lost.
+# SINCE_MS, on now_ms's clock), from the branch to `task done`. Returns 0
+# when it is done; 1 when the attempt failed (the agent's fault, or the
+# task's: recorded with `task fail`, an attempt counted) or its lease was
+# lost; 2 when something outside the task failed (the remote out of reach,
+# a full disk, the database before the push): the task is handed back
+# without counting an attempt, and the worker backs off.
 worker_work() {
-  local task=$1 model=$2 id ref branch remote_head commit changed=false agent_rc=0 out err
+  local task=$1 model=$2 id ref branch remote_head commit changed=false agent_rc=0 out err rc=0
   out="$RALPH_STATE_DIR/out" err="$RALPH_STATE_DIR/err"
   id=$(jq -r '.id' <<<"$task")
   ref=$(jq -r '.ref // empty' <<<"$task")
@@ -225,10 +263,16 @@ worker_work() {
   log "task $id: claimed (attempt $(jq -r '.attempts' <<<"$task"))"
   worker_renew_start "$id" "$3"
 
-  if ! worker_run "$out" "$err" workspace_prepare "$id" "$ref"; then
+  worker_run "$out" "$err" workspace_prepare "$id" "$ref" || rc=$?
+  if ((rc)); then
     cat "$err" >&2
-    worker_lease_lost_stop || worker_fail_attempt "could not prepare the workspace from $(workspace_public_url): $(tail -n1 "$err")"
-    return 1
+    worker_lease_lost_stop && return 1
+    if ((rc == WORKSPACE_TASK_FAULT)); then
+      worker_fail_attempt "$(tail -n1 "$err" | sed "s/^$RALPH_PROG: //")"
+      return 1
+    fi
+    worker_hand_back "could not prepare the workspace from $(workspace_public_url): $(tail -n1 "$err")"
+    return 2
   fi
   # The branch, and what the remote's branch was when this attempt began:
   # the push replaces exactly that, or nothing.
@@ -241,8 +285,9 @@ worker_work() {
 
   worker_lease_lost_stop && return 1
   if ! agent_start "$prompt_file" "$model" "$log_file" "$WORKER_AGENT_TIMEOUT"; then
-    worker_fail_attempt "could not start the agent"
-    return 1
+    agent_finish
+    worker_hand_back "could not start the agent"
+    return 2
   fi
   log "task $id: agent running on $branch (pid $AGENT_PID)"
   agent_wait || agent_rc=$?
@@ -262,31 +307,100 @@ worker_work() {
 
   local summary
   summary=$(tail -c 2000 "$log_file")
-  if ! worker_run "$out" "$err" workspace_commit "$id" "$branch" "$(jq -r '.description' <<<"$task")" "$remote_head"; then
+  # The commit (local: a failure is the disk's or the git directory's).
+  if ! worker_run "$out" "$err" workspace_commit "$id" "$(jq -r '.description' <<<"$task")"; then
     cat "$err" >&2
-    worker_lease_lost_stop || worker_fail_attempt "commit or push of $branch failed: $(tail -n1 "$err")"
-    return 1
+    worker_lease_lost_stop && return 1
+    worker_hand_back "could not commit on $branch: $(tail -n1 "$err")"
+    return 2
   fi
   commit=$(<"$out")
+  # Nothing leaves the worker on a lease it can't confirm: a renewal that
+  # answers now, and the push bounded to finish well inside the lease it
+  # gave (RALPH_LEASE_SECONDS less RALPH_AGENT_STOP_SECONDS + 2 s).
+  rc=0
+  worker_run "$out" "$err" task_cli renew "$id" --agent "$RALPH_AGENT_ID" || rc=$?
+  if ((rc == EXIT_NOT_HELD || rc == EXIT_NOT_FOUND)); then
+    worker_renew_lost_now "$(tail -n1 "$err")"
+    worker_lease_lost_stop
+    return 1
+  elif ((rc)); then
+    cat "$err" >&2
+    worker_lease_lost_stop && return 1
+    worker_hand_back "could not confirm the lease before the push: $(tail -n1 "$err")"
+    return 2
+  fi
+  local bound=$((WORKER_LEASE - WORKER_AGENT_STOP - 2))
+  ((bound >= 1)) || bound=1
+  rc=0
+  worker_run "$out" "$err" workspace_push "$branch" "$remote_head" "$bound" || rc=$?
+  if ((rc)); then
+    cat "$err" >&2
+    worker_lease_lost_stop && return 1
+    if ((rc == WORKSPACE_TASK_FAULT)); then
+      worker_fail_attempt "the push of $branch was refused: $(grep -m1 -E 'rejected|stale info' "$err" || tail -n1 "$err")"
+      return 1
+    fi
+    worker_hand_back "could not push $branch to $(workspace_public_url): $(tail -n1 "$err")"
+    return 2
+  fi
   # Changed: the commit's tree differs from the base's (whether the agent
   # left its change in the working tree or committed it itself).
   if [[ -z $base ]] || ! wgit diff --quiet "$base" "$commit" --; then
     changed=true
   fi
-  local result rc=0
+  local result
   result=$(jq -nc --arg commit "$commit" --arg branch "$branch" --arg agent "$RALPH_AGENT_ID" \
     --arg model "$model" --argjson changed "$changed" --arg summary "$summary" \
     '{commit: $commit, branch: $branch, changed: $changed, agent: $agent, model: $model, summary: $summary}')
-  worker_run "$out" "$err" task_cli "done" "$id" --agent "$RALPH_AGENT_ID" --result "$result" || rc=$?
+  worker_done "$id" "$result" || return 1
   worker_renew_stop
   WORKER_TASK=""
-  if ((rc == 0)); then
-    log "task $id: done: $commit on $branch"
-  else
+  log "task $id: done: $commit on $branch"
+}
+
+# worker_done ID RESULT: `task done`, retried while the lease holds (the
+# renewer keeps it; a lost lease ends the retries): a database that failed
+# once after the push doesn't cost the attempt. Returns 1 when the lease
+# was lost first (the commit stays on its branch).
+worker_done() {
+  local id=$1 out="$RALPH_STATE_DIR/out" err="$RALPH_STATE_DIR/err" rc retry=$((WORKER_LEASE * 1000 / 9))
+  ((retry >= 200)) || retry=200
+  ms_seconds "$retry"
+  while :; do
+    rc=0
+    worker_run "$out" "$err" task_cli "done" "$id" --agent "$RALPH_AGENT_ID" --result "$2" || rc=$?
+    ((rc)) || return 0
     cat "$err" >&2
-    log "task $id: could not record the result (exit $rc: the lease was lost?); the commit $commit is on $branch"
-    return 1
-  fi
+    if ((rc == EXIT_NOT_HELD || rc == EXIT_NOT_FOUND)); then
+      worker_renew_lost_now "$(tail -n1 "$err")"
+    fi
+    if [[ -e $RALPH_STATE_DIR/lease-lost ]]; then
+      log "task $id: could not record the result (the lease was lost: $(<"$RALPH_STATE_DIR/lease-lost")); the commit is on its branch"
+      worker_renew_stop
+      WORKER_TASK=""
+      return 1
+    fi
+    log "task $id: could not record the result (exit $rc); retrying in ${SECS}s while the lease holds"
+    worker_run /dev/null /dev/null sleep "$SECS" || true
+  done
+}
+
+# worker_hand_back REASON: something outside the task failed: the task goes
+# back to open without counting an attempt (`task release`), and the worker
+# backs off before its next claim.
+worker_hand_back() {
+  log "task $WORKER_TASK: $1: handing it back (not the task's fault: no attempt counted)"
+  worker_renew_stop
+  PGCONNECT_TIMEOUT=${RALPH_STOP_CONNECT_TIMEOUT:-3} worker_run /dev/null "$RALPH_STATE_DIR/err" \
+    task_cli release "$WORKER_TASK" --agent "$RALPH_AGENT_ID" \
+    || log "could not hand task $WORKER_TASK back: $(tail -n1 "$RALPH_STATE_DIR/err"); it becomes claimable when its lease expires"
+  WORKER_TASK=""
+}
+
+# worker_renew_lost_now WHY: the store said the task is no longer ours.
+worker_renew_lost_now() {
+  [[ -e $RALPH_STATE_DIR/lease-lost ]] || printf '%s\n' "${1#task: }" >"$RALPH_STATE_DIR/lease-lost"
 }
 
 # worker_fail_attempt REASON: the attempt failed; the store backs the task
@@ -308,16 +422,26 @@ worker_fail_attempt() {
 # fail: the task is not ours any more).
 worker_lease_lost_stop() {
   [[ -e $RALPH_STATE_DIR/lease-lost ]] || return 1
-  log "task $WORKER_TASK: the lease was lost ($(<"$RALPH_STATE_DIR/lease-lost")): the agent was stopped; nothing is committed, pushed or finished for this attempt"
+  log "task $WORKER_TASK: the lease was lost ($(<"$RALPH_STATE_DIR/lease-lost")): the agent and the step in flight were stopped; nothing is pushed or finished for this attempt"
   agent_stop
   worker_renew_stop
   WORKER_TASK=""
   return 0
 }
 
-# SIGUSR1, from the renewer (after it wrote lease-lost): stop the agent now.
+# SIGUSR1, from the renewer (after it wrote lease-lost): stop the agent
+# and whatever the worker runs for the task now (a push, a `task done`),
+# and wait for them: nothing of the attempt goes on after the lease.
 worker_on_lease_lost() {
   agent_stop
+  [[ -n $WORKER_CHILD ]] || return 0
+  local i
+  kill -TERM -- "-$WORKER_CHILD" 2>/dev/null || true
+  for ((i = 0; i < WORKER_AGENT_STOP * 10; i++)); do
+    kill -0 -- "-$WORKER_CHILD" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -KILL -- "-$WORKER_CHILD" 2>/dev/null || true
 }
 
 # SIGUSR2, from the agent's watchdog (after it wrote agent-timeout): the

@@ -17,6 +17,11 @@
 # helper that reads a file in the worker's state directory.
 # Needs lib/common.sh (and lib/privsep.sh for the agent's group).
 
+# What workspace_prepare and workspace_push return for a fault of the task
+# itself (a ref that doesn't exist, a push refused because the branch
+# moved): a failed attempt. Any other failure is outside the task.
+readonly WORKSPACE_TASK_FAULT=3
+
 workspace_dir() { printf '%s\n' "${RALPH_WORKSPACE:-/workspace}"; }
 
 workspace_git_dir() {
@@ -63,14 +68,41 @@ workspace_credentials() {
 # the tree apart, no global or system configuration, no hooks, no
 # fsmonitor, no prompt, and the credential only from the store file.
 wgit() {
+  wgit_cmd
+  "${WGIT[@]}" "$@"
+}
+
+# wgit_remote SECONDS ARGS…: wgit for a command that talks to the remote,
+# stopped after SECONDS (a remote that stops answering must not hold the
+# task: its lease is renewed meanwhile). Exit 124 (or 137) when stopped.
+wgit_remote() {
+  local secs=$1
+  shift
+  wgit_cmd
+  timeout --foreground --kill-after=2 "$secs" "${WGIT[@]}" "$@"
+}
+
+# wgit_cmd: WGIT, the command wgit runs.
+wgit_cmd() {
   local credentials=${RALPH_GIT_CREDENTIALS_FILE:-}
   [[ -n $credentials || -z ${RALPH_STATE_DIR:-} || ! -s $RALPH_STATE_DIR/git-credentials ]] \
     || credentials=$RALPH_STATE_DIR/git-credentials
-  GIT_DIR=$(workspace_git_dir) GIT_WORK_TREE=$(workspace_dir) GIT_CONFIG_GLOBAL=/dev/null GIT_CONFIG_NOSYSTEM=1 \
-    GIT_TERMINAL_PROMPT=0 GIT_ASKPASS=true SSH_ASKPASS=true \
-    git -c core.hooksPath=/dev/null -c core.fsmonitor=false -c core.untrackedCache=false \
-    -c core.attributesFile=/dev/null -c credential.helper= \
-    ${credentials:+-c "credential.helper=store --file=$credentials"} -c protocol.ext.allow=never "$@"
+  WGIT=(env "GIT_DIR=$(workspace_git_dir)" "GIT_WORK_TREE=$(workspace_dir)" GIT_CONFIG_GLOBAL=/dev/null
+    GIT_CONFIG_NOSYSTEM=1 GIT_TERMINAL_PROMPT=0 GIT_ASKPASS=true SSH_ASKPASS=true
+    git -c core.hooksPath=/dev/null -c core.fsmonitor=false -c core.untrackedCache=false
+    -c core.attributesFile=/dev/null -c credential.helper= -c protocol.ext.allow=never)
+  [[ -z $credentials ]] || WGIT+=(-c "credential.helper=store --file=$credentials")
+}
+WGIT=()
+
+# workspace_unlock_stale: the locks git leaves when it is killed (index.lock,
+# a ref's .lock): stale, since this worker alone runs git on its git
+# directory (workspace_lock) and none runs now.
+workspace_unlock_stale() {
+  local gitdir
+  gitdir=$(workspace_git_dir)
+  [[ -d $gitdir ]] || return 0
+  find "$gitdir" -name '*.lock' -type f -delete 2>/dev/null || true
 }
 
 # task_branch ID: ralph/<id>, with what git refuses in a branch name replaced
@@ -85,21 +117,19 @@ task_branch() {
   printf 'ralph/%s\n' "$id"
 }
 
-# workspace_lock: this worker alone uses its tree and its git directory
-# (two workers on one tree would commit each other's work): a lock on each,
-# held open until the worker exits (WORKSPACE_LOCK_FDS; the agent doesn't
-# inherit them). Exits 2 when another worker holds one.
+# workspace_lock: this worker alone uses its tree (two workers on one tree
+# would commit each other's work): a lock on it, held open until the worker
+# exits (WORKSPACE_LOCK_FDS; the agent doesn't inherit it). Exits 2 when
+# another worker holds it.
 workspace_lock() {
   local dir fd
   WORKSPACE_LOCK_FDS=()
   command -v flock >/dev/null || { log "flock is not installed: nothing keeps two workers off one workspace"; return 0; }
-  for dir in "$(workspace_dir)" "$(workspace_git_dir)"; do
-    mkdir -p "$dir" || die "$EXIT_USAGE" "cannot create $dir: point RALPH_WORKSPACE and RALPH_GIT_DIR at writable places"
-    exec {fd}<"$dir"
-    flock -n "$fd" \
-      || die "$EXIT_USAGE" "another worker uses $dir: give each worker its own RALPH_WORKSPACE and RALPH_GIT_DIR"
-    WORKSPACE_LOCK_FDS+=("$fd")
-  done
+  dir=$(workspace_dir)
+  mkdir -p "$dir" || die "$EXIT_USAGE" "cannot create $dir: point RALPH_WORKSPACE at a writable place"
+  exec {fd}<"$dir"
+  flock -n "$fd" || die "$EXIT_USAGE" "another worker uses $dir: give each worker its own RALPH_WORKSPACE"
+  WORKSPACE_LOCK_FDS+=("$fd")
 }
 WORKSPACE_LOCK_FDS=()
 
@@ -123,9 +153,12 @@ workspace_prepare() {
   gitdir=$(workspace_git_dir)
   [[ -n ${RALPH_REPO_URL:-} ]] || usage_error "RALPH_REPO_URL is not set: the repository the worker changes (a git URL)"
   url=$(workspace_public_url)
+  env_uint RALPH_GIT_TIMEOUT_SECONDS 300 1 86400
+  local secs=$ENV_UINT
   # Files the worker checks out stay writable for the agent's group.
   umask 0002
   mkdir -p "$dir" "$gitdir" || return 1
+  workspace_unlock_stale
   if [[ ! -f $gitdir/HEAD ]]; then
     # An empty tree (a fresh volume, a tmpfs) only: anything else may be
     # somebody's work.
@@ -137,9 +170,10 @@ workspace_prepare() {
     wgit config core.bare false || return 1
   fi
   workspace_tree_access || return 1
-  wgit fetch --quiet --prune --tags "$url" "+refs/heads/*:refs/remotes/origin/*" >&2 || return 1
+  wgit_remote "$secs" fetch --quiet --prune --tags "$url" "+refs/heads/*:refs/remotes/origin/*" >&2 || return 1
   # The remote's default branch (it may have changed since the last fetch).
-  head=$(wgit ls-remote --symref "$url" HEAD 2>/dev/null | sed -n 's|^ref: refs/heads/\([^[:space:]]*\)[[:space:]]*HEAD$|\1|p')
+  head=$(wgit_remote "$secs" ls-remote --symref "$url" HEAD 2>/dev/null \
+    | sed -n 's|^ref: refs/heads/\([^[:space:]]*\)[[:space:]]*HEAD$|\1|p')
   if [[ -n $head ]]; then
     wgit symbolic-ref refs/remotes/origin/HEAD "refs/remotes/origin/$head" || return 1
   fi
@@ -149,8 +183,8 @@ workspace_prepare() {
     elif wgit rev-parse --verify --quiet "$ref^{commit}" >/dev/null; then
       base=$ref
     else
-      log "task $id: ref '$ref' is not a branch, tag or commit of $url"
-      return 1
+      log "ref '$ref' is not a branch, tag or commit of $url"
+      return "$WORKSPACE_TASK_FAULT"
     fi
   else
     base=$(wgit symbolic-ref --quiet refs/remotes/origin/HEAD) || base=HEAD
@@ -168,18 +202,34 @@ workspace_prepare() {
   printf '%s\n%s\n' "$branch" "$(wgit rev-parse --verify --quiet "refs/remotes/origin/$branch" || true)"
 }
 
-# workspace_commit ID BRANCH MESSAGE REMOTE_HEAD: commits whatever the agent
-# changed (an empty commit when nothing changed, so the result always names
-# the commit that records the task), pushes the branch to the remote, prints
-# the commit. The push replaces the remote branch only if it is still at
-# REMOTE_HEAD (absent when ""): a retried task replaces what an earlier
-# attempt pushed, never what another worker pushed meanwhile.
+# workspace_commit ID MESSAGE: commits whatever the agent changed (an
+# empty commit when nothing changed, so the result always names the commit
+# that records the task); prints the commit.
 workspace_commit() {
-  local id=$1 branch=$2 message=$3 remote_head=${4:-} url
-  url=$(workspace_public_url)
+  local id=$1 message=$2
   wgit add -A >&2 || return 1
   wgit commit --quiet --allow-empty --no-verify -m "ralph: $id" -m "$message" >&2 || return 1
-  wgit push --quiet --force-with-lease="refs/heads/$branch:$remote_head" "$url" "HEAD:refs/heads/$branch" >&2 \
-    || return 1
   wgit rev-parse HEAD
+}
+
+# workspace_push BRANCH REMOTE_HEAD SECONDS: pushes the branch to the
+# remote, stopped after SECONDS. It replaces the remote branch only if it is
+# still at REMOTE_HEAD (absent when ""): a retried task replaces what an
+# earlier attempt pushed, never what another worker pushed meanwhile; that
+# refusal returns WORKSPACE_TASK_FAULT, any other failure 1.
+workspace_push() {
+  local branch=$1 remote_head=${2:-} secs=$3 url file errors rc=0
+  url=$(workspace_public_url)
+  # Its messages through a file, not a pipe: a pipe would wait for the
+  # remote's side (its receive-pack, its hook) when the push is stopped.
+  file=$(mktemp "${TMPDIR:-/tmp}/ralph-push.XXXXXX") || return 1
+  wgit_remote "$secs" push --quiet --force-with-lease="refs/heads/$branch:$remote_head" "$url" \
+    "HEAD:refs/heads/$branch" >/dev/null 2>"$file" || rc=$?
+  errors=$(<"$file")
+  rm -f "$file"
+  [[ -z $errors ]] || printf '%s\n' "$errors" >&2
+  ((rc)) || return 0
+  ((rc != 124 && rc != 137)) || { log "the push did not finish within ${secs}s"; return 1; }
+  [[ $errors != *"[rejected]"* && $errors != *"stale info"* && $errors != *"fetch first"* ]] || return "$WORKSPACE_TASK_FAULT"
+  return 1
 }

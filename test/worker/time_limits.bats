@@ -273,7 +273,7 @@ earlier() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a < b) }'; }
   cat "$STATE/first.log"
   [ "$rc" -eq 0 ]
   grep -q "task hang/1: the lease was lost (no renewal succeeded in time to keep the lease of 6s" "$STATE/first.log"
-  grep -q "nothing is committed, pushed or finished for this attempt" "$STATE/first.log"
+  grep -q "the agent and the step in flight were stopped; nothing is pushed or finished for this attempt" "$STATE/first.log"
   run git -C "$REMOTE" rev-parse --verify --quiet refs/heads/ralph/hang/1
   [ "$status" -ne 0 ]
   [ "$(task_status hang/1)" = active ]
@@ -365,8 +365,34 @@ EOF
   export RALPH_LEASE_SECONDS=8 RALPH_AGENT_STOP_SECONDS=1 PGCONNECT_TIMEOUT=0
   "$TASK" add stuck/1 "done hangs"
   start_silent_db "$PG_TEST_PORT"
+  # The database goes silent once the push has reached the remote (its
+  # post-receive hook): the renewal before the push answered, `task done`
+  # and the renewals after it hang.
+  printf '#!/bin/sh\nkill -USR1 %s\n' "$SILENT_PID" >"$REMOTE/hooks/post-receive"
+  chmod +x "$REMOTE/hooks/post-receive"
+  export RALPH_AGENT_CMD='echo work > work.txt'
+  RALPH_DB_URL="postgresql://ralph@127.0.0.1:$SILENT_PORT/${RALPH_DB_URL##*/}" \
+    start_worker "$STATE/worker.log" --max-iterations 1
+  local rc=0
+  reap "$WORKER_PID" 60 || rc=$?
+  WORKER_PID=""
+  cat "$STATE/worker.log"
+  [ "$rc" -eq 0 ]
+  # The commit was pushed, `task done` got no answer within its bound and
+  # was retried until the lease was lost, and the worker went on (here: to
+  # its end).
+  git -C "$REMOTE" rev-parse --verify --quiet refs/heads/ralph/stuck/1
+  grep -q "task: cannot reach the database (RALPH_DB_URL): no answer within 2s, psql was stopped" "$STATE/worker.log"
+  grep -q "task stuck/1: could not record the result (exit 1); retrying in " "$STATE/worker.log"
+  grep -q "task stuck/1: could not record the result (the lease was lost: " "$STATE/worker.log"
+  [ "$(sql "SELECT status || ' ' || (result IS NULL) FROM tasks WHERE id = 'stuck/1'")" = "active true" ]
+}
+
+@test "the database silent before the push: nothing is pushed, and the worker does not wedge" {
+  export RALPH_LEASE_SECONDS=8 RALPH_AGENT_STOP_SECONDS=1 PGCONNECT_TIMEOUT=0
+  "$TASK" add quiet/1 "silent before the push"
+  start_silent_db "$PG_TEST_PORT"
   export SILENT_PID RALPH_AGENT_ENV="STATE SILENT_PID"
-  # The agent does its work, and the database goes silent as it ends.
   # shellcheck disable=SC2016 # expanded by the agent's shell
   export RALPH_AGENT_CMD='echo work > work.txt; kill -USR1 "$SILENT_PID"'
   RALPH_DB_URL="postgresql://ralph@127.0.0.1:$SILENT_PORT/${RALPH_DB_URL##*/}" \
@@ -376,10 +402,8 @@ EOF
   WORKER_PID=""
   cat "$STATE/worker.log"
   [ "$rc" -eq 0 ]
-  # The commit was pushed, `task done` got no answer within its bound, and
-  # the worker went on (here: to its end).
-  git -C "$REMOTE" rev-parse --verify --quiet refs/heads/ralph/stuck/1
-  grep -q "task: cannot reach the database (RALPH_DB_URL): no answer within 2s, psql was stopped" "$STATE/worker.log"
-  grep -q "task stuck/1: could not record the result (exit 1" "$STATE/worker.log"
-  [ "$(sql "SELECT status || ' ' || (result IS NULL) FROM tasks WHERE id = 'stuck/1'")" = "active true" ]
+  grep -q "task quiet/1: could not confirm the lease before the push: " "$STATE/worker.log"
+  run git -C "$REMOTE" rev-parse --verify --quiet refs/heads/ralph/quiet/1
+  [ "$status" -ne 0 ]
+  [ "$(sql "SELECT status || ' ' || (result IS NULL) FROM tasks WHERE id = 'quiet/1'")" = "active true" ]
 }

@@ -304,7 +304,7 @@ start_worker() {
   WORKER_PID=""
   [ "$rc" -eq 0 ]
   grep -q "task lost/1: the lease was lost (cannot renew task lost/1: it is open" "$BATS_TEST_TMPDIR/worker.log"
-  grep -q "nothing is committed, pushed or finished for this attempt" "$BATS_TEST_TMPDIR/worker.log"
+  grep -q "the agent and the step in flight were stopped; nothing is pushed or finished for this attempt" "$BATS_TEST_TMPDIR/worker.log"
   run git -C "$REMOTE" rev-parse --verify --quiet refs/heads/ralph/lost/1
   [ "$status" -ne 0 ]
   [ "$(sql "SELECT status || ' ' || coalesce(assignee, '-') || ' ' || (result IS NULL) FROM tasks WHERE id = 'lost/1'")" = "open - true" ]
@@ -321,7 +321,7 @@ start_worker() {
   export RALPH_AGENT_CMD='git -C "$OTHER_CLONE" push -q origin HEAD:refs/heads/ralph/race/1; echo mine > mine.txt'
   run "$RALPH" build --max-iterations 1
   [ "$status" -eq 0 ]
-  [[ $output == *"task race/1: commit or push of ralph/race/1 failed"* ]]
+  [[ $output == *"task race/1: the push of ralph/race/1 was refused: "* ]]
   [ "$(git -C "$REMOTE" log -1 --format=%s ralph/race/1)" = "the other worker's" ]
   [ "$(sql "SELECT status || ' ' || attempts FROM tasks WHERE id = 'race/1'")" = "open 1" ]
 }

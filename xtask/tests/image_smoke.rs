@@ -16,6 +16,10 @@ const VARIANTS: &[(&str, &str)] = &[
     ("missing-file", "{ FLAW = \"missing-file\" }"),
     ("wrong-output", "{ FLAW = \"wrong-output\" }"),
     ("writes-root", "{ FLAW = \"writes-root\" }"),
+    // Root images that declare a privileged start: one drops (httpd -u app),
+    // one doesn't.
+    ("root-drops", "{ FLAW = \"root-drops\", USER_ID = \"0\" }"),
+    ("root-stays", "{ FLAW = \"root\", USER_ID = \"0\" }"),
 ];
 
 /// The smoke fixture (test/images/smoke-fixture) with a catalog of its
@@ -32,6 +36,9 @@ fn smoke_fixture(name: &str) -> Fixture {
             );
             if readonly {
                 e += "[image.readonly]\nhealth = { port = 8080, path = \"/healthz\" }\nready_seconds = 30\nstay_up_seconds = 1\n";
+                if name.starts_with("root-") {
+                    e += "privileged_start = { cap_add = [\"SETUID\", \"SETGID\"], drops_to = 1000 }\n";
+                }
             }
             e + "\n"
         };
@@ -224,10 +231,24 @@ fn each_flawed_variant_fails_its_check_with_expected_and_actual() {
     let ro = writes.iter().find(|c| c["kind"] == "read-only").unwrap();
     assert!(ro["errors"][0].as_str().unwrap().contains("Read-only file system"), "{ro}");
 
+    // A privileged start: root with the capabilities it declares, then
+    // every process but the init as uid 1000 (`docker top`), or a failure
+    // that names what still runs as root.
+    let drops = checks(&report, "root-drops", "linux/amd64");
+    let ro = drops.iter().find(|c| c["kind"] == "read-only").unwrap();
+    assert_eq!(failed_names(&report, "root-drops"), vec!["runs as app", "metadata"], "{ro}");
+    assert!(ro["actual"].as_str().unwrap().contains("dropped to uid 1000 (1 process(es))"), "{ro}");
+    assert!(ro["expected"].as_str().unwrap().starts_with("starts as root with --cap-add SETUID,SETGID"), "{ro}");
+    assert_eq!(failed_names(&report, "root-stays"), vec!["runs as app", "metadata", "read-only root filesystem"]);
+    let stays = checks(&report, "root-stays", "linux/amd64");
+    let ro = stays.iter().find(|c| c["kind"] == "read-only").unwrap();
+    let error = ro["errors"][0].as_str().unwrap();
+    assert!(error.contains("it started as root and no process runs as uid 1000 once it is up"), "{ro}");
+
     // JUnit carries the same failures.
     let xml = std::fs::read_to_string(fx.dir.join("flaws.xml")).unwrap();
     let failed = report["failed"].as_u64().unwrap();
-    assert_eq!(failed, 7);
+    assert_eq!(failed, 12);
     assert_eq!(xml.matches("<failure ").count() as u64, failed);
     assert_eq!(leftover_containers(), "");
     assert!(volumes().iter().all(|v| volumes_before.contains(v)));

@@ -534,9 +534,10 @@ fn python_runtime_serves_healthz_read_only_and_honestly() {
     let image = built.reference("python-standin");
     let postgres = built.reference("postgres-standin");
 
-    // Its default user is uid 1000, not root.
+    // It starts as root, only to drop to ralph (privilege separation):
+    // run with the three capabilities that keeps, as compose runs it.
     let user = run_ok("docker", &["image", "inspect", "--format", "{{.Config.User}}", &image]);
-    assert_eq!(user.trim().split(':').next(), Some("1000"), "image User: {user:?}");
+    assert_eq!(user.trim(), "0:0", "image User: {user:?}");
     let healthcheck: serde_json::Value = serde_json::from_str(&run_ok(
         "docker",
         &["image", "inspect", "--format", "{{json .Config.Healthcheck.Test}}", &image],
@@ -589,6 +590,12 @@ fn python_runtime_serves_healthz_read_only_and_honestly() {
                 "/tmp",
                 "--cap-drop",
                 "ALL",
+                "--cap-add",
+                "SETUID",
+                "--cap-add",
+                "SETGID",
+                "--cap-add",
+                "KILL",
                 "--security-opt",
                 "no-new-privileges",
                 "-p",
@@ -619,7 +626,15 @@ fn python_runtime_serves_healthz_read_only_and_honestly() {
     // with the queue, on a read-only root filesystem.
     let good = unique_name("ralph-py-ok");
     run_worker(&mut cleanup, &good, "postgresql://ralph:pw@db:5432/ralph");
-    assert_eq!(run_ok("docker", &["exec", &good, "id", "-u"]).trim(), "1000");
+    // Every process but tini (and docker's own health check) dropped to ralph.
+    let top = run_ok("docker", &["top", &good, "-eo", "uid,args"]);
+    let owners: Vec<&str> = top
+        .lines()
+        .skip(1)
+        .filter(|l| !l.contains("tini") && !l.contains("ralph_status.check"))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert!(!owners.is_empty() && owners.iter().all(|u| *u == "1000"), "not all dropped to uid 1000:\n{top}");
     let write = docker(&["exec", &good, "touch", "/opt/ralph/probe"]);
     assert!(
         !write.status.success() && write.stderr.contains("Read-only file system"),

@@ -9,4 +9,8 @@ if [ "${1:-}" = --version ]; then
   echo "fixture 1.0"
   exit 0
 fi
+# With FLAW=root-drops it starts as root and drops to app once it listens.
+if [ -e /app/drops ]; then
+  exec httpd -f -p 8080 -h /www -u app:app
+fi
 exec httpd -f -p 8080 -h /www

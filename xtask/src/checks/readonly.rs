@@ -2,7 +2,10 @@
 //! `[image.readonly]`): the image runs as its own non-root user with a
 //! read-only root filesystem, only its tmpfs writable, every capability
 //! dropped and no-new-privileges. It must start, answer its health check
-//! within a bounded time, stay up, and log no "Read-only file system".
+//! within a bounded time, stay up, and log no "Read-only file system". An
+//! image that starts as root to drop privileges (`privileged_start`) gets
+//! the capabilities it declares back, and once up no process but its init
+//! may run as another uid than the one it drops to (`docker top`).
 
 use std::time::{Duration, Instant};
 
@@ -54,8 +57,12 @@ fn describe(spec: &ReadOnlyCheck) -> String {
         (None, Some(port), Some(path)) => format!("GET :{port}{path} answers {}", spec.health.status),
         _ => "healthy".into(),
     };
+    let user = match &spec.privileged_start {
+        Some(p) => format!("starts as root with --cap-add {} and drops to uid {}", p.cap_add.join(","), p.drops_to),
+        None => "runs as non-root".into(),
+    };
     format!(
-        "runs as non-root with --read-only --tmpfs {} --cap-drop ALL no-new-privileges; {health} within {}s; still up {}s later; no \"{READ_ONLY_ERROR}\" logged",
+        "{user} with --read-only --tmpfs {} --cap-drop ALL no-new-privileges; {health} within {}s; still up {}s later; no \"{READ_ONLY_ERROR}\" logged",
         spec.tmpfs.join(","),
         spec.ready_seconds,
         spec.stay_up_seconds
@@ -91,6 +98,7 @@ fn run_container(
         read_only: true,
         tmpfs: spec.tmpfs.clone(),
         unprivileged: true,
+        cap_add: spec.privileged_start.as_ref().map(|p| p.cap_add.clone()).unwrap_or_default(),
         publish: port.into_iter().collect(),
         ..Default::default()
     };
@@ -107,9 +115,9 @@ fn run_container(
 /// and a clean log.
 fn watch(name: &str, spec: &ReadOnlyCheck, ready: Duration, actual: &mut String) -> Result<()> {
     let user = docker::docker().args(["container", "inspect", "--format", "{{.Config.User}}", name]).probe().read()?;
-    if is_root(&user) {
+    if is_root(&user) && spec.privileged_start.is_none() {
         *actual = format!("runs as `{}`", if user.is_empty() { "root (no USER)" } else { &user });
-        anyhow::bail!("the image runs as root by default: set USER to a non-root user (for example USER 1000:1000) in its Dockerfile");
+        anyhow::bail!("the image runs as root by default: set USER to a non-root user (for example USER 1000:1000) in its Dockerfile, or declare [image.readonly.privileged_start] if it drops privileges itself");
     }
     let started = Instant::now();
     let mut last;
@@ -137,6 +145,27 @@ fn watch(name: &str, spec: &ReadOnlyCheck, ready: Duration, actual: &mut String)
         *actual += &format!(", then exited with code {code}");
         anyhow::bail!("it was healthy, then exited with code {code}: {}", log_tail(name));
     }
+    if let Some(start) = spec.privileged_start.as_ref().filter(|_| is_root(&user)) {
+        let init = docker::docker().args(["inspect", "--format", "{{.State.Pid}}", name]).probe().read()?;
+        let top = docker::docker().args(["top", name, "-eo", "pid,uid,args"]).probe().read()?;
+        let (dropped, not) = processes_dropped(&top, init.trim(), start.drops_to);
+        if dropped == 0 {
+            *actual += &format!(", no process runs as uid {}", start.drops_to);
+            anyhow::bail!(
+                "it started as root and no process runs as uid {} once it is up: drop privileges in the entrypoint (only the init may stay root)",
+                start.drops_to
+            );
+        }
+        if !not.is_empty() {
+            *actual += &format!(", not running as uid {}: {}", start.drops_to, not.join("; "));
+            anyhow::bail!(
+                "it started as root and these still run as another uid than {}: {}: drop privileges in the entrypoint (only the init may stay root)",
+                start.drops_to,
+                not.join("; ")
+            );
+        }
+        *actual += &format!(", dropped to uid {} ({dropped} process(es))", start.drops_to);
+    }
     if let Err(why) = probe(name, spec) {
         *actual += &format!(", then unhealthy: {why}");
         anyhow::bail!("it was healthy, then not ({why})");
@@ -151,6 +180,25 @@ fn watch(name: &str, spec: &ReadOnlyCheck, ready: Duration, actual: &mut String)
         );
     }
     Ok(())
+}
+
+/// `docker top … -eo pid,uid,args` output: how many processes run as
+/// `uid`, and those other than the init (host pid `init`, which may stay
+/// root: tini) that run as another (`PID uid UID: ARGS`).
+fn processes_dropped(top: &str, init: &str, uid: u32) -> (usize, Vec<String>) {
+    let mut dropped = 0;
+    let mut not = Vec::new();
+    for line in top.lines() {
+        let mut fields = line.split_whitespace();
+        let (Some(pid), Some(owner)) = (fields.next(), fields.next()) else { continue };
+        let Ok(owner) = owner.parse::<u32>() else { continue }; // the header
+        if owner == uid {
+            dropped += 1;
+        } else if pid != init {
+            not.push(format!("{pid} uid {owner}: {}", fields.collect::<Vec<_>>().join(" ")));
+        }
+    }
+    (dropped, not)
 }
 
 fn is_root(user: &str) -> bool {
@@ -233,6 +281,23 @@ fn log_tail(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_privileged_start_counts_every_process_but_the_init() {
+        let top = "PID UID COMMAND\n100 0 tini -- /opt/ralph/docker/entrypoint.sh build\n\
+                   120 1000 bash /opt/ralph/ralph.sh build\n130 1000 sleep 1.5\n";
+        assert_eq!(processes_dropped(top, "100", 1000), (2, vec![]));
+        // The entrypoint still root: named, with its command line.
+        let top = "PID UID COMMAND\n100 0 tini -- x\n120 0 bash /opt/ralph/docker/entrypoint.sh build\n";
+        assert_eq!(
+            processes_dropped(top, "100", 1000),
+            (0, vec!["120 uid 0: bash /opt/ralph/docker/entrypoint.sh build".to_string()])
+        );
+        // Nothing but the init, as root: nothing dropped.
+        assert_eq!(processes_dropped("PID UID COMMAND\n100 0 tini\n", "100", 1000), (0, vec![]));
+        // The init itself dropped (a service that drops after binding).
+        assert_eq!(processes_dropped("PID UID COMMAND\n100 1000 httpd -u app\n", "100", 1000), (1, vec![]));
+    }
 
     #[test]
     fn root_is_the_empty_user_root_or_uid_0() {

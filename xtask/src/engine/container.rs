@@ -47,6 +47,8 @@ pub struct Spec {
     pub tmpfs: Vec<String>,
     /// `--cap-drop ALL --security-opt no-new-privileges`.
     pub unprivileged: bool,
+    /// Capabilities given back after `--cap-drop ALL` (`--cap-add`).
+    pub cap_add: Vec<String>,
     /// Container ports published on 127.0.0.1 (a free host port each).
     pub publish: Vec<u16>,
     pub cgroup_parent: Option<String>,
@@ -297,6 +299,9 @@ impl Session {
         }
         if spec.unprivileged {
             cmd = cmd.args(["--cap-drop", "ALL", "--security-opt", "no-new-privileges"]);
+        }
+        for cap in &spec.cap_add {
+            cmd = cmd.args(["--cap-add", cap]);
         }
         for port in &spec.publish {
             cmd = cmd.arg("--publish").arg(format!("127.0.0.1::{port}"));

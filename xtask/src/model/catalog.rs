@@ -172,7 +172,9 @@ pub struct Image {
 
 /// `[image.readonly]`: run the image with a read-only root filesystem, only
 /// `tmpfs` writable, all capabilities dropped and no-new-privileges, as its
-/// own (non-root) user; it must start, answer `health` and stay up.
+/// own (non-root) user; it must start, answer `health` and stay up. An
+/// image that starts as root only to drop privileges declares
+/// `privileged_start`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReadOnlyCheck {
@@ -193,6 +195,20 @@ pub struct ReadOnlyCheck {
     /// How long it must then stay up.
     #[serde(default = "default_stay_up_seconds")]
     pub stay_up_seconds: u64,
+    /// The image starts as root to drop privileges at once (privilege
+    /// separation: lib/privsep.sh): it runs with these capabilities given
+    /// back, and once up every process but its init must run as `drops_to`.
+    pub privileged_start: Option<PrivilegedStart>,
+}
+
+/// `[image.readonly.privileged_start]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrivilegedStart {
+    /// Capabilities given back (`--cap-add`), e.g. SETUID, SETGID, KILL.
+    pub cap_add: Vec<String>,
+    /// The uid it drops to.
+    pub drops_to: u32,
 }
 
 fn default_tmpfs() -> Vec<String> {
