@@ -53,18 +53,6 @@ start_worker() {
   set +m
 }
 
-# group_alive PGID: a process of that process group is alive (not a zombie).
-group_alive() {
-  local stat line state pgrp
-  for stat in /proc/[0-9]*/stat; do
-    { read -r line <"$stat"; } 2>/dev/null || continue
-    read -r state _ pgrp _ <<<"${line##*) }"
-    [[ $pgrp != "$1" || $state == Z ]] || return 0
-  done
-  return 1
-}
-
-group_gone() { ! group_alive "$1"; }
 
 # The first worker's agent in the renewal tests: notes when it is told to
 # stop (SIGTERM), and has a child that ignores SIGTERM. A second worker's

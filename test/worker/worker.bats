@@ -59,7 +59,7 @@ start_worker() {
   # main is untouched; the agent is registered and now stopped.
   [ "$(git -C "$REMOTE" rev-list --count main)" -eq 1 ]
   [ "$(sql "SELECT status FROM agents")" = stopped ]
-  [ -z "$(find "$BATS_TEST_TMPDIR" -maxdepth 1 -name 'ralph.*')" ]
+  [ -z "$(find "$BATS_TEST_TMPDIR" -maxdepth 1 -name 'ralph*')" ]
 }
 
 @test "several tasks in one run: a branch each, fetched into the same workspace" {
@@ -196,10 +196,11 @@ start_worker() {
   # Handed back, not failed: the attempt doesn't count.
   [ "$(sql "SELECT status || ' ' || coalesce(assignee, '-') || ' ' || attempts FROM tasks WHERE id = 's/1'")" = "open - 0" ]
   [ "$(sql "SELECT status FROM agents")" = stopped ]
-  # The agent went with it, and the worker's scratch directory too.
-  run alive "$agent"
+  # The agent went with it (every process of its group), and the worker's
+  # scratch directory too.
+  run group_alive "$agent"
   [ "$status" -eq 1 ]
-  [ -z "$(find "$BATS_TEST_TMPDIR" -maxdepth 1 -name 'ralph.*')" ]
+  [ -z "$(find "$BATS_TEST_TMPDIR" -maxdepth 1 -name 'ralph*')" ]
   grep -q "stopping: releasing task s/1" "$BATS_TEST_TMPDIR/worker.log"
 }
 
@@ -247,8 +248,9 @@ start_worker() {
   kill -KILL "$WORKER_PID"
   wait "$WORKER_PID" || true
   WORKER_PID=""
-  # Nobody kills the agent but its watchdog: it is gone within the lease.
-  wait_for "$RALPH_LEASE_SECONDS" gone "$agent"
+  # Nobody kills the agent but its watchdog: it is gone within the lease,
+  # with every process of its group (its `sleep`).
+  wait_for "$RALPH_LEASE_SECONDS" group_gone "$agent"
   [ "$(task_status k/1)" = active ]
   run "$TASK" claim --agent rescuer
   [ "$status" -eq 3 ]
@@ -299,7 +301,7 @@ start_worker() {
   agent=$(<"$AGENT_PID_FILE")
   # An operator takes the task back while the agent works.
   "$TASK" release lost/1 >/dev/null
-  wait_for 10 gone "$agent"
+  wait_for 10 group_gone "$agent"
   wait "$WORKER_PID" || rc=$?
   WORKER_PID=""
   [ "$rc" -eq 0 ]

@@ -78,6 +78,20 @@ alive() {
 # gone PID: the process has ended (a zombie nobody reaped yet counts as gone).
 gone() { ! alive "$1"; }
 
+# group_alive PGID: a process of that process group is alive (not a zombie).
+group_alive() {
+  local stat line state pgrp
+  for stat in /proc/[0-9]*/stat; do
+    { read -r line <"$stat"; } 2>/dev/null || continue
+    read -r state _ pgrp _ <<<"${line##*) }"
+    [[ $pgrp != "$1" || $state == Z ]] || return 0
+  done
+  return 1
+}
+
+# group_gone PGID: every process of that process group has ended.
+group_gone() { ! group_alive "$1"; }
+
 # db_down / db_up: stops and restarts the tests' PostgreSQL (the database
 # going away under running workers). From /: the server's user can't enter
 # the test's directory. The server must not hold bats's descriptors (fd 3:

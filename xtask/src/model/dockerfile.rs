@@ -2584,7 +2584,19 @@ mod tests {
         let env = d.instructions.iter().find(|i| i.keyword == "ENV").unwrap();
         let Args::Shell(env_args) = &env.args else { panic!() };
         assert_eq!(key_values("ENV", env_args)[0], ("PATH".to_string(), Some("/opt/ralph:$PATH".to_string())));
-        assert_eq!(key_values("ENV", env_args).len(), 4);
+        let env_keys: Vec<String> = key_values("ENV", env_args).into_iter().map(|(k, _)| k).collect();
+        assert_eq!(
+            env_keys,
+            [
+                "PATH",
+                "RALPH_HOME",
+                "RALPH_WORKER_USER",
+                "RALPH_AGENT_USER",
+                "RALPH_GIT_DIR",
+                "USE_BUILTIN_RIPGREP",
+                "DISABLE_AUTOUPDATER"
+            ]
+        );
         let label = d.instructions.iter().find(|i| i.keyword == "LABEL").unwrap();
         let Args::Shell(label_args) = &label.args else { panic!() };
         assert_eq!(key_values("LABEL", label_args)[0].1.as_deref(), Some("ralph-worker"));
