@@ -63,7 +63,8 @@ else
 fi
 
 echo "==> xtask: cargo test"
-cargo test --workspace --color never 2>&1 | tee "$log" || status=1
+# Every test binary runs, also after one failed: the totals count them all.
+cargo test --workspace --no-fail-fast --color never 2>&1 | tee "$log" || status=1
 # An ignored test is a skipped one.
 count_results 's/^test result: [a-zA-Z]+\. ([0-9]+) passed; ([0-9]+) failed; ([0-9]+) ignored.*/\1 \2 \3/p'
 

@@ -4,7 +4,9 @@
 # taken up; a `task done` that fails once is retried while the lease holds;
 # the remote out of reach or a stale lock hands the task back without
 # counting an attempt; a push that can't finish inside the lease is
-# stopped, and a lease lost during the push stops it with nothing recorded.
+# stopped, and a lease lost during the push stops it with nothing recorded;
+# a full disk under the git directory hands the task back; one worker per
+# tree.
 # Faults are injected at the edges: a psql wrapper (RALPH_PSQL) that drops
 # a reply or a call, the real PostgreSQL behind it; a remote whose
 # pre-receive hook hangs.
@@ -24,6 +26,7 @@ setup() {
 teardown() {
   [[ -z $WORKER_PID ]] || kill -KILL "$WORKER_PID" 2>/dev/null || true
   pkill -KILL -f "$BATS_TEST_TMPDIR/hook-sleep" 2>/dev/null || true
+  ! mountpoint -q "$BATS_TEST_TMPDIR/small" 2>/dev/null || umount "$BATS_TEST_TMPDIR/small"
 }
 
 # psql_shim MATCH ACTION: a psql wrapper (in $SHIM) that, the first time the
@@ -191,4 +194,37 @@ hang_pushes() {
   [ "$status" -eq 5 ]
   [ "$output" = "task: cannot finish task x/1: the lease of agent a1 on it ran out (RALPH_LEASE_SECONDS)" ]
   [ "$(sql "SELECT status || ' ' || (result IS NULL) FROM tasks WHERE id = 'x/1'")" = "active true" ]
+}
+
+@test "a full disk under the git directory: the commit fails, the task is handed back, no attempt counted" {
+  ((EUID == 0)) || skip "needs root (to mount a small tmpfs)"
+  local small="$BATS_TEST_TMPDIR/small"
+  mkdir -p "$small"
+  mount -t tmpfs -o size=512k tmpfs "$small" || skip "cannot mount a tmpfs here"
+  export RALPH_GIT_DIR="$small/git" RALPH_AGENT_CMD='head -c 2000000 /dev/urandom > big.bin'
+  "$TASK" add full/1 "fills the disk"
+  run "$RALPH" build --max-iterations 1
+  umount "$small"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [[ $output == *"task full/1: could not commit on ralph/full/1: "*"handing it back (not the task's fault: no attempt counted)"* ]]
+  [ "$(sql "SELECT status || ' ' || attempts FROM tasks WHERE id = 'full/1'")" = "open 0" ]
+}
+
+@test "one worker per workspace: a second one on the same tree is refused with what to change" {
+  export RALPH_AGENT_CMD='sleep 300'
+  "$TASK" add one/1 "holds the tree"
+  set -m
+  "$RALPH" build --max-iterations 1 2>"$BATS_TEST_TMPDIR/first.log" &
+  WORKER_PID=$!
+  set +m
+  wait_for 20 grep -q "agent running" "$BATS_TEST_TMPDIR/first.log"
+  run "$RALPH" build --max-iterations 1
+  [ "$status" -eq 2 ]
+  [[ ${lines[-1]} == "ralph: another worker uses $RALPH_WORKSPACE: give each worker its own RALPH_WORKSPACE" ]]
+  # The first goes on undisturbed; stopped, it hands its task back.
+  kill -TERM "$WORKER_PID"
+  wait_for 15 gone "$WORKER_PID"
+  WORKER_PID=""
+  [ "$(task_status one/1)" = open ]
 }

@@ -627,12 +627,12 @@ fn python_runtime_serves_healthz_read_only_and_honestly() {
     let good = unique_name("ralph-py-ok");
     run_worker(&mut cleanup, &good, "postgresql://ralph:pw@db:5432/ralph");
     // Every process but tini (and docker's own health check) dropped to ralph.
-    let top = run_ok("docker", &["top", &good, "-eo", "uid,args"]);
+    let top = run_ok("docker", &["top", &good, "-eo", "pid,uid,args"]);
     let owners: Vec<&str> = top
         .lines()
         .skip(1)
         .filter(|l| !l.contains("tini") && !l.contains("ralph_status.check"))
-        .filter_map(|l| l.split_whitespace().next())
+        .filter_map(|l| l.split_whitespace().nth(1))
         .collect();
     assert!(!owners.is_empty() && owners.iter().all(|u| *u == "1000"), "not all dropped to uid 1000:\n{top}");
     let write = docker(&["exec", &good, "touch", "/opt/ralph/probe"]);
