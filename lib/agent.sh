@@ -70,10 +70,12 @@ agent_home_make() {
     return 1
   }
   as_agent mkdir -p "$AGENT_HOME/tmp" "$AGENT_HOME/.claude/skills" || return 1
-  [[ -n ${RALPH_AGENT_CMD:-} ]] || as_agent cp -R "$RALPH_HOME/skills/." "$AGENT_HOME/.claude/skills/"     || log "cannot copy ralph's skills into $AGENT_HOME: the agent runs without them"
+  [[ -n ${RALPH_AGENT_CMD:-} ]] || as_agent cp -R "$RALPH_HOME/skills/." "$AGENT_HOME/.claude/skills/" \
+    || log "cannot copy ralph's skills into $AGENT_HOME: the agent runs without them"
   local credentials="${HOME:-/nonexistent}/.claude/.credentials.json"
   if [[ -z ${CLAUDE_CONFIG_DIR:-} && -r $credentials ]]; then
-    as_agent sh -c 'umask 077 && cat >"$1"' _ "$AGENT_HOME/.claude/.credentials.json" <"$credentials"       || log "cannot give the agent Claude Code's credentials file"
+    as_agent sh -c 'umask 077 && cat >"$1"' _ "$AGENT_HOME/.claude/.credentials.json" <"$credentials" \
+      || log "cannot give the agent Claude Code's credentials file"
   fi
 }
 AGENT_HOME=""
@@ -107,7 +109,8 @@ agent_env_names() {
   read -r -a extra <<<"${RALPH_AGENT_ENV:-}"
   for name in $(compgen -e); do
     case $name in
-      ANTHROPIC_* | CLAUDE_* | DISABLE_* | USE_BUILTIN_RIPGREP | MAX_THINKING_TOKENS | LANG | LC_* | TZ | TERM |         HTTP_PROXY | HTTPS_PROXY | NO_PROXY | http_proxy | https_proxy | no_proxy)
+      ANTHROPIC_* | CLAUDE_* | DISABLE_* | USE_BUILTIN_RIPGREP | MAX_THINKING_TOKENS | LANG | LC_* | TZ | TERM | \
+        HTTP_PROXY | HTTPS_PROXY | NO_PROXY | http_proxy | https_proxy | no_proxy)
         printf '%s\n' "$name"
         ;;
     esac

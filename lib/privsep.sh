@@ -80,8 +80,23 @@ privsep_init() {
     PRIVSEP=1 AGENT_UID=$USER_UID AGENT_GID=$USER_GID
     AGENT_SETPRIV=(setpriv --reuid="$AGENT_UID" --regid="$AGENT_GID" --clear-groups --inh-caps=-all --ambient-caps=-all
       --no-new-privs --)
+    privsep_lock_user "$user"
     return 0
   fi
+}
+
+# privsep_lock_user NAME: this worker alone runs agents as that user: after
+# each attempt every process of it is stopped, so two workers sharing it
+# would stop each other's agents. A lock in /tmp (sticky: the agent can't
+# remove the worker's file), held until the worker exits and not inherited
+# by the agent (WORKSPACE_LOCK_FDS). Exits 2 when another worker holds it.
+privsep_lock_user() {
+  local fd
+  command -v flock >/dev/null || return 0
+  exec {fd}>>"/tmp/ralph-agent-user-$AGENT_UID.lock"
+  flock -n "$fd" \
+    || die "$EXIT_USAGE" "another worker runs its agents as $1: give each worker its own RALPH_AGENT_USER (after each attempt every process of that user is stopped)"
+  WORKSPACE_LOCK_FDS+=("$fd")
 }
 
 # privsep_warn: the one line a worker without separation starts with.

@@ -72,14 +72,25 @@ wgit() {
   "${WGIT[@]}" "$@"
 }
 
-# wgit_remote SECONDS ARGS…: wgit for a command that talks to the remote,
-# stopped after SECONDS (a remote that stops answering must not hold the
-# task: its lease is renewed meanwhile). Exit 124 (or 137) when stopped.
+# wgit_remote [--outside] SECONDS ARGS…: wgit for a command that talks to
+# the remote, stopped after SECONDS (a remote that stops answering must not
+# hold the task: its lease is renewed meanwhile). Exit 124 (or 137) when
+# stopped. --outside: without the git directory (ls-remote before there is
+# one), from / (so no repository an agent made in the tree is found).
 wgit_remote() {
-  local secs=$1
+  local outside=false secs arg run=()
+  [[ $1 != --outside ]] || { outside=true; shift; }
+  secs=$1
   shift
   wgit_cmd
-  timeout --foreground --kill-after=2 "$secs" "${WGIT[@]}" "$@"
+  for arg in "${WGIT[@]}"; do
+    [[ $outside == true && ($arg == GIT_DIR=* || $arg == GIT_WORK_TREE=*) ]] || run+=("$arg")
+  done
+  if [[ $outside == true ]]; then
+    (cd / && timeout --foreground --kill-after=2 "$secs" "${run[@]}" "$@")
+  else
+    timeout --foreground --kill-after=2 "$secs" "${run[@]}" "$@"
+  fi
 }
 
 # wgit_cmd: WGIT, the command wgit runs.
@@ -119,11 +130,10 @@ task_branch() {
 
 # workspace_lock: this worker alone uses its tree (two workers on one tree
 # would commit each other's work): a lock on it, held open until the worker
-# exits (WORKSPACE_LOCK_FDS; the agent doesn't inherit it). Exits 2 when
-# another worker holds it.
+# exits (in WORKSPACE_LOCK_FDS, the locks the agent doesn't inherit). Exits
+# 2 when another worker holds it.
 workspace_lock() {
   local dir fd
-  WORKSPACE_LOCK_FDS=()
   command -v flock >/dev/null || { log "flock is not installed: nothing keeps two workers off one workspace"; return 0; }
   dir=$(workspace_dir)
   mkdir -p "$dir" || die "$EXIT_USAGE" "cannot create $dir: point RALPH_WORKSPACE at a writable place"
@@ -155,6 +165,11 @@ workspace_prepare() {
   url=$(workspace_public_url)
   env_uint RALPH_GIT_TIMEOUT_SECONDS 300 1 86400
   local secs=$ENV_UINT
+  # The remote first (and its default branch, which may have changed): one
+  # out of reach leaves nothing behind on disk.
+  local remote
+  remote=$(wgit_remote --outside "$secs" ls-remote --symref "$url" HEAD) || return 1
+  head=$(sed -n 's|^ref: refs/heads/\([^[:space:]]*\)[[:space:]]*HEAD$|\1|p' <<<"$remote")
   # Files the worker checks out stay writable for the agent's group.
   umask 0002
   mkdir -p "$dir" "$gitdir" || return 1
@@ -166,14 +181,11 @@ workspace_prepare() {
       log "workspace $dir is not empty and has no git directory in $gitdir: empty it or point RALPH_WORKSPACE elsewhere"
       return 1
     fi
-    git init --quiet --bare "$gitdir" >&2 || return 1
+    GIT_CONFIG_GLOBAL=/dev/null GIT_CONFIG_NOSYSTEM=1 git init --quiet --bare --template= "$gitdir" >&2 || return 1
     wgit config core.bare false || return 1
   fi
   workspace_tree_access || return 1
   wgit_remote "$secs" fetch --quiet --prune --tags "$url" "+refs/heads/*:refs/remotes/origin/*" >&2 || return 1
-  # The remote's default branch (it may have changed since the last fetch).
-  head=$(wgit_remote "$secs" ls-remote --symref "$url" HEAD 2>/dev/null \
-    | sed -n 's|^ref: refs/heads/\([^[:space:]]*\)[[:space:]]*HEAD$|\1|p')
   if [[ -n $head ]]; then
     wgit symbolic-ref refs/remotes/origin/HEAD "refs/remotes/origin/$head" || return 1
   fi

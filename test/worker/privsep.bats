@@ -177,3 +177,20 @@ tsql() { psql "$TRUSTED_URL" -X -q -A -t -v ON_ERROR_STOP=1 -c "$1"; }
   [ "${#lines[@]}" -eq 1 ]
   [[ $output == *"started as root without CAP_SETUID, CAP_SETGID and CAP_KILL: add --cap-add SETUID --cap-add SETGID --cap-add KILL"* ]]
 }
+
+@test "two workers with one agent user: the second is refused (each stops every process of that user)" {
+  RALPH_DB_URL=$TRUSTED_URL "$TASK" add two/1 "holds the agent user" >/dev/null
+  export RALPH_AGENT_CMD='sleep 300'
+  set -m
+  "$RALPH_HOME/docker/entrypoint.sh" build --max-iterations 1 2>"$W/first.log" &
+  local first=$!
+  set +m
+  wait_for 30 grep -q "agent running" "$W/first.log" || { cat "$W/first.log"; false; }
+  # Another tree, the same agent user.
+  RALPH_WORKSPACE=$W/work/other run timeout 60 "$RALPH_HOME/docker/entrypoint.sh" build --max-iterations 1
+  echo "$output"
+  kill -TERM "$first"
+  wait_for 15 gone "$first"
+  [ "$status" -eq 2 ]
+  [[ ${lines[-1]} == "ralph: another worker runs its agents as $AGENT_USER: give each worker its own RALPH_AGENT_USER (after each attempt every process of that user is stopped)" ]]
+}
