@@ -109,14 +109,19 @@ privsep_warn() {
 # capability, no new privileges (with PRIVSEP=0: CMD as it is).
 as_agent() { "${AGENT_SETPRIV[@]}" "$@"; }
 
-# agent_user_pids: the processes of the agent's user, one pid a line.
+# agent_user_pids: the live processes of the agent's user (not zombies:
+# dead, only not yet reaped), one pid a line.
 agent_user_pids() {
-  local proc line
+  local proc line state
   for proc in /proc/[0-9]*; do
-    line=""
+    line="" state=""
     while IFS= read -r line; do
-      [[ $line == Uid:* ]] && break
+      case $line in
+        State:*) state=$line ;;
+        Uid:*) break ;;
+      esac
     done 2>/dev/null <"$proc/status" || continue
+    [[ $state != *Z* ]] || continue
     # Uid: real effective saved filesystem
     read -r _ line _ <<<"$line"
     [[ $line == "$AGENT_UID" ]] && printf '%s\n' "${proc#/proc/}"
@@ -125,9 +130,9 @@ agent_user_pids() {
 }
 
 # privsep_sweep: stops every process of the agent's user (what it left in
-# the background, what it detached with setsid): each is stopped first
-# (SIGSTOP: a stopped process can't fork), until a pass finds none running,
-# then all are killed. Returns 1 when some still run after 5 s.
+# the background, what it detached with setsid): each pass stops all it
+# finds first (SIGSTOP: a stopped process can't fork), then kills them,
+# until a pass finds none. Returns 1 when some still run after 5 s.
 privsep_sweep() {
   ((PRIVSEP)) || return 0
   local pids pid i

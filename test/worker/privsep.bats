@@ -135,7 +135,11 @@ tsql() { psql "$TRUSTED_URL" -X -q -A -t -v ON_ERROR_STOP=1 -c "$1"; }
   detached=$(rgit show ralph/adv/1:detached.pid)
   [[ $detached =~ ^[0-9]+$ ]]
   gone "$detached"
-  [ -z "$(pgrep -u "$AGENT_USER" || true)" ]
+  local pid left=()
+  for pid in $(pgrep -u "$AGENT_USER" || true); do
+    alive "$pid" && left+=("$pid")
+  done
+  [ "${#left[@]}" -eq 0 ] || { ps -o pid,stat,args -p "${left[@]}"; false; }
   [ -z "$(find "$W/tmp" -user "$AGENT_USER")" ]
 }
 
