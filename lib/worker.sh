@@ -353,19 +353,23 @@ worker_work() {
   result=$(jq -nc --arg commit "$commit" --arg branch "$branch" --arg agent "$RALPH_AGENT_ID" \
     --arg model "$model" --argjson changed "$changed" --arg summary "$summary" \
     '{commit: $commit, branch: $branch, changed: $changed, agent: $agent, model: $model, summary: $summary}')
-  worker_done "$id" "$result" || return 1
+  worker_done "$id" "$result" || return "$?"
   worker_renew_stop
   WORKER_TASK=""
   log "task $id: done: $commit on $branch"
 }
 
 # worker_done ID RESULT: `task done`, retried while the lease holds (the
-# renewer keeps it; a lost lease ends the retries): a database that failed
-# once after the push doesn't cost the attempt. Returns 1 when the lease
-# was lost first (the commit stays on its branch).
+# renewer keeps it; a lost lease ends the retries), for at most one lease:
+# a database that failed once after the push doesn't cost the attempt.
+# Returns 1 when the lease was lost first (the commit stays on its branch),
+# 2 when the store kept refusing for a whole lease (the task is handed
+# back).
 worker_done() {
-  local id=$1 out="$RALPH_STATE_DIR/out" err="$RALPH_STATE_DIR/err" rc retry=$((WORKER_LEASE * 1000 / 9))
+  local id=$1 out="$RALPH_STATE_DIR/out" err="$RALPH_STATE_DIR/err" rc retry=$((WORKER_LEASE * 1000 / 9)) until
   ((retry >= 200)) || retry=200
+  now_ms
+  until=$((NOW_MS + WORKER_LEASE * 1000))
   ms_seconds "$retry"
   while :; do
     rc=0
@@ -380,6 +384,11 @@ worker_done() {
       worker_renew_stop
       WORKER_TASK=""
       return 1
+    fi
+    now_ms
+    if ((NOW_MS >= until)); then
+      worker_hand_back "could not record the result for ${WORKER_LEASE}s (the commit is on its branch)"
+      return 2
     fi
     log "task $id: could not record the result (exit $rc); retrying in ${SECS}s while the lease holds"
     worker_run /dev/null /dev/null sleep "$SECS" || true

@@ -4,7 +4,8 @@
 # taken up; a `task done` that fails once is retried while the lease holds;
 # the remote out of reach or a stale lock hands the task back without
 # counting an attempt; a push that can't finish inside the lease is
-# stopped, and a lease lost during the push stops it with nothing recorded;
+# stopped, and a lease lost during the push stops it with nothing recorded; a
+# `task done` refused for a whole lease hands the task back;
 # a full disk under the git directory hands the task back; one worker per
 # tree.
 # Faults are injected at the edges: a psql wrapper (RALPH_PSQL) that drops
@@ -32,19 +33,22 @@ teardown() {
 # psql_shim MATCH ACTION: a psql wrapper (in $SHIM) that, the first time the
 # SQL it is given contains MATCH, either runs it and then reports a lost
 # connection (ACTION=lose-reply: the change committed, the reply never
-# came) or reports a refused connection without running it (ACTION=refuse).
+# came) or reports a refused connection without running it (ACTION=refuse);
+# ACTION=refuse-always refuses every time.
 psql_shim() {
   SHIM="$BATS_TEST_TMPDIR/psql-shim"
+  local once="mkdir '$BATS_TEST_TMPDIR/shim.once' 2>/dev/null"
+  [[ $2 != refuse-always ]] || once=true
   cat >"$SHIM" <<EOF
 #!/usr/bin/env bash
 body=\$(cat)
-if [[ \$body == *"$1"* ]] && mkdir "$BATS_TEST_TMPDIR/shim.once" 2>/dev/null; then
+if [[ \$body == *"$1"* ]] && $once; then
   case $2 in
     lose-reply)
       $(command -v psql) "\$@" <<<"\$body" >/dev/null 2>&1
       echo "psql: error: server closed the connection unexpectedly" >&2
       exit 2 ;;
-    refuse)
+    refuse | refuse-always)
       echo "psql: error: connection to server failed: Connection refused" >&2
       exit 2 ;;
   esac
@@ -95,6 +99,19 @@ EOF
   [[ $output == *"task d/1: could not record the result (exit 1); retrying in "*"s while the lease holds"* ]]
   [[ $output == *"task d/1: done: "* ]]
   [ "$(sql "SELECT status || ' ' || attempts FROM tasks WHERE id = 'd/1'")" = "done 1" ]
+}
+
+@test "a task done refused for a whole lease while renewals succeed: handed back, not retried forever" {
+  export RALPH_LEASE_SECONDS=3 RALPH_AGENT_STOP_SECONDS=0
+  "$TASK" add d/2 "done always refused"
+  psql_shim "SET status = 'done'" refuse-always
+  export RALPH_AGENT_CMD='echo worked > worked.txt'
+  RALPH_PSQL=$SHIM run timeout 60 "$RALPH" build --max-iterations 1
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [[ $output == *"task d/2: could not record the result for 3s (the commit is on its branch): handing it back (not the task's fault: no attempt counted)"* ]]
+  [ "$(sql "SELECT status || ' ' || attempts FROM tasks WHERE id = 'd/2'")" = "open 0" ]
+  git -C "$REMOTE" rev-parse --verify --quiet refs/heads/ralph/d/2
 }
 
 @test "the remote out of reach: the task is handed back, no attempt counted, and the worker backs off" {
