@@ -180,7 +180,7 @@ fn the_repositorys_dockerfiles_lint_clean() {
     let declared: usize = files
         .iter()
         .map(|f| {
-            let text = std::fs::read_to_string(support::repo_root().join(f["file"].as_str().unwrap())).unwrap();
+            let text = std::fs::read_to_string(repo_root().join(f["file"].as_str().unwrap())).unwrap();
             text.lines().filter(|l| l.starts_with("# ralph-lint ignore=")).count()
         })
         .sum();
