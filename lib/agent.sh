@@ -248,13 +248,19 @@ agent_finish() {
 agent_stop() {
   [[ -n ${AGENT_PID:-} ]] || return 0
   env_uint RALPH_AGENT_STOP_SECONDS 3 0 3600
-  local i tenths=$((ENV_UINT * 10))
-  kill -TERM -- "-$AGENT_PID" 2>/dev/null || true
-  for ((i = 0; i < tenths; i++)); do
-    kill -0 -- "-$AGENT_PID" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill -KILL -- "-$AGENT_PID" 2>/dev/null || true
+  group_stop "$AGENT_PID" "$ENV_UINT"
   wait "$AGENT_PID" 2>/dev/null || true
   AGENT_PID=""
+}
+
+# group_stop PGID SECONDS: SIGTERM to the process group, SIGKILL to what is
+# left of it after SECONDS.
+group_stop() {
+  local i
+  kill -TERM -- "-$1" 2>/dev/null || true
+  for ((i = 0; i < $2 * 10; i++)); do
+    kill -0 -- "-$1" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -KILL -- "-$1" 2>/dev/null || true
 }

@@ -443,14 +443,7 @@ worker_lease_lost_stop() {
 # and wait for them: nothing of the attempt goes on after the lease.
 worker_on_lease_lost() {
   agent_stop
-  [[ -n $WORKER_CHILD ]] || return 0
-  local i
-  kill -TERM -- "-$WORKER_CHILD" 2>/dev/null || true
-  for ((i = 0; i < WORKER_AGENT_STOP * 10; i++)); do
-    kill -0 -- "-$WORKER_CHILD" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill -KILL -- "-$WORKER_CHILD" 2>/dev/null || true
+  [[ -z $WORKER_CHILD ]] || group_stop "$WORKER_CHILD" "$WORKER_AGENT_STOP"
 }
 
 # SIGUSR2, from the agent's watchdog (after it wrote agent-timeout): the

@@ -89,6 +89,19 @@ reap() {
   wait "$1"
 }
 
+# worker_on_silent_db: a worker for one task through lib/silent_db.py
+# (SILENT_PORT) in front of the tests' database, reaped within 60 s, its log
+# printed; fails unless it exited 0.
+worker_on_silent_db() {
+  RALPH_DB_URL="postgresql://ralph@127.0.0.1:$SILENT_PORT/${RALPH_DB_URL##*/}" \
+    start_worker "$STATE/worker.log" --max-iterations 1
+  local rc=0
+  reap "$WORKER_PID" 60 || rc=$?
+  WORKER_PID=""
+  cat "$STATE/worker.log"
+  [ "$rc" -eq 0 ]
+}
+
 # earlier A B: the decimal number A is below B.
 earlier() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a < b) }'; }
 
@@ -359,13 +372,7 @@ EOF
   printf '#!/bin/sh\nkill -USR1 %s\n' "$SILENT_PID" >"$REMOTE/hooks/post-receive"
   chmod +x "$REMOTE/hooks/post-receive"
   export RALPH_AGENT_CMD='echo work > work.txt'
-  RALPH_DB_URL="postgresql://ralph@127.0.0.1:$SILENT_PORT/${RALPH_DB_URL##*/}" \
-    start_worker "$STATE/worker.log" --max-iterations 1
-  local rc=0
-  reap "$WORKER_PID" 60 || rc=$?
-  WORKER_PID=""
-  cat "$STATE/worker.log"
-  [ "$rc" -eq 0 ]
+  worker_on_silent_db
   # The commit was pushed, `task done` got no answer within its bound and
   # was retried until the lease was lost, and the worker went on (here: to
   # its end).
@@ -383,13 +390,7 @@ EOF
   export SILENT_PID RALPH_AGENT_ENV="STATE SILENT_PID"
   # shellcheck disable=SC2016 # expanded by the agent's shell
   export RALPH_AGENT_CMD='echo work > work.txt; kill -USR1 "$SILENT_PID"'
-  RALPH_DB_URL="postgresql://ralph@127.0.0.1:$SILENT_PORT/${RALPH_DB_URL##*/}" \
-    start_worker "$STATE/worker.log" --max-iterations 1
-  local rc=0
-  reap "$WORKER_PID" 60 || rc=$?
-  WORKER_PID=""
-  cat "$STATE/worker.log"
-  [ "$rc" -eq 0 ]
+  worker_on_silent_db
   grep -q "task quiet/1: could not confirm the lease before the push: " "$STATE/worker.log"
   run git -C "$REMOTE" rev-parse --verify --quiet refs/heads/ralph/quiet/1
   [ "$status" -ne 0 ]
