@@ -29,7 +29,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 use commands::{
-    bench, build, check, ci, doctor, execute, lint, matrix, pin, publish, runtime, scan, size, smoke, verify,
+    bench, build, check, ci, doctor, execute, explain, lint, matrix, pin, publish, runtime, scan, size, smoke, verify,
 };
 use model::catalog::{Catalog, DEFAULT_CATALOG};
 
@@ -94,6 +94,8 @@ enum ImageCommand {
     Runtime(runtime::Runtime),
     /// hadolint, Trivy and our container policy on Dockerfiles and their build contexts, in one report.
     Lint(lint::Lint),
+    /// What the lint's model of BuildKit says a Dockerfile builds: stages, steps, config, files placed.
+    Explain(explain::Explain),
     /// Trivy on built images, per platform: secrets, vulnerabilities (with a DB), the gate, SBOMs.
     Scan(scan::Scan),
     /// Lint, build, smoke, read-only, size, runtime figures and scan in one run, one summary table (what CI runs).
@@ -143,6 +145,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Image(ImageCommand::Size(cmd)) => execute(&cmd, catalog),
         Command::Image(ImageCommand::Runtime(cmd)) => execute(&cmd, catalog),
         Command::Image(ImageCommand::Lint(cmd)) => execute(&cmd, catalog),
+        Command::Image(ImageCommand::Explain(cmd)) => execute(&cmd, catalog),
         Command::Image(ImageCommand::Scan(cmd)) => execute(&cmd, catalog),
         Command::Image(ImageCommand::Check(cmd)) => execute(&cmd, catalog),
         Command::Image(ImageCommand::Matrix(cmd)) => execute(&cmd, catalog),

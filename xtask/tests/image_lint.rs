@@ -105,14 +105,14 @@ fn every_policy_rule_fails_its_corpus_file_and_passes_its_near_miss() {
     let covered: BTreeSet<String> = files.iter().flat_map(|f| expected(&dir.path().join(f))).collect();
     for id in [
         "RLP000", "RLP001", "RLP002", "RLP003", "RLP004", "RLP005", "RLP006", "RLP007", "RLP009", "RLP010", "RLP011",
-        "RLP012",
+        "RLP012", "RLP013",
     ] {
         assert!(covered.contains(id), "no corpus file fails {id}");
     }
     // The malformed file names its line and what is wrong; the others were still linted.
     let malformed =
         report["files"].as_array().unwrap().iter().find(|f| f["file"] == "rlp000-malformed.Dockerfile").unwrap();
-    assert_eq!(malformed["findings"][0]["line"], 3, "{malformed}");
+    assert_eq!(malformed["findings"][0]["line"], 4, "{malformed}");
     assert!(malformed["findings"][0]["message"].as_str().unwrap().starts_with("COPY requires at least two arguments"));
     // The exception in force is listed, the one without a reason is a finding.
     let with_reason = report["files"]

@@ -1,3 +1,4 @@
+# oracle: refused
 # expect: RLP000
 FROM alpine:3.21@sha256:48b0309ca019d89d40f670aa1bc06e426dc0931948452e8491e3d65087abc07d
 COPY

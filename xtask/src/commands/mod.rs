@@ -8,6 +8,7 @@ pub mod build;
 pub mod check;
 pub mod ci;
 pub mod doctor;
+pub mod explain;
 pub mod lint;
 pub mod matrix;
 pub mod pin;

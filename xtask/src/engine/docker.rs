@@ -164,6 +164,18 @@ pub fn platform_digests(index: &Manifest) -> Vec<(Platform, String)> {
         .collect()
 }
 
+/// The `Config` object of a local image (`docker image inspect`).
+pub fn image_config(reference: &str) -> Result<serde_json::Value> {
+    let out = docker().args(["image", "inspect", "--format", "{{json .Config}}", reference]).probe().output()?;
+    if !out.status.success() {
+        bail!(
+            "image {reference} is not in the local image store ({}): build or load it first",
+            super::process::last_lines(&String::from_utf8_lossy(&out.stderr), 1)
+        );
+    }
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

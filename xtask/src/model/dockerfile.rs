@@ -544,7 +544,12 @@ fn trim_continuation(line: &str, escape: char) -> (&str, bool) {
     (line, true)
 }
 
-/// `reWhitespace.Split(s, -1)` on a trimmed string.
+/// `reWhitespace.Split(s, -1)` on a trimmed string: how BuildKit splits `COPY`, `ADD`, `EXPOSE` and `VOLUME`
+/// arguments into words (quotes kept, for [`expand`] to remove).
+pub fn split_words(s: &str) -> Vec<String> {
+    split_whitespace_re(s.trim())
+}
+
 fn split_whitespace_re(s: &str) -> Vec<String> {
     if s.is_empty() {
         return Vec::new();
@@ -1034,11 +1039,13 @@ fn parse_heredoc(src: &str) -> Result<Option<HeredocSpec>, String> {
 /// `ENV key value with spaces` form, and `ARG NAME` without value (None). Uses the default escape `\`; see
 /// [`key_values_with_escape`]. Variables are not expanded (`$X` stays `$X`; note that `"\$X"` gives `$X` too: when
 /// expansion matters, run [`expand`] on the words of [`key_values_raw`] instead).
+#[cfg(test)]
 pub fn key_values(keyword: &str, args: &str) -> Vec<(String, Option<String>)> {
     key_values_with_escape(keyword, args, '\\')
 }
 
 /// [`key_values`] with the Dockerfile's escape character.
+#[cfg(test)]
 pub fn key_values_with_escape(keyword: &str, args: &str, escape: char) -> Vec<(String, Option<String>)> {
     let keep = |_: &str| Lookup::Keep;
     let unquote = |s: &str| lex(s, escape, false, false, &keep).map(|(r, _)| r).unwrap_or_else(|_| s.to_string());
@@ -1081,6 +1088,7 @@ pub fn expand(word: &str, vars: &dyn Fn(&str) -> Option<String>, escape: char) -
 
 /// Like [`expand`], split into words after expansion as BuildKit's `ProcessWords` does (quoted blanks do not
 /// split, empty words are dropped).
+#[cfg(test)]
 pub fn expand_words(word: &str, vars: &dyn Fn(&str) -> Option<String>, escape: char) -> Result<Vec<String>, String> {
     let lookup = |name: &str| vars(name).map_or(Lookup::Unset, Lookup::Set);
     lex(word, escape, false, false, &lookup).map(|(_, words)| words)

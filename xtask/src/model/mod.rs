@@ -3,6 +3,7 @@
 //! Actions run and its workflow file. Pure
 //! data and logic; nothing here starts a process.
 
+pub mod build;
 pub mod catalog;
 pub mod dockerfile;
 pub mod gate;

@@ -17,12 +17,14 @@
 //! | RLP010 | a `.dockerignore` that leaves out `.git`, `.env`, `node_modules`, `test/`, `target/` |
 //! | RLP011 | no secret-looking file in the build context |
 //! | RLP012 | every inline exception names a rule and says why |
+//! | RLP013 | no RUN that reaches the final image runs a download unverified (`curl … \| sh`) |
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use crate::checks::{Finding, Severity, Source};
-use crate::model::dockerfile::{self, Args, Dockerfile, Instruction, Stage};
+use crate::model::build::{self, Action, Copy, Model, Options, StageModel, Step};
+use crate::model::dockerfile::{self, Dockerfile};
 
 /// A rule: its id, what it asks, and how to fix a finding.
 #[derive(Debug, Clone, Copy)]
@@ -92,6 +94,12 @@ pub const RULES: &[Rule] = &[
         title: "Inline exceptions name a rule and say why",
         fix: "write `# ralph-lint ignore=RLP00N: why this instruction is the exception` on the line before it",
     },
+    Rule {
+        id: "RLP013",
+        title: "No remote code piped into a shell",
+        fix: "download to a file, verify it against a pinned checksum (`echo \"SHA256  file\" | sha256sum -c -`), \
+              then run it",
+    },
 ];
 
 pub fn rule(id: &str) -> &'static Rule {
@@ -130,68 +138,62 @@ pub struct Subject<'a> {
     pub context: Option<&'a Path>,
 }
 
-/// Every instruction-level rule (RLP001 to RLP009) on a parsed Dockerfile.
+/// Every instruction-level rule (RLP001 to RLP009, RLP013) on a parsed Dockerfile. The rules read the
+/// model of what BuildKit builds ([`build::evaluate`]), never the raw text.
 pub fn check(df: &Dockerfile, subject: &Subject<'_>) -> Vec<Finding> {
     let mut out = Vec::new();
     let arches = if subject.arches.is_empty() { vec!["amd64".to_string()] } else { subject.arches.clone() };
-    // The stages as each platform sees them (a FROM may name `tini-${TARGETARCH}`).
-    let mut per_arch: Vec<Vec<Stage>> = Vec::new();
+    // The build as each platform sees it (a FROM may name `tini-${TARGETARCH}`).
+    let mut models: Vec<Model> = Vec::new();
     for arch in &arches {
         let mut args = subject.build_args.clone();
         args.entry("TARGETARCH".into()).or_insert_with(|| arch.clone());
         args.entry("TARGETOS".into()).or_insert_with(|| "linux".into());
         args.entry("TARGETPLATFORM".into()).or_insert_with(|| format!("linux/{arch}"));
         args.entry("BUILDARCH".into()).or_insert_with(|| "amd64".into());
+        args.entry("BUILDOS".into()).or_insert_with(|| "linux".into());
         args.entry("BUILDPLATFORM".into()).or_insert_with(|| "linux/amd64".into());
-        match df.stages(&args) {
-            Ok(stages) => per_arch.push(stages),
+        let options = Options { build_args: &args, target: subject.target, base_config: &|_| None };
+        match build::evaluate(df, &options) {
+            Ok(model) if model.stages.is_empty() => {
+                out.push(finding(&subject.path, 1, "RLP000", "it has no FROM instruction".into()));
+                return out;
+            }
+            Ok(model) => models.push(model),
             Err(e) => {
-                out.push(finding(&subject.path, e.line, "RLP000", e.message));
+                let message = match (subject.target, e.message.starts_with("target stage")) {
+                    (Some(target), true) => format!("it has no stage named `{target}` (the catalog's target)"),
+                    _ => e.message,
+                };
+                out.push(finding(&subject.path, e.line, "RLP000", message));
                 return out;
             }
         }
     }
-    let Some(stages) = per_arch.first() else { return out };
-    if stages.is_empty() {
-        out.push(finding(&subject.path, 1, "RLP000", "it has no FROM instruction".into()));
-        return out;
-    }
-    for stages in &per_arch {
-        pinned_bases(df, stages, subject, &mut out);
+    let Some(model) = models.first() else { return out };
+    for m in &models {
+        pinned_bases(m, subject, &mut out);
     }
     dedup(&mut out);
-    let final_index = match subject.target {
-        Some(target) => match stages.iter().position(|s| s.name.as_deref() == Some(&target.to_ascii_lowercase())) {
-            Some(i) => i,
-            None => {
-                out.push(finding(
-                    &subject.path,
-                    1,
-                    "RLP000",
-                    format!("it has no stage named `{target}` (the catalog's target)"),
-                ));
-                return out;
-            }
-        },
-        None => stages.len() - 1,
-    };
-    let chain = ancestry(stages, final_index);
-    if stages.len() > 1 {
-        build_tools(df, stages, &chain, subject, &mut out);
+    if model.stages.len() > 1 {
+        build_tools(model, subject, &mut out);
     }
-    for stage in stages {
-        package_order(df, stage, subject, &mut out);
+    for stage in &model.stages {
+        package_order(stage, subject, &mut out);
     }
-    user(df, stages, &chain, subject, &mut out);
-    for (i, ins) in df.instructions.iter().enumerate() {
-        secrets(ins, subject, &mut out);
-        remote_add(ins, subject, &mut out);
-        copies(df, stages, i, ins, subject, &mut out);
-        workdir(ins, subject, &mut out);
+    user(model, subject, &mut out);
+    let steps = model.globals.iter().chain(model.stages.iter().flat_map(|s| s.steps.iter()));
+    for step in steps.filter(|s| !s.trigger) {
+        secrets(step, subject, &mut out);
+        remote_add(step, subject, &mut out);
+        copies(step, subject, &mut out);
+        workdir(step, subject, &mut out);
     }
+    remote_code(model, subject, &mut out);
     if subject.service {
-        healthcheck(df, stages, &chain, subject, &mut out);
+        healthcheck(model, subject, &mut out);
     }
+    dedup(&mut out);
     out.sort_by(|a, b| (a.line, &a.rule).cmp(&(b.line, &b.rule)));
     out
 }
@@ -201,48 +203,30 @@ fn dedup(findings: &mut Vec<Finding>) {
     findings.retain(|f| seen.insert((f.line, f.rule.clone(), f.message.clone())));
 }
 
-/// The stages `index` is built on, itself first: FROM another stage makes it part of the image.
-fn ancestry(stages: &[Stage], index: usize) -> Vec<usize> {
-    let mut chain = vec![index];
-    let mut current = index;
-    while let Some(parent) =
-        stages[..current].iter().rposition(|s| s.name.as_deref() == Some(stages[current].base.as_str()))
-    {
-        chain.push(parent);
-        current = parent;
-    }
-    chain
-}
-
-fn is_stage(stages: &[Stage], before: usize, name: &str) -> bool {
-    stages[..before].iter().any(|s| s.name.as_deref() == Some(name))
+fn stage_label(stage: &StageModel, index: usize) -> String {
+    stage.name.clone().unwrap_or_else(|| format!("number {}", index + 1))
 }
 
 /// RLP001: `NAME[:TAG]@sha256:<64 hex>` unless scratch, a stage or a named context.
-fn pinned_bases(df: &Dockerfile, stages: &[Stage], subject: &Subject<'_>, out: &mut Vec<Finding>) {
-    let _ = df;
-    for stage in stages {
+fn pinned_bases(model: &Model, subject: &Subject<'_>, out: &mut Vec<Finding>) {
+    for stage in model.stages.iter().filter(|s| s.parent.is_none()) {
         let base = stage.base.as_str();
         if base.is_empty() {
             out.push(finding(
                 &subject.path,
-                stage.line,
+                stage.stage.line,
                 "RLP001",
-                format!("FROM {} resolves to nothing: give the ARG a default", stage.base_raw),
+                format!("FROM {} resolves to nothing: give the ARG a default", stage.stage.base_raw),
             ));
             continue;
         }
-        let lower = base.to_ascii_lowercase();
-        if lower == "scratch"
-            || is_stage(stages, stage.index, &lower)
-            || subject.named_contexts.iter().any(|c| c == base)
-        {
+        if base == "scratch" || subject.named_contexts.iter().any(|c| c == base) {
             continue;
         }
         if !is_digest_pinned(base) {
             out.push(finding(
                 &subject.path,
-                stage.line,
+                stage.stage.line,
                 "RLP001",
                 format!("base image `{base}` is not pinned by digest"),
             ));
@@ -256,17 +240,13 @@ pub fn is_digest_pinned(reference: &str) -> bool {
         .is_some_and(|(name, hex)| !name.is_empty() && hex.len() == 64 && hex.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
-/// A RUN's command text: its shell form, exec form or heredoc bodies.
-pub fn run_text(ins: &Instruction) -> String {
-    let mut text = match &ins.args {
-        Args::Shell(s) => s.clone(),
-        Args::Exec(v) => v.join(" "),
-    };
-    for h in &ins.heredocs {
-        text.push('\n');
-        text.push_str(&h.content);
+/// A RUN's shell scripts as one text (shell form, heredoc bodies, an exec form's `sh -c` script); an exec
+/// form that runs no shell, as its words.
+pub fn run_text(step: &Step) -> String {
+    match &step.action {
+        Action::Run { exec: Some(argv), .. } if step.scripts().is_empty() => argv.join(" "),
+        _ => step.scripts().join("\n"),
     }
-    text
 }
 
 /// A package-manager install in a command, and what it installs.
@@ -288,38 +268,42 @@ const OS_MANAGERS: &[(&str, &[&str], &str)] = &[
 
 /// Simple commands of a shell text: split at `&&`, `||`, `;`, `|` and newlines.
 fn simple_commands(text: &str) -> Vec<Vec<String>> {
-    let flat = text.replace("\\\n", " ");
-    let mut out = Vec::new();
-    for part in flat.split(['\n', ';', '|', '&']) {
-        let words: Vec<String> = part
-            .split_whitespace()
-            .map(|w| w.trim_matches(|c| c == '"' || c == '\'').to_string())
+    pipelines(text).into_iter().flatten().collect()
+}
+
+/// The pipelines of a shell text, each a list of its simple commands' words: split at `&&`, `||`, `;`, `&`
+/// and newlines, then at `|`.
+fn pipelines(text: &str) -> Vec<Vec<Vec<String>>> {
+    let flat = text.replace("\\\n", " ").replace("||", ";").replace("&&", ";");
+    let words = |part: &str| -> Vec<String> {
+        part.split_whitespace()
+            .map(|w| w.trim_matches(|c| c == '"' || c == '\'' || c == '(' || c == ')').to_string())
             .filter(|w| !w.is_empty())
-            .collect();
-        if !words.is_empty() {
-            out.push(words);
-        }
-    }
-    out
+            .collect()
+    };
+    flat.split(['\n', ';', '&'])
+        .map(|list| list.split('|').map(words).filter(|w| !w.is_empty()).collect::<Vec<_>>())
+        .filter(|p: &Vec<Vec<String>>| !p.is_empty())
+        .collect()
+}
+
+/// A command's program, past `VAR=value` assignments, `sudo` and `env`, without its directory.
+fn program(words: &[String]) -> Option<(&str, &[String])> {
+    let start = words.iter().position(|w| !(w.contains('=') && !w.starts_with('-') || w == "sudo" || w == "env"))?;
+    let first = words[start].as_str();
+    Some((first.rsplit('/').next().unwrap_or(first), &words[start + 1..]))
 }
 
 /// The OS package installs in a command.
 pub fn os_installs(text: &str) -> Vec<Install> {
     let mut out = Vec::new();
     for words in simple_commands(text) {
-        // Skip leading VAR=value assignments and sudo.
-        let words: Vec<&str> = words
-            .iter()
-            .map(String::as_str)
-            .skip_while(|w| w.contains('=') && !w.starts_with('-') || *w == "sudo")
-            .collect();
-        let Some((&program, rest)) = words.split_first() else { continue };
-        let program = program.rsplit('/').next().unwrap_or(program);
+        let Some((program, rest)) = program(&words) else { continue };
         for (name, verbs, manager) in OS_MANAGERS {
             if program != *name {
                 continue;
             }
-            let Some(pos) = rest.iter().position(|w| verbs.contains(w)) else { continue };
+            let Some(pos) = rest.iter().position(|w| verbs.contains(&w.as_str())) else { continue };
             let packages = rest[pos + 1..]
                 .iter()
                 .filter(|w| !w.starts_with('-'))
@@ -364,16 +348,11 @@ const BUILD_PACKAGES: &[&str] = &[
 ];
 
 /// What in a RUN leaves build tools or caches in its stage, said in words.
-pub fn build_tool_uses(ins: &Instruction) -> Vec<String> {
-    let text = run_text(ins);
+pub fn build_tool_uses(step: &Step) -> Vec<String> {
+    let Action::Run { mounts, .. } = &step.action else { return Vec::new() };
+    let text = run_text(step);
     let mut found = Vec::new();
-    let cache_mounts: Vec<&str> = ins
-        .flags
-        .iter()
-        .filter(|f| f.name == "mount")
-        .filter_map(|f| f.value.as_deref())
-        .filter(|v| v.contains("type=cache"))
-        .collect();
+    let cache_mounts: Vec<&String> = mounts.iter().filter(|v| v.contains("type=cache")).collect();
     let cached = |dir: &str| cache_mounts.iter().any(|m| m.contains(dir));
     for install in os_installs(&text) {
         let tools: Vec<&String> =
@@ -397,203 +376,148 @@ pub fn build_tool_uses(ins: &Instruction) -> Vec<String> {
         }
     }
     for words in simple_commands(&text) {
-        let words: Vec<&str> =
-            words.iter().map(String::as_str).skip_while(|w| w.contains('=') && !w.starts_with('-')).collect();
-        let Some(&first) = words.first() else { continue };
-        let program = first.rsplit('/').next().unwrap_or(first);
+        let Some((program, rest)) = program(&words) else { continue };
         let pip = matches!(program, "pip" | "pip3")
-            || (program.starts_with("python") && words.windows(2).any(|w| w == ["-m", "pip"]));
-        if pip && words.contains(&"install") {
+            || (program.starts_with("python") && rest.windows(2).any(|w| w[0] == "-m" && w[1] == "pip"));
+        if pip && rest.iter().any(|w| w == "install") {
             found.push("runs pip install".into());
         }
         if program == "uv" {
             found.push("runs uv".into());
         }
     }
-    // An installer piped into a shell: `curl … | sh`.
-    let piped = text.split('|').skip(1).any(|after| {
-        let next = after.split_whitespace().next().unwrap_or("");
-        matches!(next.rsplit('/').next().unwrap_or(""), "sh" | "bash" | "ash" | "zsh" | "dash")
-    });
-    if piped && (text.contains("curl") || text.contains("wget")) {
-        found.push("pipes a download into a shell".into());
-    }
     found
 }
 
-/// RLP002: in the final stage and the stages it is built on, no RUN that
+/// RLP002: in the final stage and the stages it is built on (their `ONBUILD` triggers included), no RUN that
 /// installs or uses build tools or leaves a package cache, and no COPY of uv or pip.
-fn build_tools(df: &Dockerfile, stages: &[Stage], chain: &[usize], subject: &Subject<'_>, out: &mut Vec<Finding>) {
-    let final_stage = &stages[chain[0]];
-    for &index in chain {
-        let stage = &stages[index];
-        for ins in &df.instructions[stage.instructions.clone()] {
-            let mut uses = Vec::new();
-            if ins.keyword == "RUN" {
-                uses = build_tool_uses(ins);
-            } else if ins.keyword == "COPY" || ins.keyword == "ADD" {
-                let sources = copy_sources(ins);
-                if sources
-                    .iter()
-                    .any(|s| matches!(s.trim_end_matches('/').rsplit('/').next(), Some("uv" | "uvx" | "pip" | "pip3")))
-                {
-                    uses.push("copies uv or pip in".into());
-                }
-            }
-            if uses.is_empty() {
-                continue;
-            }
-            let stage_name = stage.name.clone().unwrap_or_else(|| format!("number {}", stage.index + 1));
-            if index == chain[0] {
-                out.push(finding(
-                    &subject.path,
-                    ins.line,
-                    "RLP002",
-                    format!("the final stage `{stage_name}` {}", uses.join("; ")),
-                ));
-            } else {
-                let final_name =
-                    final_stage.name.clone().unwrap_or_else(|| format!("number {}", final_stage.index + 1));
-                out.push(finding(
-                    &subject.path,
-                    final_stage.line,
-                    "RLP002",
-                    format!(
-                        "the final stage `{final_name}` is built on stage `{stage_name}`, whose {} at line {} {}",
-                        ins.keyword,
-                        ins.line,
-                        uses.join("; ")
-                    ),
-                ));
+fn build_tools(model: &Model, subject: &Subject<'_>, out: &mut Vec<Finding>) {
+    let target = &model.stages[model.target];
+    let final_name = stage_label(target, model.target);
+    for step in model.final_steps() {
+        let mut uses = build_tool_uses(step);
+        if let Action::Copy(copy) = &step.action {
+            if copy
+                .sources
+                .iter()
+                .any(|s| matches!(s.trim_end_matches('/').rsplit('/').next(), Some("uv" | "uvx" | "pip" | "pip3")))
+            {
+                uses.push("copies uv or pip in".into());
             }
         }
+        if uses.is_empty() {
+            continue;
+        }
+        let trigger = if step.trigger { " (an ONBUILD trigger)" } else { "" };
+        if step.stage == model.target {
+            out.push(finding(
+                &subject.path,
+                step.line,
+                "RLP002",
+                format!("the final stage `{final_name}`{trigger} {}", uses.join("; ")),
+            ));
+        } else {
+            out.push(finding(
+                &subject.path,
+                target.stage.line,
+                "RLP002",
+                format!(
+                    "the final stage `{final_name}` is built on stage `{}`, whose {}{trigger} at line {} {}",
+                    stage_label(&model.stages[step.stage], step.stage),
+                    step.keyword,
+                    step.line,
+                    uses.join("; ")
+                ),
+            ));
+        }
     }
-}
-
-/// The sources of a COPY/ADD (everything but the destination).
-pub fn copy_sources(ins: &Instruction) -> Vec<String> {
-    let words: Vec<String> = match &ins.args {
-        Args::Exec(v) => v.clone(),
-        // Quotes removed; variables kept as written (what they hold is not known here).
-        Args::Shell(s) => dockerfile::expand_words(s, &|k| Some(format!("${{{k}}}")), '\\')
-            .unwrap_or_else(|_| s.split_whitespace().map(str::to_string).collect()),
-    };
-    let heredoc_names: Vec<String> = ins.heredocs.iter().map(|h| format!("<<{}", h.name)).collect();
-    let mut sources: Vec<String> =
-        words.iter().filter(|w| !w.starts_with("<<") && !heredoc_names.contains(w)).cloned().collect();
-    sources.pop(); // the destination
-    sources
 }
 
 /// A COPY/ADD from the build context (not another stage, image or named context, not a heredoc).
-fn from_context(ins: &Instruction) -> bool {
-    (ins.keyword == "COPY" || ins.keyword == "ADD")
-        && !ins.flags.iter().any(|f| f.name == "from")
-        && ins.heredocs.is_empty()
+fn from_context(copy: &Copy) -> bool {
+    copy.from.is_none() && copy.heredocs.is_empty()
 }
 
 /// RLP003: within a stage, OS package installs before the first COPY of application files.
-fn package_order(df: &Dockerfile, stage: &Stage, subject: &Subject<'_>, out: &mut Vec<Finding>) {
-    let mut first_copy: Option<&Instruction> = None;
-    for ins in &df.instructions[stage.instructions.clone()] {
-        if from_context(ins) && first_copy.is_none() && !copy_sources(ins).iter().all(|s| is_url(s)) {
-            first_copy = Some(ins);
-        }
-        if ins.keyword == "RUN" {
-            if let (Some(copy), Some(install)) = (first_copy, os_installs(&run_text(ins)).first()) {
-                out.push(finding(
-                    &subject.path,
-                    ins.line,
-                    "RLP003",
-                    format!(
-                        "an OS package install ({}) comes after the COPY of application files at line {}",
-                        install.manager, copy.line
-                    ),
-                ));
+fn package_order(stage: &StageModel, subject: &Subject<'_>, out: &mut Vec<Finding>) {
+    let mut first_copy: Option<&Step> = None;
+    for step in &stage.steps {
+        match &step.action {
+            Action::Copy(copy)
+                if first_copy.is_none() && from_context(copy) && !copy.sources.iter().all(|s| is_url(s)) =>
+            {
+                first_copy = Some(step);
             }
+            Action::Run { .. } => {
+                if let (Some(copy), Some(install)) = (first_copy, os_installs(&run_text(step)).first()) {
+                    out.push(finding(
+                        &subject.path,
+                        step.line,
+                        "RLP003",
+                        format!(
+                            "an OS package install ({}) comes after the COPY of application files at line {}",
+                            install.manager, copy.line
+                        ),
+                    ));
+                }
+            }
+            _ => {}
         }
     }
 }
 
-/// RLP004: the USER the final stage ends with (inherited from the stages it
-/// is built on) is numeric >= 1000, or a name the file creates with such a UID.
-fn user(df: &Dockerfile, stages: &[Stage], chain: &[usize], subject: &Subject<'_>, out: &mut Vec<Finding>) {
-    let final_stage = &stages[chain[0]];
-    let last_user = chain.iter().find_map(|&i| {
-        df.instructions[stages[i].instructions.clone()]
-            .iter()
-            .rev()
-            .find(|ins| ins.keyword == "USER")
-            .map(|ins| (i, ins))
-    });
-    let Some((stage_index, ins)) = last_user else {
+/// RLP004: the USER the final stage ends with (set in the stages it is built on or by an `ONBUILD` trigger
+/// included) is numeric >= 1000, or a name the file creates with such a UID.
+fn user(model: &Model, subject: &Subject<'_>, out: &mut Vec<Finding>) {
+    let last_user = model.final_steps().filter(|s| matches!(s.action, Action::User(_))).last();
+    let Some(step) = last_user else {
         out.push(finding(
             &subject.path,
-            final_stage.line,
+            model.stages[model.target].stage.line,
             "RLP004",
             "the final stage sets no USER, so it runs as root".into(),
         ));
         return;
     };
-    let raw = match &ins.args {
-        Args::Shell(s) => s.trim().to_string(),
-        Args::Exec(v) => v.join(" "),
-    };
-    let vars = stage_vars(df, &stages[stage_index], ins.line, subject);
-    let value = dockerfile::expand(&raw, &|k| vars.get(k).cloned(), df.directives.escape).unwrap_or(raw.clone());
+    let Action::User(value) = &step.action else { return };
+    let trigger = if step.trigger { " (an ONBUILD trigger)" } else { "" };
     let name = value.split(':').next().unwrap_or("").trim().to_string();
     let verdict = match name.parse::<u64>() {
         Ok(uid) if uid >= 1000 => None,
-        Ok(uid) => Some(format!("USER {value} runs as UID {uid}, below 1000")),
-        Err(_) if name.is_empty() || name == "root" => Some(format!("USER {value} is root")),
-        Err(_) => match created_uid(df, &name) {
+        Ok(uid) => Some(format!("USER {value}{trigger} runs as UID {uid}, below 1000")),
+        Err(_) if name.is_empty() || name == "root" => Some(format!("USER {value}{trigger} is root")),
+        Err(_) => match created_uid(model, &name) {
             Some(uid) if uid >= 1000 => None,
-            Some(uid) => Some(format!("USER {value} is created with UID {uid}, below 1000")),
-            None => Some(format!("USER {value} is a name this Dockerfile doesn't create with a UID >= 1000")),
+            Some(uid) => Some(format!("USER {value}{trigger} is created with UID {uid}, below 1000")),
+            None => Some(format!("USER {value}{trigger} is a name this Dockerfile doesn't create with a UID >= 1000")),
         },
     };
     if let Some(message) = verdict {
-        out.push(finding(&subject.path, ins.line, "RLP004", message));
+        out.push(finding(&subject.path, step.line, "RLP004", message));
     }
 }
 
 /// The UID a RUN of this file gives user `name` (`useradd -u N name`, `adduser -u N … name`).
-fn created_uid(df: &Dockerfile, name: &str) -> Option<u64> {
-    for ins in df.instructions.iter().filter(|i| i.keyword == "RUN") {
-        for words in simple_commands(&run_text(ins)) {
-            let program = words[0].rsplit('/').next().unwrap_or(&words[0]);
-            if !matches!(program, "useradd" | "adduser") || words.last().map(String::as_str) != Some(name) {
+fn created_uid(model: &Model, name: &str) -> Option<u64> {
+    for step in model.stages.iter().flat_map(|s| s.steps.iter()) {
+        let Action::Run { vars, .. } = &step.action else { continue };
+        // The shell expands `--uid "${UID}"` with the stage's ARGs and ENV.
+        let text = run_text(step);
+        let text = dockerfile::expand(&text, &|k| vars.get(k).cloned(), '\\').unwrap_or(text);
+        for words in simple_commands(&text) {
+            let Some((program, rest)) = program(&words) else { continue };
+            if !matches!(program, "useradd" | "adduser") || rest.last().map(String::as_str) != Some(name) {
                 continue;
             }
             let uid =
-                words.windows(2).find_map(|w| (w[0] == "-u" || w[0] == "--uid").then(|| w[1].parse().ok()).flatten());
-            let uid = uid.or_else(|| words.iter().find_map(|w| w.strip_prefix("--uid=").and_then(|v| v.parse().ok())));
+                rest.windows(2).find_map(|w| (w[0] == "-u" || w[0] == "--uid").then(|| w[1].parse().ok()).flatten());
+            let uid = uid.or_else(|| rest.iter().find_map(|w| w.strip_prefix("--uid=").and_then(|v| v.parse().ok())));
             if uid.is_some() {
                 return uid;
             }
         }
     }
     None
-}
-
-/// The ARG and ENV values known in `stage` before `line` (defaults and build args).
-fn stage_vars(df: &Dockerfile, stage: &Stage, line: usize, subject: &Subject<'_>) -> BTreeMap<String, String> {
-    let mut vars = BTreeMap::new();
-    for ins in df.instructions[stage.instructions.clone()].iter().filter(|i| i.line < line) {
-        if ins.keyword == "ARG" || ins.keyword == "ENV" {
-            let text = match &ins.args {
-                Args::Shell(s) => s.clone(),
-                Args::Exec(v) => v.join(" "),
-            };
-            for (k, v) in dockerfile::key_values(&ins.keyword, &text) {
-                let value = if ins.keyword == "ARG" { subject.build_args.get(&k).cloned().or(v) } else { v };
-                if let Some(value) = value {
-                    vars.insert(k, value);
-                }
-            }
-        }
-    }
-    vars
 }
 
 const SECRET_WORDS: &[&str] =
@@ -607,21 +531,19 @@ pub fn secret_name(name: &str) -> bool {
 }
 
 /// RLP005: an ENV or ARG whose name looks secret and that holds a value.
-fn secrets(ins: &Instruction, subject: &Subject<'_>, out: &mut Vec<Finding>) {
-    if ins.keyword != "ENV" && ins.keyword != "ARG" {
-        return;
-    }
-    let text = match &ins.args {
-        Args::Shell(s) => s.clone(),
-        Args::Exec(v) => v.join(" "),
+fn secrets(step: &Step, subject: &Subject<'_>, out: &mut Vec<Finding>) {
+    let pairs: Vec<(&String, Option<&String>)> = match &step.action {
+        Action::Env(kv) => kv.iter().map(|(k, v)| (k, Some(v))).collect(),
+        Action::Arg(kv) => kv.iter().map(|(k, v)| (k, v.as_ref())).collect(),
+        _ => return,
     };
-    for (key, value) in dockerfile::key_values(&ins.keyword, &text) {
-        if secret_name(&key) && value.as_deref().is_some_and(|v| !v.is_empty()) {
+    for (key, value) in pairs {
+        if secret_name(key) && value.is_some_and(|v| !v.is_empty()) {
             out.push(finding(
                 &subject.path,
-                ins.line,
+                step.line,
                 "RLP005",
-                format!("{} {key} holds a value: it stays in the image's config and history", ins.keyword),
+                format!("{} {key} holds a value: it stays in the image's config and history", step.keyword),
             ));
         }
     }
@@ -635,87 +557,145 @@ fn is_url(s: &str) -> bool {
         || lower.starts_with("ssh://")
 }
 
-/// RLP006: ADD of a URL without `--checksum`.
-fn remote_add(ins: &Instruction, subject: &Subject<'_>, out: &mut Vec<Finding>) {
-    if ins.keyword != "ADD" || ins.flags.iter().any(|f| f.name == "checksum") {
+/// RLP006: ADD of a URL (after expansion) without `--checksum`.
+fn remote_add(step: &Step, subject: &Subject<'_>, out: &mut Vec<Finding>) {
+    let Action::Copy(copy) = &step.action else { return };
+    if !copy.add || copy.checksum {
         return;
     }
-    for source in copy_sources(ins).iter().filter(|s| is_url(s)) {
-        out.push(finding(&subject.path, ins.line, "RLP006", format!("ADD fetches {source} without verifying it")));
+    for source in copy.sources.iter().filter(|s| is_url(s)) {
+        out.push(finding(&subject.path, step.line, "RLP006", format!("ADD fetches {source} without verifying it")));
     }
 }
 
-/// RLP007: several sources of which one is a directory (in the context:
+/// The context paths a wildcard source matches, with whether each is a directory.
+fn wildcard_matches(context: &Path, pattern: &str) -> Vec<(String, bool)> {
+    let pattern = build::clean_path(pattern).trim_start_matches('/').to_string();
+    let depth = pattern.split('/').count();
+    walkdir::WalkDir::new(context)
+        .min_depth(depth)
+        .max_depth(depth)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let rel = e.path().strip_prefix(context).ok()?.to_string_lossy().replace('\\', "/");
+            build::glob_path(&pattern, &rel).then(|| (rel, e.file_type().is_dir()))
+        })
+        .collect()
+}
+
+/// RLP007: several sources (a wildcard's matches counted each) of which one is a directory (in the context:
 /// a directory there; elsewhere: written with a trailing `/`).
-fn copies(
-    df: &Dockerfile,
-    stages: &[Stage],
-    index: usize,
-    ins: &Instruction,
-    subject: &Subject<'_>,
-    out: &mut Vec<Finding>,
-) {
-    let _ = (df, stages, index);
-    if ins.keyword != "COPY" && ins.keyword != "ADD" {
+fn copies(step: &Step, subject: &Subject<'_>, out: &mut Vec<Finding>) {
+    let Action::Copy(copy) = &step.action else { return };
+    let context = subject.context.filter(|_| from_context(copy));
+    let mut sources: Vec<(String, bool)> = Vec::new();
+    for s in copy.sources.iter().filter(|s| !is_url(s)) {
+        match context {
+            Some(c) if s.contains(['*', '?', '[']) => sources.extend(wildcard_matches(c, s)),
+            Some(c) => sources.push((s.clone(), s.ends_with('/') || c.join(s.trim_start_matches('/')).is_dir())),
+            None => sources.push((s.clone(), s.ends_with('/'))),
+        }
+    }
+    if sources.len() + copy.heredocs.len() < 2 {
         return;
     }
-    let sources = copy_sources(ins);
-    if sources.len() < 2 {
-        return;
-    }
-    let context = subject.context.filter(|_| from_context(ins));
-    let dirs: Vec<&String> = sources
-        .iter()
-        .filter(|s| !is_url(s))
-        .filter(|s| s.ends_with('/') || context.is_some_and(|c| c.join(s.trim_start_matches('/')).is_dir()))
-        .collect();
+    let dirs: Vec<&str> = sources.iter().filter(|(_, dir)| *dir).map(|(s, _)| s.as_str()).collect();
     if !dirs.is_empty() {
         out.push(finding(
             &subject.path,
-            ins.line,
+            step.line,
             "RLP007",
             format!(
                 "{} copies {} with other sources into one destination: the contents of {} land there, not the directory",
-                ins.keyword,
-                dirs.iter().map(|d| d.as_str()).collect::<Vec<_>>().join(", "),
+                step.keyword,
+                dirs.join(", "),
                 if dirs.len() == 1 { "it" } else { "each" }
             ),
         ));
     }
 }
 
-/// RLP009: WORKDIR starts with `/` (or a variable, which can't be judged here).
-fn workdir(ins: &Instruction, subject: &Subject<'_>, out: &mut Vec<Finding>) {
-    if ins.keyword != "WORKDIR" {
-        return;
-    }
-    let dir = match &ins.args {
-        Args::Shell(s) => s.trim().to_string(),
-        Args::Exec(v) => v.join(" "),
-    };
-    if !dir.starts_with('/') && !dir.starts_with('$') {
+/// RLP009: WORKDIR, expanded and unquoted as BuildKit reads it, starts with `/`.
+fn workdir(step: &Step, subject: &Subject<'_>, out: &mut Vec<Finding>) {
+    let Action::Workdir { written, .. } = &step.action else { return };
+    if !written.starts_with('/') {
         out.push(finding(
             &subject.path,
-            ins.line,
+            step.line,
             "RLP009",
-            format!("WORKDIR {dir} is relative: it depends on the WORKDIR before it"),
+            format!("WORKDIR {written} is relative: it depends on the WORKDIR before it"),
         ));
     }
 }
 
-/// RLP008: a HEALTHCHECK (not NONE) in the final stage or a stage it is built on.
-fn healthcheck(df: &Dockerfile, stages: &[Stage], chain: &[usize], subject: &Subject<'_>, out: &mut Vec<Finding>) {
-    let declared = chain.iter().find_map(|&i| {
-        df.instructions[stages[i].instructions.clone()].iter().rev().find(|ins| ins.keyword == "HEALTHCHECK")
-    });
-    let none = declared.is_some_and(|ins| matches!(&ins.args, Args::Shell(s) if s.trim().eq_ignore_ascii_case("none")));
-    if declared.is_none() || none {
+/// RLP008: a HEALTHCHECK (not NONE) in the image the final stage makes.
+fn healthcheck(model: &Model, subject: &Subject<'_>, out: &mut Vec<Finding>) {
+    let none = model.config().healthcheck.as_ref().is_none_or(|t| t.first().map(String::as_str) == Some("NONE"));
+    if none {
         out.push(finding(
             &subject.path,
-            stages[chain[0]].line,
+            model.stages[model.target].stage.line,
             "RLP008",
             "the catalog marks this image a service, and its final stage declares no HEALTHCHECK".into(),
         ));
+    }
+}
+
+const DOWNLOADERS: &[&str] = &["curl", "wget", "fetch"];
+const INTERPRETERS: &[&str] =
+    &["sh", "bash", "ash", "dash", "zsh", "ksh", "mksh", "python", "python3", "python2", "perl", "ruby", "node", "php"];
+
+/// Where a shell script runs what it downloads: `curl … | sh`, `sh -c "$(curl …)"`, `bash <(wget …)`. The
+/// downloader and the interpreter, for the message.
+pub fn remote_pipes(script: &str) -> Vec<(String, String)> {
+    let is = |list: &[&str], p: &str| list.contains(&p) || (p.starts_with("python") && list.contains(&"python"));
+    let mut found = Vec::new();
+    for pipeline in pipelines(script) {
+        let programs: Vec<&str> = pipeline.iter().filter_map(|c| program(c).map(|(p, _)| p)).collect();
+        if let Some(d) = programs.iter().position(|p| is(DOWNLOADERS, p)) {
+            if let Some(i) = programs[d + 1..].iter().find(|p| is(INTERPRETERS, p)) {
+                found.push((programs[d].to_string(), i.to_string()));
+            }
+        }
+    }
+    // Command or process substitution handed to an interpreter.
+    let flat = script.replace("\\\n", " ");
+    for (open, _) in flat.match_indices("$(").chain(flat.match_indices("<(")) {
+        let inner = flat[open + 2..].split(')').next().unwrap_or("");
+        let Some(downloader) = inner.split_whitespace().next().map(|w| w.rsplit('/').next().unwrap_or(w)) else {
+            continue;
+        };
+        if !DOWNLOADERS.contains(&downloader) {
+            continue;
+        }
+        let before = flat[..open].rsplit(['\n', ';', '&', '|']).next().unwrap_or("");
+        let words: Vec<String> = before.split_whitespace().map(str::to_string).collect();
+        if let Some((interpreter, _)) = program(&words).filter(|(p, _)| is(INTERPRETERS, p)) {
+            found.push((downloader.to_string(), interpreter.to_string()));
+        }
+    }
+    found
+}
+
+/// RLP013: no RUN of a stage whose work reaches the final image hands a download to a shell or interpreter.
+fn remote_code(model: &Model, subject: &Subject<'_>, out: &mut Vec<Finding>) {
+    for index in model.reaching() {
+        for step in &model.stages[index].steps {
+            for script in step.scripts() {
+                for (downloader, interpreter) in remote_pipes(&script) {
+                    out.push(finding(
+                        &subject.path,
+                        step.line,
+                        "RLP013",
+                        format!(
+                            "RUN in stage `{}` runs what {downloader} downloads with {interpreter}, unverified",
+                            stage_label(&model.stages[index], index)
+                        ),
+                    ));
+                }
+            }
+        }
     }
 }
 

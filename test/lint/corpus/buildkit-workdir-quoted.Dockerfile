@@ -1,0 +1,6 @@
+# expect: none
+# WORKDIR has its quotes removed before it is judged absolute.
+FROM alpine:3.21@sha256:48b0309ca019d89d40f670aa1bc06e426dc0931948452e8491e3d65087abc07d
+WORKDIR "/app"
+WORKDIR '/srv/app'
+USER 1000:1000
