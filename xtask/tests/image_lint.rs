@@ -2,8 +2,11 @@
 //! test/lint/corpus (for each policy rule a Dockerfile that must fail with
 //! its id and a near miss that must pass, heredocs, continuations, the
 //! escape directive, build contexts with and without a .dockerignore or a
-//! secret), the repository's own Dockerfiles lint clean, SARIF valid
-//! against the SARIF 2.1.0 schema, and bad input.
+//! secret), Dockerfiles in the styles of well-known projects and every
+//! heredoc form (test/lint/real: read by our parser and checked by hadolint,
+//! through a rewrite where its parser can't read them), the repository's own
+//! Dockerfiles lint clean, SARIF valid against the SARIF 2.1.0 schema, and
+//! bad input.
 
 mod support;
 
@@ -136,6 +139,59 @@ fn every_policy_rule_fails_its_corpus_file_and_passes_its_near_miss() {
         .collect();
     assert_eq!(runs.iter().map(|r| r.0).collect::<Vec<_>>(), ["ralph", "hadolint", "trivy"]);
     assert!(runs.iter().all(|r| r.1 > 0), "every tool has results in the merged SARIF: {runs:?}");
+}
+
+/// test/lint/real: BuildKit reads every file, so no parse error; hadolint
+/// checked every one (as it is, or rewritten where its parser can't read
+/// BuildKit's syntax) and reports no DL1000; the policy finds what each
+/// file's `# expect:` line says.
+#[test]
+fn real_world_dockerfiles_and_every_heredoc_form_are_read_and_checked_by_hadolint() {
+    let dir = temp_dir("xtask-lint-real");
+    support::copy_dir(&repo_root().join("test/lint/real"), dir.path());
+    let files = dockerfiles(dir.path());
+    let forms = files.iter().filter(|f| f.starts_with("heredoc-forms/")).count();
+    assert!(files.len() - forms >= 12 && forms >= 20, "{files:?}");
+    let mut args: Vec<&str> = vec!["--report", "lint.json", "--file"];
+    args.extend(files.iter().map(String::as_str));
+    let out = lint(dir.path(), &args);
+    let report = report(dir.path(), "lint.json");
+    assert!(report["tools"].as_array().unwrap().iter().all(|t| t["error"].is_null()), "{}", report["tools"]);
+    let mut wrong = Vec::new();
+    let mut rewritten = 0;
+    for file in &files {
+        let entry = report["files"].as_array().unwrap().iter().find(|f| f["file"] == file.as_str()).unwrap();
+        for f in entry["findings"].as_array().unwrap() {
+            if ["RLP000", "DL1000", "hadolint-parser"].contains(&f["rule"].as_str().unwrap()) {
+                wrong.push(format!("{file}:{} {}: {}", f["line"], f["rule"], f["message"]));
+            }
+        }
+        match entry["hadolint"]["read"].as_str() {
+            Some("file") => {}
+            Some("rewrite") => rewritten += 1,
+            read => wrong.push(format!("{file}: hadolint read {read:?}, not the file or its rewrite")),
+        }
+        let (want, got) = (expected(&dir.path().join(file)), ralph_rules(&report, file));
+        if want != got {
+            wrong.push(format!("{file}: expected {want:?}, found {got:?}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    // hadolint 2.15.1 can't parse many of them as they are: they were read rewritten, and the report says where.
+    assert!(rewritten >= 10, "{rewritten} files read rewritten");
+    let entry = |name: &str| report["files"].as_array().unwrap().iter().find(|f| f["file"] == name).unwrap().clone();
+    let chomp = entry("heredoc-forms/09-run-chomp.Dockerfile");
+    assert_eq!(chomp["hadolint"]["rewritten"][0]["line"], 5, "{chomp}");
+    assert_eq!(chomp["hadolint"]["rewritten"][0]["end_line"], 8, "{chomp}");
+    assert!(chomp["hadolint"]["rewritten"][0]["why"].as_str().unwrap().contains("<<-"), "{chomp}");
+    assert!(out.stdout.contains("hadolint read these lines rewritten"), "{}", out.stdout);
+    assert!(out.stdout.contains("heredoc-forms/09-run-chomp.Dockerfile:5-8 <<- heredoc"), "{}", out.stdout);
+    // Its findings on the rewrite name the original lines: the COPY to a relative path is line 34 of the
+    // file (the rewritten heredocs above it take more lines).
+    let docs = entry("docker-docs-heredocs.Dockerfile");
+    let dl3045: Vec<&Value> = docs["findings"].as_array().unwrap().iter().filter(|f| f["rule"] == "DL3045").collect();
+    assert_eq!(dl3045.len(), 1, "{docs}");
+    assert_eq!(dl3045[0]["line"], 34, "{docs}");
 }
 
 #[test]

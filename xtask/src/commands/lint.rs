@@ -11,7 +11,7 @@ use anyhow::{bail, Result};
 use serde::Serialize;
 
 use super::Command;
-use crate::checks::lint::{self, Lint as Linted, Target};
+use crate::checks::lint::{self, hadolint, Lint as Linted, Target};
 use crate::checks::{self as checks, Finding, Severity, Source};
 use crate::model::catalog::Catalog;
 use crate::output::table::Table;
@@ -149,6 +149,19 @@ impl Report for LintReport {
             out += "\nexceptions in force:\n";
             for e in exceptions {
                 let _ = writeln!(out, "  {}:{} {}: {}", e.file, e.applies_to, e.rules.join(","), e.reason);
+            }
+        }
+        let rewritten: Vec<_> = lint
+            .files
+            .iter()
+            .filter_map(|f| f.hadolint.as_ref().filter(|c| c.read == hadolint::Read::Rewrite).map(|c| (f, c)))
+            .collect();
+        if !rewritten.is_empty() {
+            out += "\nhadolint read these lines rewritten (its parser can't read them as BuildKit does):\n";
+            for (f, c) in rewritten {
+                for r in &c.rewritten {
+                    let _ = writeln!(out, "  {}:{}-{} {}", f.file, r.line, r.end_line, r.why);
+                }
             }
         }
         for e in &lint.expired_ignores {

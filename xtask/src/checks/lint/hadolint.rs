@@ -1,16 +1,43 @@
 //! hadolint on Dockerfiles: one process for all of them, JSON out, its
-//! findings in our form; and its configuration, `.hadolint.yaml`, checked
-//! for what hadolint would silently pass over (a malformed file) and for an
-//! ignored rule without its reason.
+//! findings in our form; where its parser can't read a file BuildKit reads,
+//! a second run on [`hadolint_view`]'s rewrite of it, lines mapped back; and
+//! its configuration, `.hadolint.yaml`, checked for what hadolint would
+//! silently pass over (a malformed file) and for an ignored rule without its
+//! reason.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::Result;
-use serde::Deserialize;
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
 
+use super::hadolint_view::{self, Rewrite, View};
 use crate::checks::{Finding, Severity, Source};
 use crate::engine::tools::{self, HADOLINT};
+use crate::model::dockerfile;
+
+/// The rule of a file hadolint's parser can't read where BuildKit's can: a warning, hadolint's limit.
+pub const UNPARSED: &str = "hadolint-parser";
+
+/// What hadolint read of one Dockerfile.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Coverage {
+    pub read: Read,
+    /// The lines it read rewritten, and why.
+    pub rewritten: Vec<Rewrite>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Read {
+    /// The file as it is.
+    File,
+    /// [`hadolint_view`]'s rewrite of it: its parser can't read the original.
+    Rewrite,
+    /// Nothing: the file does not parse (RLP000), or hadolint can't parse even the rewrite.
+    Nothing,
+}
 
 #[derive(Debug, Deserialize)]
 struct Raw {
@@ -49,6 +76,107 @@ pub fn run(files: &[String], config: Option<&Path>, timeout: Duration) -> Result
     parse(&stdout)
 }
 
+/// hadolint's findings for `files` and what it read of each. A file its
+/// parser can't read (DL1000) but ours can is linted again as
+/// [`hadolint_view`] rewrites it, its findings mapped back to the original
+/// lines; a parse error is ours to report (RLP000), so hadolint's DL1000 is
+/// never one: where even the rewrite fails, a warning names the line.
+pub fn run_readable(
+    files: &[String],
+    config: Option<&Path>,
+    timeout: Duration,
+) -> Result<(Vec<Finding>, BTreeMap<String, Coverage>)> {
+    let first = run(files, config, timeout)?;
+    let mut views: BTreeMap<String, (Finding, Option<View>)> = BTreeMap::new();
+    for f in first.iter().filter(|f| f.rule == "DL1000") {
+        let view = std::fs::read_to_string(&f.file)
+            .ok()
+            .and_then(|text| dockerfile::parse(&text).ok().map(|df| hadolint_view::view(&df, &text)));
+        views.entry(f.file.clone()).or_insert((f.clone(), view));
+    }
+    let rewritten: Vec<(&String, &View)> = views
+        .iter()
+        .filter_map(|(file, (_, v))| v.as_ref().filter(|v| !v.rewrites.is_empty()).map(|v| (file, v)))
+        .collect();
+    let mut second = Vec::new();
+    if !rewritten.is_empty() {
+        let dir = tempfile::Builder::new()
+            .prefix("xtask-hadolint-view-")
+            .tempdir()
+            .context("creating a scratch directory")?;
+        let mut paths = Vec::new();
+        for (i, (_, view)) in rewritten.iter().enumerate() {
+            let path = dir.path().join(format!("{i}.Dockerfile"));
+            std::fs::write(&path, &view.text).with_context(|| format!("writing {}", path.display()))?;
+            paths.push(path.display().to_string());
+        }
+        for mut f in run(&paths, config, timeout)? {
+            if let Some(i) = paths.iter().position(|p| *p == f.file) {
+                f.file = rewritten[i].0.clone();
+                second.push(f);
+            }
+        }
+    }
+    Ok(merge(files, first, &views, &second))
+}
+
+/// The findings of both runs as the report gives them, and what hadolint
+/// read of each file. `views`: for each file hadolint could not parse, its
+/// DL1000 and our view of the file (none when our parser refuses
+/// it); `second`: the findings on the views, named as the originals, lines as
+/// in the view.
+fn merge(
+    files: &[String],
+    first: Vec<Finding>,
+    views: &BTreeMap<String, (Finding, Option<View>)>,
+    second: &[Finding],
+) -> (Vec<Finding>, BTreeMap<String, Coverage>) {
+    let mut coverage: BTreeMap<String, Coverage> =
+        files.iter().map(|f| (f.clone(), Coverage { read: Read::File, rewritten: Vec::new() })).collect();
+    let mut findings: Vec<Finding> = first.into_iter().filter(|f| !views.contains_key(&f.file)).collect();
+    for (file, (stopped, view)) in views {
+        let cov = coverage.entry(file.clone()).or_insert(Coverage { read: Read::Nothing, rewritten: Vec::new() });
+        cov.read = Read::Nothing;
+        // Our parser refuses the file: RLP000 says why, hadolint had nothing to read.
+        let Some(view) = view else { continue };
+        cov.rewritten.clone_from(&view.rewrites);
+        let mine: Vec<Finding> = second
+            .iter()
+            .filter(|f| f.file == *file)
+            .map(|f| Finding { line: view.original_line(f.line), ..f.clone() })
+            .collect();
+        if view.rewrites.is_empty() || mine.iter().any(|f| f.rule == "DL1000") {
+            let failed = mine.iter().find(|f| f.rule == "DL1000").unwrap_or(stopped);
+            let (line, why) = (failed.line, failed.message.lines().next().unwrap_or_default());
+            let even = if view.rewrites.is_empty() {
+                " (a form hadolint_view does not rewrite)".to_string()
+            } else {
+                let lines: Vec<String> = view.rewrites.iter().map(|r| format!("{}-{}", r.line, r.end_line)).collect();
+                format!(" even with lines {} rewritten", lines.join(", "))
+            };
+            findings.push(Finding {
+                file: file.clone(),
+                line,
+                rule: UNPARSED.into(),
+                source: Source::Hadolint,
+                severity: Severity::Warning,
+                message: format!(
+                    "hadolint's parser can't read the file{}{even}, which BuildKit reads: hadolint checked none of its lines (our policy and Trivy did){}",
+                    if line > 0 { format!(" at line {line}") } else { String::new() },
+                    if why.is_empty() { String::new() } else { format!("; it says: {why}") }
+                ),
+                fix: "nothing to change for BuildKit; for hadolint to check the file, teach \
+                      xtask/src/checks/lint/hadolint_view.rs to rewrite this form"
+                    .into(),
+            });
+            continue;
+        }
+        cov.read = Read::Rewrite;
+        findings.extend(mine);
+    }
+    (findings, coverage)
+}
+
 /// hadolint's JSON findings in our form.
 pub fn parse(json: &str) -> Result<Vec<Finding>> {
     let raw: Vec<Raw> =
@@ -73,7 +201,9 @@ pub fn parse(json: &str) -> Result<Vec<Finding>> {
 
 /// Where a hadolint rule is explained.
 pub fn help_uri(code: &str) -> String {
-    if code.starts_with("SC") {
+    if code == UNPARSED {
+        "https://github.com/hadolint/hadolint/wiki/DL1000".to_string()
+    } else if code.starts_with("SC") {
         format!("https://www.shellcheck.net/wiki/{code}")
     } else {
         format!("https://github.com/hadolint/hadolint/wiki/{code}")
@@ -141,6 +271,65 @@ mod tests {
         assert_eq!(f[2].severity, Severity::Info);
         assert!(f[2].fix.contains("shellcheck.net/wiki/SC2086"));
         assert!(parse("not json").unwrap_err().to_string().starts_with("hadolint printed JSON we can't read"));
+    }
+
+    fn finding(file: &str, line: usize, rule: &str, message: &str) -> Finding {
+        Finding {
+            file: file.into(),
+            line,
+            rule: rule.into(),
+            source: Source::Hadolint,
+            severity: if rule == "DL1000" { Severity::Error } else { Severity::Warning },
+            message: message.into(),
+            fix: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_file_hadolint_cant_parse_is_linted_as_rewritten_lines_mapped_back() {
+        let text = "FROM alpine:3.20\nRUN <<-EOT\n\tapk add curl\n\tEOT\nRUN echo x\n";
+        let view = hadolint_view::view(&dockerfile::parse(text).unwrap(), text);
+        let files = ["ok".to_string(), "heredoc".to_string(), "broken".to_string(), "odd".to_string()];
+        let first = vec![
+            finding("ok", 3, "DL3006", "tag"),
+            finding("heredoc", 3, "DL1000", "unexpected 'a'\nexpecting ..."),
+            finding("broken", 2, "DL1000", "missing whitespace"),
+            finding("odd", 7, "DL1000", "unexpected 'x'"),
+        ];
+        let views = BTreeMap::from([
+            ("heredoc".to_string(), (first[1].clone(), Some(view.clone()))),
+            ("broken".to_string(), (first[2].clone(), None)),
+            ("odd".to_string(), (first[3].clone(), Some(View { rewrites: vec![], ..view.clone() }))),
+        ]);
+        // The view puts a blank line after the heredoc: its line 6 is the original's 5.
+        let second = vec![finding("heredoc", 2, "DL3018", "pin"), finding("heredoc", 6, "DL3059", "consecutive")];
+        let (found, read) = merge(&files, first, &views, &second);
+        let got: Vec<(&str, usize, &str)> = found.iter().map(|f| (f.file.as_str(), f.line, f.rule.as_str())).collect();
+        assert_eq!(
+            got,
+            [("ok", 3, "DL3006"), ("heredoc", 2, "DL3018"), ("heredoc", 5, "DL3059"), ("odd", 7, UNPARSED)]
+        );
+        assert_eq!(read["ok"], Coverage { read: Read::File, rewritten: vec![] });
+        assert_eq!((read["heredoc"].read, read["heredoc"].rewritten[0].line), (Read::Rewrite, 2));
+        assert_eq!((read["broken"].read, read["odd"].read), (Read::Nothing, Read::Nothing));
+        let odd = &found[3];
+        assert_eq!(odd.severity, Severity::Warning);
+        assert!(
+            odd.message
+                .starts_with("hadolint's parser can't read the file at line 7 (a form hadolint_view does not rewrite)")
+                && odd.message.ends_with("it says: unexpected 'x'"),
+            "{}",
+            odd.message
+        );
+
+        // Still unreadable rewritten: a warning naming the original line and the lines rewritten, no DL1000.
+        let views = BTreeMap::from([("heredoc".to_string(), (finding("heredoc", 3, "DL1000", "x"), Some(view)))]);
+        let (found, read) =
+            merge(&files[1..2], vec![], &views, &[finding("heredoc", 6, "DL1000", "unexpected 'R'\nexpecting")]);
+        assert_eq!((found.len(), found[0].line, found[0].rule.as_str()), (1, 5, UNPARSED));
+        assert!(found[0].message.contains("even with lines 2-4 rewritten"), "{}", found[0].message);
+        assert!(found[0].message.ends_with("it says: unexpected 'R'"), "{}", found[0].message);
+        assert_eq!(read["heredoc"].read, Read::Nothing);
     }
 
     #[test]

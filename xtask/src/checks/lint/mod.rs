@@ -6,6 +6,7 @@
 
 pub mod context;
 pub mod hadolint;
+pub mod hadolint_view;
 pub mod policy;
 
 use std::collections::BTreeMap;
@@ -85,6 +86,8 @@ pub struct FileLint {
     /// Inline exceptions in force.
     pub exceptions: Vec<Exception>,
     pub findings: Vec<Finding>,
+    /// What hadolint read of the file: the file, a rewrite (and which lines), or nothing; none when it did not run.
+    pub hadolint: Option<hadolint::Coverage>,
 }
 
 /// How a tool's run went.
@@ -196,9 +199,15 @@ pub fn lint(targets: &[Target], root: &Path, timeout: Duration) -> Lint {
     }
     let readable: Vec<(String, PathBuf)> = files.iter().filter(|(_, p)| p.is_file()).cloned().collect();
     let tool_files: Vec<String> = readable.iter().map(|(_, p)| p.display().to_string()).collect();
+    let mut coverage = BTreeMap::new();
     let (mut lints, hadolint_run, trivy_run) = std::thread::scope(|scope| {
-        let hadolint_run =
-            scope.spawn(|| run_tool(&HADOLINT, || hadolint::run(&tool_files, hadolint_config.as_deref(), timeout)));
+        let hadolint_run = scope.spawn(|| {
+            run_tool(&HADOLINT, || {
+                let (found, read) = hadolint::run_readable(&tool_files, hadolint_config.as_deref(), timeout)?;
+                coverage = read;
+                Ok(found)
+            })
+        });
         let trivy_run = scope.spawn(|| run_tool(&TRIVY, || trivy::config(&readable, &ignores, timeout)));
         let lints: Vec<FileLint> = files.iter().map(|(name, path)| own_checks(name, path, targets, root)).collect();
         (lints, hadolint_run.join().expect("the hadolint thread"), trivy_run.join().expect("the trivy thread"))
@@ -216,6 +225,12 @@ pub fn lint(targets: &[Target], root: &Path, timeout: Duration) -> Lint {
             }
         }
         tools.push(run);
+    }
+    for (path, read) in coverage {
+        let name = files.iter().find(|(_, p)| p.display().to_string() == path).map(|(n, _)| n);
+        if let Some(lint) = lints.iter_mut().find(|l| Some(&l.file) == name) {
+            lint.hadolint = Some(read);
+        }
     }
     for lint in &mut lints {
         lint.findings.sort_by(|a, b| (a.line, a.source, &a.rule).cmp(&(b.line, b.source, &b.rule)));
@@ -255,6 +270,7 @@ fn own_checks(name: &str, path: &Path, targets: &[Target], root: &Path) -> FileL
         contexts: Vec::new(),
         exceptions: Vec::new(),
         findings: Vec::new(),
+        hadolint: None,
     };
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,

@@ -1,0 +1,10 @@
+# syntax=docker/dockerfile:1
+# expect: none
+# COPY --chmod with a heredoc
+FROM alpine:3.21@sha256:48b0309ca019d89d40f670aa1bc06e426dc0931948452e8491e3d65087abc07d
+COPY --chmod=0755 <<EOF /usr/local/bin/hello
+#!/bin/sh
+echo hello
+EOF
+
+USER 1000:1000

@@ -1,0 +1,8 @@
+# syntax=docker/dockerfile:1
+# expect: none
+# CRLF line endings
+FROM alpine:3.21@sha256:48b0309ca019d89d40f670aa1bc06e426dc0931948452e8491e3d65087abc07d
+RUN <<EOF
+mkdir -p /opt/app
+EOF
+USER 1000:1000
