@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
-# expect: RLP001 RLP004
-# RLP004 here is the policy's false positive: it does not expand ARG UID in `adduser --uid "${UID}"`.
+# expect: RLP001
+# The user is created with the UID of ARG UID, which the RUN's shell expands.
 # A Spring-style service: Maven with a cached repository, a JRE final stage.
 FROM eclipse-temurin:21-jdk-jammy AS deps
 WORKDIR /build

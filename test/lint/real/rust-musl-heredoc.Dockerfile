@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
-# expect: RLP001 RLP004
-# RLP004 here is the policy's false positive: it does not expand ARG UID in `adduser --uid "${UID}"`.
+# expect: RLP001
+# The user is created with the UID of ARG UID, which the RUN's shell expands.
 # A static Rust binary built with cache mounts and heredoc scripts (docker init's Rust template).
 ARG RUST_VERSION=1.82
 FROM rust:${RUST_VERSION}-alpine AS build
