@@ -14,7 +14,7 @@ RUN ["/bin/busybox", "--install", "-s", "/bin"]
 RUN mkdir -p /etc /tmp /usr/local/bin \
  && printf 'root:x:0:0:root:/root:/bin/sh\n' > /etc/passwd \
  && printf 'root:x:0:\n' > /etc/group \
- && for tool in apt-get apt apk dnf microdnf yum zypper pip pip3 uv curl wget gcc make cargo go npm python3 useradd adduser addgroup; do \
+ && for tool in apt-get apt apk dnf microdnf yum zypper pip pip3 uv curl wget gcc make cargo go npm python3 bash useradd adduser addgroup; do \
       printf '#!/bin/sh\nexit 0\n' > "/usr/local/bin/$tool" && chmod 755 "/usr/local/bin/$tool"; \
     done
 ENV BASE_VAR=from-the-base

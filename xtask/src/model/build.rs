@@ -147,6 +147,9 @@ pub enum Action {
         /// The variables its shell sees: the stage's ARGs and ENV.
         #[serde(skip)]
         vars: BTreeMap<String, String>,
+        /// The stage's ARGs that have a value, in the order they were declared (BuildKit records them).
+        #[serde(skip)]
+        args: Vec<(String, String)>,
     },
     Copy(Copy),
     Env(Vec<(String, String)>),
@@ -202,12 +205,21 @@ impl Step {
     /// `RUN` without flags or heredocs, `ENV`, `LABEL`, `USER`, `WORKDIR`.
     pub fn history(&self) -> Option<String> {
         let pairs = |kv: &[(String, String)]| kv.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ");
+        let run_args = |args: &[(String, String)]| {
+            if args.is_empty() {
+                String::new()
+            } else {
+                format!("|{} {} ", args.len(), pairs(args))
+            }
+        };
         Some(match &self.action {
-            Action::Run { exec: Some(argv), mounts, .. } if mounts.is_empty() => format!("RUN {}", argv.join(" ")),
-            Action::Run { shell, exec: None, text, heredocs, mounts, .. }
+            Action::Run { exec: Some(argv), mounts, args, .. } if mounts.is_empty() => {
+                format!("RUN {}{}", run_args(args), argv.join(" "))
+            }
+            Action::Run { shell, exec: None, text, heredocs, mounts, args, .. }
                 if mounts.is_empty() && heredocs.is_empty() =>
             {
-                format!("RUN {} {text}", shell.join(" "))
+                format!("RUN {}{} {text}", run_args(args), shell.join(" "))
             }
             Action::Env(kv) => format!("ENV {}", pairs(kv)),
             Action::Label(kv) => format!("LABEL {}", pairs(kv)),
@@ -370,6 +382,8 @@ fn stage_by_ref(stages: &[StageModel], before: usize, name: &str) -> Option<usiz
 struct State {
     config: ImageConfig,
     args: BTreeMap<String, String>,
+    /// `args` in the order they were declared.
+    declared: Vec<(String, String)>,
     cmd_set: bool,
     /// Instructions behind `config.on_build`, in the same order.
     triggers: Vec<Instruction>,
@@ -440,7 +454,7 @@ pub fn evaluate(df: &Dockerfile, opts: &Options<'_>) -> Result<Model, ParseError
                 if config.env_value("PATH").is_none() {
                     config.env.insert(0, ("PATH".into(), DEFAULT_PATH.into()));
                 }
-                State { config, args: BTreeMap::new(), cmd_set: false, triggers }
+                State { config, args: BTreeMap::new(), declared: Vec::new(), cmd_set: false, triggers }
             }
         };
         let inherited = match parent {
@@ -564,6 +578,7 @@ fn dispatch(
             heredocs: ins.heredocs.clone(),
             mounts: ins.flags.iter().filter(|f| f.name == "mount").filter_map(|f| f.value.clone()).collect(),
             vars: state.args.clone().into_iter().chain(state.config.env.iter().cloned()).collect(),
+            args: state.declared.clone(),
         },
         "COPY" | "ADD" => {
             let words = match &ins.args {
@@ -621,6 +636,8 @@ fn dispatch(
                 };
                 if let Some(v) = &value {
                     state.args.insert(key.clone(), v.clone());
+                    state.declared.retain(|(k, _)| *k != key);
+                    state.declared.push((key.clone(), v.clone()));
                 }
                 declared.push((key, value));
             }
