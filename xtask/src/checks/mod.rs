@@ -6,9 +6,11 @@
 //! `scan` (Trivy: secrets, vulnerabilities, SBOM). On its Dockerfile: `lint`
 //! (hadolint, Trivy and our policy, and the build context). They know
 //! nothing of the command line: the pipeline runs them, the commands print
-//! them.
+//! them. `re2` is the regex dialect both the smoke specs and `.dockerignore`
+//! patterns are written in.
 
 pub mod lint;
+pub mod re2;
 pub mod readonly;
 pub mod runtime;
 pub mod scan;

@@ -337,7 +337,7 @@ pub fn examples() -> Vec<ImageScan> {
 mod tests {
     use super::*;
 
-    const TODAY: (i32, u32, u32) = (2026, 11, 25);
+    const TODAY: jiff::civil::Date = jiff::civil::date(2026, 11, 25);
 
     fn report(critical: usize, high: usize) -> String {
         let mut v = Vec::new();

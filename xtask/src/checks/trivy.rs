@@ -10,6 +10,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use jiff::civil::Date;
+use jiff::fmt::temporal::Pieces;
+use jiff::tz::TimeZone;
+use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use super::{Finding, Severity, Source};
@@ -404,7 +408,7 @@ impl Ignores {
     /// Reads `path` (none there: nothing is ignored). Every entry needs an
     /// `id`, a `statement` and an `expired_at` date; anything else is an
     /// error naming the file, the line and the fix.
-    pub fn load(path: &Path, today: (i32, u32, u32)) -> Result<Ignores> {
+    pub fn load(path: &Path, today: Date) -> Result<Ignores> {
         if !path.exists() {
             return Ok(Ignores::default());
         }
@@ -412,7 +416,7 @@ impl Ignores {
         Ignores::parse(&text, &path.display().to_string(), today)
     }
 
-    pub fn parse(text: &str, file: &str, today: (i32, u32, u32)) -> Result<Ignores> {
+    pub fn parse(text: &str, file: &str, today: Date) -> Result<Ignores> {
         let raw: IgnoreFile = if text.trim().is_empty() {
             IgnoreFile { vulnerabilities: vec![], misconfigurations: vec![], secrets: vec![], licenses: vec![] }
         } else {
@@ -439,7 +443,7 @@ impl Ignores {
                 }
                 let Some(date) = parse_date(&e.expired_at) else {
                     bail!(
-                        "{file}: the entry for {} has expired_at `{}`: write a date as YYYY-MM-DD",
+                        "{file}: the entry for {} has expired_at `{}`: write a date that exists as YYYY-MM-DD",
                         e.id,
                         e.expired_at
                     );
@@ -450,7 +454,7 @@ impl Ignores {
                     paths: e.paths,
                     purls: e.purls,
                     statement: e.statement.trim().to_string(),
-                    expired_at: format!("{:04}-{:02}-{:02}", date.0, date.1, date.2),
+                    expired_at: date.to_string(),
                     expired: date <= today,
                 });
             }
@@ -474,30 +478,14 @@ impl Ignores {
     }
 }
 
-/// `YYYY-MM-DD`, or an RFC 3339 time whose date is taken.
-fn parse_date(s: &str) -> Option<(i32, u32, u32)> {
-    let date = s.trim().get(..10)?;
-    let mut parts = date.split('-');
-    let y = parts.next()?.parse().ok()?;
-    let m = parts.next()?.parse().ok()?;
-    let d = parts.next()?.parse().ok()?;
-    ((1..=12).contains(&m) && (1..=31).contains(&d)).then_some((y, m, d))
+/// `YYYY-MM-DD`, or an RFC 3339 time whose date is taken; `None` for a day that does not exist.
+fn parse_date(s: &str) -> Option<Date> {
+    Pieces::parse(s.trim()).ok().map(|pieces| pieces.date())
 }
 
 /// Today's date (UTC).
-pub fn today() -> (i32, u32, u32) {
-    let days = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()) / 86_400;
-    // Civil from days (Howard Hinnant).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = (yoe + era * 400 + i64::from(month <= 2)) as i32;
-    (year, month, day)
+pub fn today() -> Date {
+    Timestamp::now().to_zoned(TimeZone::UTC).date()
 }
 
 /// A path glob as Trivy's ignore `paths` take it: `*` within a path part, `**` across parts.
@@ -528,7 +516,7 @@ pub fn glob_match(glob: &str, path: &str) -> bool {
 mod tests {
     use super::*;
 
-    const TODAY: (i32, u32, u32) = (2026, 11, 25);
+    const TODAY: Date = jiff::civil::date(2026, 11, 25);
 
     #[test]
     fn check_ids_are_one_form() {
@@ -594,7 +582,7 @@ mod tests {
         let err = Ignores::parse("secrets:\n  - id: x\n    statement: y\n    expired_at: soon\n", "f.yaml", TODAY)
             .unwrap_err()
             .to_string();
-        assert_eq!(err, "f.yaml: the entry for x has expired_at `soon`: write a date as YYYY-MM-DD");
+        assert_eq!(err, "f.yaml: the entry for x has expired_at `soon`: write a date that exists as YYYY-MM-DD");
         assert!(Ignores::parse("", "f.yaml", TODAY).unwrap().entries.is_empty());
     }
 
@@ -627,10 +615,28 @@ mod tests {
     }
 
     #[test]
+    fn an_expiry_on_a_day_that_does_not_exist_is_refused() {
+        // Before: any day 1..=31 of any month passed, so 2026-02-31 was a date.
+        for bad in ["2026-02-31", "2026-04-31", "2027-02-29", "2026-00-10", "2026-02-31T00:00:00Z"] {
+            let text = format!("secrets:\n  - id: x\n    statement: y\n    expired_at: {bad}\n");
+            let err = match Ignores::parse(&text, "f.yaml", TODAY) {
+                Ok(ignores) => panic!("{bad} was taken as {}", ignores.entries[0].expired_at),
+                Err(err) => err.to_string(),
+            };
+            assert!(err.starts_with(&format!("f.yaml: the entry for x has expired_at `{bad}`")), "{err}");
+        }
+        let leap =
+            Ignores::parse("secrets:\n  - id: x\n    statement: y\n    expired_at: 2028-02-29\n", "f.yaml", TODAY);
+        assert_eq!(leap.unwrap().entries[0].expired_at, "2028-02-29");
+    }
+
+    #[test]
     fn dates_and_today() {
-        assert_eq!(parse_date("2027-06-01T00:00:00Z"), Some((2027, 6, 1)));
+        assert_eq!(parse_date("2027-06-01T00:00:00Z"), Some(jiff::civil::date(2027, 6, 1)));
+        assert_eq!(parse_date("2027-06-01T23:00:00-05:00"), Some(jiff::civil::date(2027, 6, 1)), "the date as written");
+        assert_eq!(parse_date(" 2027-06-01 "), Some(jiff::civil::date(2027, 6, 1)));
         assert_eq!(parse_date("2027-13-01"), None);
-        let (y, m, d) = today();
-        assert!(y >= 2026 && (1..=12).contains(&m) && (1..=31).contains(&d));
+        assert_eq!(parse_date("2027-06-01 and more"), None);
+        assert!(today().year() >= 2026);
     }
 }

@@ -281,25 +281,14 @@ fn platform_in_name(name: &str) -> Option<Platform> {
     }
 }
 
-/// Seconds between two RFC 3339 timestamps of the same day-ish; only used
-/// for display, so a parse failure is 0.
+/// Seconds between two RFC 3339 timestamps; only used for display, so a
+/// time that does not parse (or does not exist, as 2026-02-31) is 0.
 fn duration_secs(start: Option<&str>, end: Option<&str>) -> f64 {
-    match (start.and_then(seconds_of_day), end.and_then(seconds_of_day)) {
-        (Some(a), Some(b)) if b >= a => b - a,
-        (Some(a), Some(b)) => b + 86_400.0 - a,
+    let time = |ts: Option<&str>| ts?.parse::<jiff::Timestamp>().ok();
+    match (time(start), time(end)) {
+        (Some(a), Some(b)) => b.duration_since(a).as_secs_f64().max(0.0),
         _ => 0.0,
     }
-}
-
-fn seconds_of_day(ts: &str) -> Option<f64> {
-    let time = ts.split_once('T')?.1;
-    let time = time.trim_end_matches('Z');
-    let time = time.split(['+', '-']).next()?;
-    let mut parts = time.split(':');
-    let h: f64 = parts.next()?.parse().ok()?;
-    let m: f64 = parts.next()?.parse().ok()?;
-    let s: f64 = parts.next()?.parse().ok()?;
-    Some(h * 3600.0 + m * 60.0 + s)
 }
 
 #[cfg(test)]
@@ -389,6 +378,14 @@ mod tests {
         assert_eq!(f.step, "[2/3] RUN make");
         assert!(f.error.contains("exit code: 2"));
         assert_eq!(f.log_tail, vec!["compiling", "error: no rule to make target"]);
+    }
+
+    #[test]
+    fn durations_of_impossible_or_distant_times() {
+        // Before: only the time of day was read, so 2026-02-31 passed and days were lost.
+        assert_eq!(duration_secs(Some("2026-02-31T10:00:00Z"), Some("2026-02-31T10:00:02Z")), 0.0);
+        assert_eq!(duration_secs(Some("2026-01-01T10:00:00Z"), Some("2026-01-03T10:00:01Z")), 172_801.0);
+        assert_eq!(duration_secs(Some("2026-01-01T10:00:00+02:00"), Some("2026-01-01T08:00:03Z")), 3.0);
     }
 
     #[test]

@@ -30,14 +30,7 @@ impl LocalRegistry {
             .port();
         let root = dir.join("storage");
         let config = dir.join("registry.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog:\n  level: info\n  formatter: json\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
-                root.display()
-            ),
-        )
-        .context("writing the registry's configuration")?;
+        std::fs::write(&config, config_yaml(&root, port)?).context("writing the registry's configuration")?;
         let program = which::which("docker-registry")
             .map_err(|_| anyhow::anyhow!("docker-registry is not installed: run `sudo bash scripts/setup-host.sh`"))?;
         let log = dir.join("registry.log");
@@ -73,6 +66,17 @@ impl LocalRegistry {
     }
 }
 
+/// The registry's configuration: JSON logs at info level, storage under `root`, loopback `port`.
+fn config_yaml(root: &Path, port: u16) -> Result<String> {
+    let config = serde_json::json!({
+        "version": "0.1",
+        "log": { "level": "info", "formatter": "json" },
+        "storage": { "filesystem": { "rootdirectory": root.to_string_lossy() } },
+        "http": { "addr": format!("127.0.0.1:{port}") },
+    });
+    serde_norway::to_string(&config).context("writing the registry's configuration as YAML")
+}
+
 /// The blobs a registry log says were uploaded: completed uploads (`PUT
 /// …/blobs/uploads/…?digest=D` answered 201). Cross-repository mounts and
 /// blobs the client found there already are not uploads.
@@ -94,6 +98,21 @@ pub fn uploaded_blobs(log: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_config_is_yaml_whatever_the_storage_path() {
+        // Before: built with format!, so a path with `: ` or ` #` broke the YAML or changed its meaning.
+        for root in
+            ["/tmp/a: b", "/tmp/plain", "/tmp/x #not a comment", "/tmp/'quoted\" dir", "/tmp/- dash", "/tmp/yes"]
+        {
+            let yaml = config_yaml(Path::new(root), 5000).unwrap();
+            let doc: serde_norway::Value =
+                serde_norway::from_str(&yaml).unwrap_or_else(|e| panic!("{root:?}: {e}\n{yaml}"));
+            assert_eq!(doc["storage"]["filesystem"]["rootdirectory"].as_str(), Some(root), "{yaml}");
+            assert_eq!(doc["http"]["addr"].as_str(), Some("127.0.0.1:5000"), "{yaml}");
+            assert_eq!(doc["log"]["formatter"].as_str(), Some("json"), "{yaml}");
+        }
+    }
 
     #[test]
     fn completed_uploads_are_read_from_the_log() {

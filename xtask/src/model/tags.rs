@@ -1,8 +1,10 @@
 //! Tag strategy and OCI labels.
 //!
 //! - `latest` only for a build of the default branch;
-//! - `MAJOR.MINOR.PATCH`, `MAJOR.MINOR` and `MAJOR` for a release version
-//!   (a pre-release such as `1.2.0-rc.1` gets only its full version);
+//! - `MAJOR.MINOR.PATCH`, `MAJOR.MINOR` and `MAJOR` for a release version, by
+//!   the SemVer rules (`v01.2.3` is no version); a pre-release such as
+//!   `1.2.0-rc.1` or `1.2.0-rc-1` gets only its full version, and moves no
+//!   floating tag (`latest` included);
 //! - `<branch>-<shortsha>` for every branch build (`-dirty` when the work tree
 //!   has uncommitted changes, since the sha then doesn't describe the content);
 //! - `sha-<shortsha>` for a detached HEAD, so every build has a unique tag.
@@ -10,6 +12,7 @@
 use std::collections::BTreeMap;
 
 use anyhow::{bail, Result};
+use jiff::Timestamp;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GitInfo {
@@ -31,40 +34,48 @@ impl GitInfo {
     }
 }
 
+/// A release version by the SemVer 2.0.0 rules (the `semver` crate): no
+/// leading zeros, pre-releases such as `1.2.3-rc-1` or `2.0.0-rc.1`, and no
+/// build metadata (`+…`), which an image tag can't hold.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Version {
-    pub major: u64,
-    pub minor: u64,
-    pub patch: u64,
-    pub pre: Option<String>,
-}
+pub struct Version(semver::Version);
 
 impl Version {
     /// Parses `1.2.3`, `v1.2.3` or `1.2.3-rc.1`.
     pub fn parse(s: &str) -> Result<Version> {
-        let bad =
-            || anyhow::anyhow!("release version `{s}` is not MAJOR.MINOR.PATCH (for example 1.4.2 or v1.4.2-rc.1)");
         let v = s.strip_prefix('v').unwrap_or(s);
-        let (core, pre) = match v.split_once('-') {
-            Some((core, pre)) => (core, Some(pre.to_string())),
-            None => (v, None),
-        };
-        if pre.as_deref().is_some_and(|p| p.is_empty() || !p.chars().all(|c| c.is_ascii_alphanumeric() || c == '.')) {
-            return Err(bad());
+        let version = semver::Version::parse(v).map_err(|e| {
+            anyhow::anyhow!(
+                "release version `{s}` is not MAJOR.MINOR.PATCH by the SemVer rules ({e}): write it as 1.4.2, \
+                 v1.4.2 or v1.4.2-rc.1"
+            )
+        })?;
+        if !version.build.is_empty() {
+            bail!(
+                "release version `{s}` has build metadata `+{}`, which an image tag can't hold: leave it out",
+                version.build
+            );
         }
-        let nums: Vec<u64> = core.split('.').map(|n| n.parse::<u64>().map_err(|_| bad())).collect::<Result<_>>()?;
-        let [major, minor, patch] = nums[..] else { return Err(bad()) };
-        Ok(Version { major, minor, patch, pre })
+        if version.to_string().len() > 128 {
+            bail!("release version `{s}` is longer than an image tag's 128 characters: shorten its pre-release");
+        }
+        Ok(Version(version))
+    }
+
+    /// A pre-release (`1.2.3-rc.1`): tagged with its full version only.
+    pub fn is_prerelease(&self) -> bool {
+        !self.0.pre.is_empty()
+    }
+
+    /// `[MAJOR, MINOR, PATCH]`.
+    fn core(&self) -> [u64; 3] {
+        [self.0.major, self.0.minor, self.0.patch]
     }
 }
 
 impl std::fmt::Display for Version {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}.{}.{}", self.major, self.minor, self.patch)?;
-        if let Some(pre) = &self.pre {
-            write!(f, "-{pre}")?;
-        }
-        Ok(())
+        self.0.fmt(f)
     }
 }
 
@@ -101,15 +112,18 @@ pub fn release(explicit: Option<&str>, head_tag: Option<&str>) -> Result<(Option
 /// The tags for one build, most specific first.
 pub fn compute_tags(git: &GitInfo, default_branch: &str, release: Option<&Version>) -> Vec<String> {
     let mut tags = Vec::new();
+    let prerelease = release.is_some_and(Version::is_prerelease);
     if let Some(v) = release {
         tags.push(v.to_string());
-        if v.pre.is_none() {
-            tags.push(format!("{}.{}", v.major, v.minor));
-            tags.push(v.major.to_string());
+        if !prerelease {
+            let [major, minor, _] = v.core();
+            tags.push(format!("{major}.{minor}"));
+            tags.push(major.to_string());
         }
     }
     tags.push(build_id(git));
-    if git.branch.as_deref() == Some(default_branch) {
+    // A pre-release moves no floating tag, `latest` included.
+    if git.branch.as_deref() == Some(default_branch) && !prerelease {
         tags.push("latest".into());
     }
     tags
@@ -129,8 +143,8 @@ pub fn highest_in_line<'t>(tags: &'t [String], floating: &str) -> Option<&'t str
     let line: Vec<u64> = floating.split('.').map(|p| p.parse().ok()).collect::<Option<_>>()?;
     tags.iter()
         .filter_map(|t| {
-            let v = Version::parse(t).ok().filter(|v| v.pre.is_none() && !t.starts_with('v'))?;
-            let key = [v.major, v.minor, v.patch];
+            let v = Version::parse(t).ok().filter(|v| !v.is_prerelease() && !t.starts_with('v'))?;
+            let key = v.core();
             (key[..line.len()] == line[..]).then_some((key, t.as_str()))
         })
         .max_by_key(|(key, _)| *key)
@@ -200,20 +214,15 @@ pub fn oci_labels(
     labels
 }
 
-/// RFC 3339 UTC time for a Unix timestamp (civil-from-days, Howard Hinnant).
-pub fn rfc3339_utc(unix: u64) -> String {
-    let days = (unix / 86_400) as i64;
-    let secs = unix % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", secs / 3600, secs % 3600 / 60, secs % 60)
+/// RFC 3339 UTC time for a Unix timestamp (to the second).
+pub fn rfc3339_utc(unix: u64) -> Result<String> {
+    let time = i64::try_from(unix).ok().and_then(|s| Timestamp::from_second(s).ok()).ok_or_else(|| {
+        anyhow::anyhow!(
+            "the time {unix} (Unix seconds) is past the year 9999: set SOURCE_DATE_EPOCH (or the commit's date) \
+             to a real date"
+        )
+    })?;
+    Ok(time.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
 }
 
 #[cfg(test)]
@@ -301,9 +310,36 @@ mod tests {
     #[test]
     fn version_parsing_rejects_non_semver() {
         assert_eq!(Version::parse("1.2.3").unwrap().to_string(), "1.2.3");
-        for bad in ["1.2", "1.2.3.4", "x.2.3", "1.2.3-", "1.2.3-rc/1", ""] {
+        for bad in ["1.2", "1.2.3.4", "x.2.3", "1.2.3-", "1.2.3-rc/1", "", "1.2.3+b1"] {
             assert!(Version::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_leading_zero_is_no_release() {
+        // Before: `v01.2.3` was read as 1.2.3, and published as such.
+        for bad in ["v01.2.3", "1.02.3", "1.2.03", "00.1.0", "1.2.3-rc.01"] {
+            assert!(Version::parse(bad).is_err(), "{bad} is not SemVer");
+        }
+        let (version, note) = release(None, Some("v01.2.3")).unwrap();
+        assert_eq!(version, None);
+        assert!(note.is_some_and(|n| n.contains("v01.2.3")));
+        assert!(Version::parse("0.1.0").is_ok() && Version::parse("10.20.30").is_ok());
+    }
+
+    #[test]
+    fn prereleases_with_hyphens_are_valid_and_move_no_floating_tag() {
+        // Before: `1.2.3-rc-1` (valid SemVer) was refused.
+        for good in ["1.2.3-rc-1", "v1.2.3-rc-1", "1.0.0-alpha-a.b-c-somethinglong", "1.2.3--", "1.2.3-0.a-b"] {
+            let v = Version::parse(good).unwrap_or_else(|e| panic!("{good}: {e:#}"));
+            assert_eq!(v.to_string(), good.trim_start_matches('v'));
+        }
+        let v = Version::parse("v1.2.3-rc-1").unwrap();
+        // A pre-release built on the default branch moves none of `latest`, `1.2` and `1`.
+        assert_eq!(compute_tags(&git(Some("main")), "main", Some(&v)), vec!["1.2.3-rc-1", "main-0123456"]);
+        assert_eq!(compute_tags(&git(None), "main", Some(&v)), vec!["1.2.3-rc-1", "sha-0123456"]);
+        let tags: Vec<String> = ["1.2.2", "1.2.3-rc-1"].map(String::from).to_vec();
+        assert_eq!(highest_in_line(&tags, "1.2"), Some("1.2.2"));
     }
 
     #[test]
@@ -331,8 +367,20 @@ mod tests {
 
     #[test]
     fn rfc3339_known_dates() {
-        assert_eq!(rfc3339_utc(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339_utc(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(rfc3339_utc(1_795_435_200), "2026-11-23T12:00:00Z");
+        assert_eq!(rfc3339_utc(0).unwrap(), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339_utc(951_782_400).unwrap(), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339_utc(1_795_435_200).unwrap(), "2026-11-23T12:00:00Z");
+        assert_eq!(rfc3339_utc(253_402_128_000).unwrap(), "9999-12-30T00:00:00Z");
+    }
+
+    #[test]
+    fn a_time_past_the_year_9999_is_refused() {
+        // Before: the hand-written calendar wrote `10000-01-01T00:00:00Z`, which is no RFC 3339 time.
+        let err = rfc3339_utc(253_402_300_800).unwrap_err().to_string();
+        assert!(
+            err.starts_with("the time 253402300800 (Unix seconds) is past the year 9999: set SOURCE_DATE_EPOCH"),
+            "{err}"
+        );
+        assert!(rfc3339_utc(u64::MAX).is_err());
     }
 }

@@ -100,14 +100,14 @@ impl Suites {
         let _ = writeln!(
             xml,
             "<testsuites name=\"{}\" tests=\"{tests}\" failures=\"{failures}\" skipped=\"{skipped}\" time=\"{:.3}\">",
-            escape(&self.name),
+            attr(&self.name),
             self.seconds
         );
         for suite in &self.suites {
             let _ = writeln!(
                 xml,
                 "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" skipped=\"{}\" time=\"{:.3}\">",
-                escape(&suite.name),
+                attr(&suite.name),
                 suite.cases.len(),
                 suite.failures(),
                 suite.skipped(),
@@ -116,7 +116,7 @@ impl Suites {
             if !suite.properties.is_empty() {
                 xml.push_str("    <properties>");
                 for (name, value) in &suite.properties {
-                    let _ = write!(xml, "<property name=\"{}\" value=\"{}\"/>", escape(name), escape(value));
+                    let _ = write!(xml, "<property name=\"{}\" value=\"{}\"/>", attr(name), attr(value));
                 }
                 xml.push_str("</properties>\n");
             }
@@ -125,8 +125,8 @@ impl Suites {
                 let _ = write!(
                     xml,
                     "    <testcase classname=\"{}\" name=\"{}\" time=\"{:.3}\"",
-                    escape(&c.classname),
-                    escape(&c.name),
+                    attr(&c.classname),
+                    attr(&c.name),
                     c.seconds
                 );
                 if !entry.failed() && skipped.is_none() && c.stdout.is_empty() && c.stderr.is_empty() {
@@ -135,14 +135,10 @@ impl Suites {
                 }
                 xml.push_str(">\n");
                 if let Some(why) = skipped {
-                    let _ = writeln!(xml, "      <skipped message=\"{}\"/>", escape(why));
+                    let _ = writeln!(xml, "      <skipped message=\"{}\"/>", attr(why));
                 } else if let Some(f) = &c.failure {
-                    let _ = writeln!(
-                        xml,
-                        "      <failure message=\"{}\">{}</failure>",
-                        escape(&f.message),
-                        escape(&f.text)
-                    );
+                    let _ =
+                        writeln!(xml, "      <failure message=\"{}\">{}</failure>", attr(&f.message), escape(&f.text));
                 }
                 if !c.stdout.is_empty() {
                     let _ = writeln!(xml, "      <system-out>{}</system-out>", escape(&c.stdout));
@@ -159,8 +155,18 @@ impl Suites {
     }
 }
 
-/// XML text and attribute escaping; characters XML 1.0 forbids are dropped.
+/// XML text escaping; characters XML 1.0 forbids are dropped.
 fn escape(s: &str) -> String {
+    escape_as(s, false)
+}
+
+/// XML attribute value escaping: as [`escape`], and `\n`, `\r`, `\t` as character references,
+/// which a parser would otherwise normalize to spaces.
+fn attr(s: &str) -> String {
+    escape_as(s, true)
+}
+
+fn escape_as(s: &str, attribute: bool) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -169,6 +175,9 @@ fn escape(s: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&apos;"),
+            '\n' if attribute => out.push_str("&#10;"),
+            '\r' if attribute => out.push_str("&#13;"),
+            '\t' if attribute => out.push_str("&#9;"),
             '\t' | '\n' | '\r' => out.push(c),
             c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => {}
             c => out.push(c),
@@ -184,6 +193,34 @@ mod tests {
     #[test]
     fn escaping_keeps_xml_well_formed() {
         assert_eq!(escape("a<b>&\"c'\u{1b}[31m\n"), "a&lt;b&gt;&amp;&quot;c&apos;[31m\n");
+        assert_eq!(attr("a<b>&\"c'\u{1b}[31m\n\r\t"), "a&lt;b&gt;&amp;&quot;c&apos;[31m&#10;&#13;&#9;");
+    }
+
+    #[test]
+    fn attribute_values_keep_newlines_tabs_and_returns() {
+        // An XML parser normalizes a raw newline, tab or CR in an attribute value to a space:
+        // they must be character references there. In text content they stay as they are.
+        let case = Case {
+            classname: "c".into(),
+            name: "multi\nline".into(),
+            failure: Some(Failure { message: "a\nb\tc\r\nd".into(), text: "x\ny\tz".into() }),
+            ..Case::default()
+        };
+        let suites = Suites {
+            name: "s".into(),
+            suites: vec![Suite {
+                name: "a\tb".into(),
+                properties: vec![("k".into(), "v\n".into())],
+                cases: vec![case.into()],
+                ..Suite::default()
+            }],
+            ..Suites::default()
+        };
+        let xml = suites.to_xml();
+        assert!(xml.contains("<failure message=\"a&#10;b&#9;c&#13;&#10;d\">x\ny\tz</failure>"), "{xml}");
+        assert!(xml.contains("name=\"multi&#10;line\""), "{xml}");
+        assert!(xml.contains("<testsuite name=\"a&#9;b\""), "{xml}");
+        assert!(xml.contains("value=\"v&#10;\""), "{xml}");
     }
 
     #[test]

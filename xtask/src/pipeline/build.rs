@@ -186,7 +186,7 @@ pub fn plan<'c>(
     // The commit's time, else SOURCE_DATE_EPOCH (the reproducible-builds
     // convention), else now: a rebuild of the same content then has the
     // same config, so the same digest (what `image publish` compares).
-    let created = tags::rfc3339_utc(git.commit_time.or_else(source_date_epoch).unwrap_or_else(now_unix));
+    let created = tags::rfc3339_utc(git.commit_time.or_else(source_date_epoch).unwrap_or_else(now_unix))?;
     let prefix = options.registry.as_ref().map(|r| format!("{}/", r.trim_end_matches('/'))).unwrap_or_default();
 
     let mut plans: Vec<Plan<'c>> = Vec::new();

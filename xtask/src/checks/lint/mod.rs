@@ -339,20 +339,12 @@ fn context_checks(name: &str, dockerfile: &Path, dir: &Path, root: &Path) -> (Op
         return (None, findings);
     }
     // BuildKit prefers <Dockerfile>.dockerignore next to the Dockerfile.
-    let own = PathBuf::from(format!("{}.dockerignore", dockerfile.display()));
-    let (ignore_path, ignore) = if own.is_file() {
-        let parsed =
-            std::fs::read_to_string(&own).map_err(anyhow::Error::from).and_then(|t| context::Ignore::parse(&t));
-        (Some(own), parsed.map(Some))
-    } else {
-        let path = dir.join(".dockerignore");
-        (path.is_file().then_some(path), context::Ignore::read(dir))
-    };
-    let ignore = match ignore {
-        Ok(i) => i,
+    let (ignore_path, ignore) = match context::Ignore::read(dir, Some(dockerfile)) {
+        Ok(Some((path, ignore))) => (Some(path), Some(ignore)),
+        Ok(None) => (None, None),
         Err(e) => {
             findings.push(policy::finding(name, 0, "RLP010", format!("{e:#}")));
-            None
+            (None, None)
         }
     };
     match &ignore {
@@ -435,6 +427,31 @@ pub fn secret_file(context: &Path, rel: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_dockerfile_ignore_file_is_read_like_dockerignore() {
+        // Before: `<Dockerfile>.dockerignore` went through `read_to_string` (a byte that is not
+        // UTF-8 failed the read) and its errors did not name the file; `.dockerignore` did both.
+        let patterns: &[u8] = b".git\n.env\nnode_modules\ntest/\ntarget/\nlatin1-\xe9\n";
+        for own in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let dockerfile = dir.path().join("Dockerfile.worker");
+            std::fs::write(&dockerfile, "FROM scratch\n").unwrap();
+            let ignore_name = if own { "Dockerfile.worker.dockerignore" } else { ".dockerignore" };
+            std::fs::write(dir.path().join(ignore_name), patterns).unwrap();
+            let (summary, findings) = context_checks("w", &dockerfile, dir.path(), dir.path());
+            assert!(findings.is_empty(), "{ignore_name}: {findings:?}");
+            assert_eq!(summary.unwrap().dockerignore.as_deref(), Some(ignore_name));
+
+            std::fs::write(dir.path().join(ignore_name), "ok\n[\n").unwrap();
+            let (_, findings) = context_checks("w", &dockerfile, dir.path(), dir.path());
+            let message = &findings.first().unwrap_or_else(|| panic!("{ignore_name}: no finding")).message;
+            assert!(
+                message.starts_with("parsing ") && message.contains(&format!("{ignore_name}: line 2: ")),
+                "{message}"
+            );
+        }
+    }
 
     #[test]
     fn secret_looking_files() {

@@ -4,7 +4,6 @@
 //! metadata test against the platform's image config; `jobs` at a time, each
 //! bounded by the timeout, on every platform (arm64 under emulation).
 
-pub mod re2;
 mod run;
 pub mod spec;
 

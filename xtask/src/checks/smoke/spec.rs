@@ -2,7 +2,7 @@
 //! container-structure-test (schemaVersion 2.0.0), so the same file also
 //! runs under `container-structure-test test --config FILE`. Field names,
 //! defaults and meanings follow its v2 types: regexes are unanchored RE2
-//! (see [`super::re2`] for how RE2's semantics are kept), `exitCode` defaults to 0,
+//! (see [`crate::checks::re2`] for how RE2's semantics are kept), `exitCode` defaults to 0,
 //! `shouldExist` to true, `uid`/`gid` to -1 (unchecked).
 
 use std::path::Path;
@@ -241,7 +241,7 @@ impl Spec {
     }
 }
 
-pub use super::re2::compile;
+pub use crate::checks::re2::compile;
 
 /// serde_norway's error on one line: "line L column C: what", with the path
 /// of the field when it knows one (`commandTests[2]: unknown field …`).

@@ -1,5 +1,8 @@
-//! RE2-dialect regular expressions (the dialect of Go's `regexp` package, which
-//! container-structure-test uses) compiled with the Rust `regex` crate.
+//! RE2-dialect regular expressions (the dialect of Go's `regexp` package)
+//! compiled with the Rust `regex` crate: the one regex module of the checks.
+//! The smoke specs' regexes use it (container-structure-test is written in
+//! Go), and so do the `.dockerignore` patterns of the lint's context walk
+//! (Docker compiles each pattern to a Go regexp).
 //!
 //! [`compile`] parses the pattern the way Go's `regexp/syntax` does and rewrites it
 //! into an equivalent Rust pattern, so that matching follows RE2 semantics where
@@ -57,13 +60,18 @@ use regex::bytes::{Regex, RegexBuilder};
 
 /// Compiles an RE2 pattern; the error is one line: "`PATTERN` is not a valid regex: WHY".
 pub fn compile(pattern: &str) -> anyhow::Result<Regex> {
-    let invalid = |why: &str| anyhow!("`{}` is not a valid regex: {}", one_line(pattern), one_line(why));
-    let translated = Translator::new(pattern).run().map_err(|why| invalid(&why))?;
+    build(pattern).map_err(|why| anyhow!("`{}` is not a valid regex: {why}", one_line(pattern)))
+}
+
+/// Compiles an RE2 pattern; the error is only the reason, on one line (for a caller that
+/// names the pattern its own way).
+pub fn build(pattern: &str) -> Result<Regex, String> {
+    let translated = Translator::new(pattern).run().map_err(|why| one_line(&why))?;
     RegexBuilder::new(&translated)
         .unicode(true)
         .size_limit(256 << 20)
         .build()
-        .map_err(|err| invalid(&rust_reason(&err)))
+        .map_err(|err| one_line(&rust_reason(&err)))
 }
 
 /// The reason of a `regex` error, without the multi-line pattern display.
