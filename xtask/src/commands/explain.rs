@@ -109,9 +109,9 @@ pub fn platform_args(platform: &str) -> Result<BTreeMap<String, String>> {
 }
 
 /// What the build context sends, as the model needs it: every file and the directories above them.
-fn context_kinds(dir: &std::path::Path) -> Result<BTreeMap<String, Kind>> {
-    let ignore = context::Ignore::read(dir)?;
-    let walked = context::walk(dir, ignore.as_ref())?;
+fn context_kinds(dir: &std::path::Path, dockerfile: &std::path::Path) -> Result<BTreeMap<String, Kind>> {
+    let ignore = context::Ignore::read(dir, Some(dockerfile))?;
+    let walked = context::walk(dir, ignore.as_ref().map(|(_, ignore)| ignore))?;
     let mut kinds = BTreeMap::new();
     for f in &walked.files {
         let mut parent = f.path.as_str();
@@ -148,7 +148,7 @@ impl Command for Explain {
             Some(c) => c.clone(),
             None => self.file.parent().map(PathBuf::from).unwrap_or_default(),
         };
-        let kinds = context_kinds(&context_dir)?;
+        let kinds = context_kinds(&context_dir, &self.file)?;
         Ok(ExplainReport::new(self.file.display().to_string(), &model, &kinds))
     }
 

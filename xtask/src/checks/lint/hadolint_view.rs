@@ -351,8 +351,18 @@ fn normalise_mount(value: &str, had_quotes: bool) -> (String, Vec<String>) {
             None => lower,
         });
     }
+    // BuildKit takes a bind, cache or tmpfs mount without a target (the upstream BuildKit and buildx
+    // Dockerfiles have `--mount=from=binaries`); hadolint refuses one.
+    let has_target = kept.iter().any(|f| ["target", "dst", "destination"].contains(&f.split('=').next().unwrap_or("")));
+    if !has_target && matches!(kind.as_str(), "bind" | "cache" | "tmpfs") {
+        notes.push(format!("--mount: no target, which hadolint requires, read with target={MOUNT_TARGET}"));
+        kept.push(format!("target={MOUNT_TARGET}"));
+    }
     (kept.join(","), notes)
 }
+
+/// The target a target-less mount gets in hadolint's view.
+const MOUNT_TARGET: &str = "/hadolint-view-mount";
 
 #[cfg(test)]
 mod tests {
@@ -434,6 +444,10 @@ mod tests {
         assert_eq!(m, "type=secret,id=tok,required=true,target=\"/a b\"");
         assert_eq!(notes.len(), 2, "{notes:?}");
         assert_eq!(normalise_flag("--mount=type=bind,target=.").1, Vec::<String>::new());
+        let (m, notes) = normalise_mount("from=binaries", false);
+        assert_eq!(m, "from=binaries,target=/hadolint-view-mount");
+        assert_eq!(notes, ["--mount: no target, which hadolint requires, read with target=/hadolint-view-mount"]);
+        assert_eq!(normalise_mount("type=secret,id=tok", false).0, "type=secret,id=tok", "a secret needs none");
         assert_eq!(normalise_flag("--link"), ("--link".into(), vec![]));
     }
 
