@@ -70,12 +70,13 @@ fn docker(args: &[&str]) -> support::Output {
 }
 
 /// `image explain` of a case: the report, or the one-line error.
-fn explain(case: &Case, bases: &[(String, String)], dir: &Path) -> Result<Value, String> {
+fn explain(case: &Case, bases: &[(String, String)], url: &str, dir: &Path) -> Result<Value, String> {
     let report = dir.join("explain.json");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
     cmd.args(["--catalog"]).arg(repo_root().join("images.toml"));
     cmd.args(["image", "explain", "--platform", PLATFORM, "--file"]).arg(&case.file);
     cmd.arg("--context").arg(&case.context).arg("--report").arg(&report);
+    cmd.arg("--build-arg").arg(format!("ORACLE_URL={url}"));
     for (reference, image) in bases {
         cmd.arg("--base").arg(format!("{reference}={image}"));
     }
@@ -86,16 +87,49 @@ fn explain(case: &Case, bases: &[(String, String)], dir: &Path) -> Result<Value,
     Ok(serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap())
 }
 
+/// An HTTP server on 127.0.0.1 for the corpus's remote `ADD`s (`ORACLE_URL`, a build argument of every
+/// build): `GET /PATH` answers `stand-in for /PATH\n` (BuildKit runs in the engine, on this host's network).
+fn serve_files() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = [0u8; 4096];
+            let n = stream.read(&mut request).unwrap_or(0);
+            let head = String::from_utf8_lossy(&request[..n]);
+            let path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
+            let body = format!("stand-in for {path}\n");
+            let reply = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = std::io::Write::write_all(&mut stream, reply.as_bytes());
+        }
+    });
+    url
+}
+
 /// What BuildKit wrote: the image config and its layers (gzip tars), from an OCI layout.
 struct Built {
     config: Value,
     layers: Vec<PathBuf>,
 }
 
-fn buildkit(case_file: &Path, context: &Path, externals: &[String], base: &str, dir: &Path) -> Result<Built, String> {
+/// BuildKit's build of a file, every external image replaced by `base`.
+struct Build<'a> {
+    externals: &'a [String],
+    base: &'a str,
+    url: &'a str,
+}
+
+fn buildkit(case_file: &Path, context: &Path, b: &Build<'_>, dir: &Path) -> Result<Built, String> {
+    let (externals, base) = (b.externals, b.base);
     let out_dir = dir.join("oci");
     let mut args: Vec<String> =
         vec!["buildx".into(), "build".into(), "--quiet".into(), "--platform".into(), PLATFORM.into()];
+    args.push("--build-arg".into());
+    args.push(format!("ORACLE_URL={}", b.url));
     args.push("--file".into());
     args.push(case_file.display().to_string());
     for reference in externals {
@@ -242,9 +276,10 @@ fn buildkit_builds_what_the_model_says_for_every_corpus_file() {
     cleanup.on_drop("docker", &["image", "rm", "--force", &base]);
     let scratch = temp_dir("xtask-oracle");
     std::fs::write(scratch.path().join("Dockerfile"), "FROM stand-in\n").unwrap();
-    let empty =
-        buildkit(&scratch.path().join("Dockerfile"), scratch.path(), &["stand-in".into()], &base, scratch.path())
-            .expect("building FROM the oracle base");
+    let url = serve_files();
+    let stand_in = Build { externals: &["stand-in".into()], base: &base, url: &url };
+    let empty = buildkit(&scratch.path().join("Dockerfile"), scratch.path(), &stand_in, scratch.path())
+        .expect("building FROM the oracle base");
     let base_history = empty.config["history"].as_array().unwrap().len();
     let base_layers = empty.layers.len();
 
@@ -258,14 +293,15 @@ fn buildkit_builds_what_the_model_says_for_every_corpus_file() {
             continue;
         }
         // The externals are known from a first explain; the second takes their config from the stand-in.
-        let first = explain(case, &[], dir.path());
+        let first = explain(case, &[], &url, dir.path());
         let externals: Vec<String> = first
             .as_ref()
             .map(|r| r["external"].as_array().unwrap().iter().map(|e| e.as_str().unwrap().to_string()).collect())
             .unwrap_or_default();
         let bases: Vec<(String, String)> = externals.iter().map(|e| (e.clone(), base.clone())).collect();
-        let model = first.and_then(|_| explain(case, &bases, dir.path()));
-        let built = buildkit(&case.file, &case.context, &externals, &base, dir.path());
+        let model = first.and_then(|_| explain(case, &bases, &url, dir.path()));
+        let built =
+            buildkit(&case.file, &case.context, &Build { externals: &externals, base: &base, url: &url }, dir.path());
         match (&case.expect, model, built) {
             (Expect::Refused, Err(_), Err(_)) => refused += 1,
             (Expect::Refused, m, b) => wrong.push(format!(

@@ -783,15 +783,23 @@ pub enum Kind {
 
 /// The files (not directories) a `COPY`/`ADD` from the build context places, absolute, sorted; `context`
 /// maps every path the context sends (after `.dockerignore`), relative and `/`-separated, to its kind.
-/// `None` for what can't be known here: another stage's or image's files, a URL, a missing source, an
-/// `ADD` of an archive.
+/// `None` for what can't be known here: another stage's or image's files, a git URL, a missing source, an
+/// `ADD` of a local archive (which it unpacks).
 pub fn placed_files(copy: &Copy, context: &BTreeMap<String, Kind>) -> Option<Vec<String>> {
     if copy.from.is_some() {
         return None;
     }
     let mut matches: Vec<String> = Vec::new();
+    let mut fetched: Vec<String> = Vec::new();
     for source in &copy.sources {
         let lower = source.to_ascii_lowercase();
+        if copy.add && (lower.starts_with("http://") || lower.starts_with("https://")) {
+            // A remote file keeps the last part of its path as its name (and is never unpacked).
+            let path = source.split(['?', '#']).next().unwrap_or(source);
+            let name = path.splitn(4, '/').nth(3).and_then(|p| p.rsplit('/').next()).filter(|n| !n.is_empty())?;
+            fetched.push(name.to_string());
+            continue;
+        }
         if lower.contains("://") || lower.starts_with("git@") {
             return None;
         }
@@ -808,7 +816,7 @@ pub fn placed_files(copy: &Copy, context: &BTreeMap<String, Kind>) -> Option<Vec
             return None;
         }
     }
-    let into_dir = copy.dest.ends_with('/') || matches.len() + copy.heredocs.len() > 1;
+    let into_dir = copy.dest.ends_with('/') || matches.len() + fetched.len() + copy.heredocs.len() > 1;
     let dest = copy.dest.trim_end_matches('/');
     let under = |name: &str| if dest.is_empty() { format!("/{name}") } else { format!("{dest}/{name}") };
     let mut out = BTreeSet::new();
@@ -832,8 +840,8 @@ pub fn placed_files(copy: &Copy, context: &BTreeMap<String, Kind>) -> Option<Vec
             out.insert(if into_dir { under(base) } else { dest.to_string() });
         }
     }
-    for h in &copy.heredocs {
-        out.insert(if into_dir { under(&h.name) } else { dest.to_string() });
+    for name in fetched.iter().chain(copy.heredocs.iter().map(|h| &h.name)) {
+        out.insert(if into_dir { under(name) } else { dest.to_string() });
     }
     Some(out.into_iter().collect())
 }
@@ -1050,6 +1058,13 @@ mod tests {
         assert_eq!(placed_files(&copy(&["d1", "a.txt"], "/m/"), &ctx).unwrap(), ["/m/a.txt", "/m/f1", "/m/sub/g"]);
         assert_eq!(placed_files(&copy(&["/d2/"], "/"), &ctx).unwrap(), ["/f2"]);
         assert_eq!(placed_files(&copy(&["missing"], "/"), &ctx), None);
+        let add = |sources: &[&str], dest: &str| Copy { add: true, ..copy(sources, dest) };
+        assert_eq!(
+            placed_files(&add(&["https://h.example/d/t.tar.gz?x=1"], "/opt/"), &ctx).unwrap(),
+            ["/opt/t.tar.gz"]
+        );
+        assert_eq!(placed_files(&add(&["http://h.example/tini"], "/tini"), &ctx).unwrap(), ["/tini"]);
+        assert_eq!(placed_files(&copy(&["https://h.example/x"], "/"), &ctx), None, "COPY fetches no URL");
         assert!(glob_path("d[0-9]/*", "d1/f1") && !glob_path("d*", "d1/f1") && glob_path("a.tx?", "a.txt"));
     }
 }

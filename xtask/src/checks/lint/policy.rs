@@ -44,7 +44,7 @@ pub const RULES: &[Rule] = &[
     Rule {
         id: "RLP002",
         title: "The final stage holds no build tools",
-        fix: "install and use build tools (compilers, pip, uv, curl | sh installers) in a builder stage, \
+        fix: "install and use build tools (compilers, pip, uv) in a builder stage, \
               copy only the results into the final stage, and clean package-manager caches in the same RUN",
     },
     Rule {
@@ -183,7 +183,7 @@ pub fn check(df: &Dockerfile, subject: &Subject<'_>) -> Vec<Finding> {
     }
     user(model, subject, &mut out);
     let steps = model.globals.iter().chain(model.stages.iter().flat_map(|s| s.steps.iter()));
-    for step in steps.filter(|s| !s.trigger) {
+    for step in steps {
         secrets(step, subject, &mut out);
         remote_add(step, subject, &mut out);
         copies(step, subject, &mut out);
@@ -274,7 +274,8 @@ fn simple_commands(text: &str) -> Vec<Vec<String>> {
 /// The pipelines of a shell text, each a list of its simple commands' words: split at `&&`, `||`, `;`, `&`
 /// and newlines, then at `|`.
 fn pipelines(text: &str) -> Vec<Vec<Vec<String>>> {
-    let flat = text.replace("\\\n", " ").replace("||", ";").replace("&&", ";");
+    // `2>&1` and `<&3` are redirections, not `&`.
+    let flat = text.replace("\\\n", " ").replace(">&", "> ").replace("<&", "< ").replace("||", ";").replace("&&", ";");
     let words = |part: &str| -> Vec<String> {
         part.split_whitespace()
             .map(|w| w.trim_matches(|c| c == '"' || c == '\'' || c == '(' || c == ')').to_string())
@@ -287,11 +288,24 @@ fn pipelines(text: &str) -> Vec<Vec<Vec<String>>> {
         .collect()
 }
 
-/// A command's program, past `VAR=value` assignments, `sudo` and `env`, without its directory.
+/// A command's program, past `VAR=value` assignments and wrappers (`sudo -E`, `env -i`, `exec`), without its
+/// directory; and its arguments.
 fn program(words: &[String]) -> Option<(&str, &[String])> {
-    let start = words.iter().position(|w| !(w.contains('=') && !w.starts_with('-') || w == "sudo" || w == "env"))?;
-    let first = words[start].as_str();
-    Some((first.rsplit('/').next().unwrap_or(first), &words[start + 1..]))
+    let mut i = 0;
+    while let Some(w) = words.get(i) {
+        if w.contains('=') && !w.starts_with('-') {
+            i += 1;
+        } else if matches!(w.as_str(), "sudo" | "env" | "exec" | "nohup" | "command") {
+            i += 1;
+            while words.get(i).is_some_and(|w| w.starts_with('-')) {
+                i += 1;
+            }
+        } else {
+            let first = w.as_str();
+            return Some((first.rsplit('/').next().unwrap_or(first), &words[i + 1..]));
+        }
+    }
+    None
 }
 
 /// The OS package installs in a command.
@@ -800,4 +814,56 @@ pub fn apply_exceptions(
         }
     });
     exceptions.iter().zip(used).filter(|(_, u)| *u).map(|(e, _)| e.clone()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pipes(script: &str) -> Vec<(String, String)> {
+        remote_pipes(script)
+    }
+
+    fn pair(d: &str, i: &str) -> Vec<(String, String)> {
+        vec![(d.to_string(), i.to_string())]
+    }
+
+    #[test]
+    fn remote_code_into_an_interpreter_is_found_in_every_form() {
+        assert_eq!(pipes("curl -fsSL https://x/i.sh | sh"), pair("curl", "sh"));
+        assert_eq!(pipes("set -e; wget -qO- https://x | sudo -E bash -s -- --yes"), pair("wget", "bash"));
+        assert_eq!(pipes("curl -sSL https://x 2>&1 | python3 -"), pair("curl", "python3"));
+        assert_eq!(pipes("apk add curl && \\\n  curl https://x \\\n  | /bin/ash"), pair("curl", "ash"));
+        assert_eq!(pipes("sh -c \"$(curl -fsSL https://x)\""), pair("curl", "sh"));
+        assert_eq!(pipes("bash <(wget -qO- https://x)"), pair("wget", "bash"));
+        assert_eq!(pipes("curl https://x | tee /tmp/log | perl"), pair("curl", "perl"));
+    }
+
+    #[test]
+    fn near_misses_are_not_remote_code() {
+        // Downloaded, verified, then run; piped into tar; `||` is no pipe; an echo of a substitution.
+        assert!(pipes("curl -fsSLo /tmp/i.sh https://x && echo \"abc  /tmp/i.sh\" | sha256sum -c - && sh /tmp/i.sh")
+            .is_empty());
+        assert!(pipes("curl -Ls https://x/a.tgz | tar xzv").is_empty());
+        assert!(pipes("curl -f https://x || sh -c 'echo failed'").is_empty());
+        assert!(pipes("echo \"$(curl -s https://x/version)\" > /v").is_empty());
+        assert!(pipes("cat script.sh | sh").is_empty());
+    }
+
+    #[test]
+    fn package_installs_and_build_tools_are_read_from_the_script() {
+        let installs =
+            os_installs("DEBIAN_FRONTEND=noninteractive apt-get install -y gcc=4:12 make\napk add --no-cache musl-dev");
+        assert_eq!(
+            installs,
+            [
+                Install { manager: "apt", packages: vec!["gcc".into(), "make".into()] },
+                Install { manager: "apk", packages: vec!["musl-dev".into()] },
+            ]
+        );
+        assert_eq!(
+            program(&["A=1".into(), "sudo".into(), "/usr/bin/pip3".into(), "install".into()]).unwrap().0,
+            "pip3"
+        );
+    }
 }
