@@ -202,7 +202,8 @@ impl Step {
     }
 
     /// What BuildKit records of this step in the image's history (`created_by`), where the model knows it:
-    /// `RUN` without flags or heredocs, `ENV`, `LABEL`, `USER`, `WORKDIR`.
+    /// `RUN` (its ARGs, then the command; flags are not recorded; a `<<-` or several heredocs not modelled),
+    /// `ENV`, `LABEL`, `USER`, `WORKDIR`.
     pub fn history(&self) -> Option<String> {
         let pairs = |kv: &[(String, String)]| kv.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ");
         let run_args = |args: &[(String, String)]| {
@@ -213,13 +214,17 @@ impl Step {
             }
         };
         Some(match &self.action {
-            Action::Run { exec: Some(argv), mounts, args, .. } if mounts.is_empty() => {
-                format!("RUN {}{}", run_args(args), argv.join(" "))
-            }
-            Action::Run { shell, exec: None, text, heredocs, mounts, args, .. }
-                if mounts.is_empty() && heredocs.is_empty() =>
-            {
-                format!("RUN {}{} {text}", run_args(args), shell.join(" "))
+            Action::Run { exec: Some(argv), args, .. } => format!("RUN {}{}", run_args(args), argv.join(" ")),
+            Action::Run { shell, exec: None, text, heredocs, args, .. } => {
+                let script = match heredocs.as_slice() {
+                    [] => text.clone(),
+                    // A lone heredoc is the script; its shebang, if any, would make it a file to execute.
+                    [h] if lone_heredoc(text, &h.name) && !h.content.starts_with("#!") => h.content.clone(),
+                    // Otherwise the command line and the body (as written: no `<<-`) with its delimiter.
+                    [h] if !h.strip_tabs => format!("{text}\n{}{}", h.content, h.name),
+                    _ => return None,
+                };
+                format!("RUN {}{} {script}", run_args(args), shell.join(" "))
             }
             Action::Env(kv) => format!("ENV {}", pairs(kv)),
             Action::Label(kv) => format!("LABEL {}", pairs(kv)),
@@ -241,6 +246,13 @@ impl Step {
             _ => Vec::new(),
         }
     }
+}
+
+/// Whether a RUN's command line is only the heredoc `name` (`<<EOF`, `<<-"EOF"`).
+fn lone_heredoc(text: &str, name: &str) -> bool {
+    let Some(word) = text.trim().strip_prefix("<<") else { return false };
+    let word = word.strip_prefix('-').unwrap_or(word);
+    word.trim_matches(|c| c == '"' || c == '\'') == name
 }
 
 /// The script of `[shell, options…, -c, script, …]`.
