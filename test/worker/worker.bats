@@ -158,6 +158,8 @@ start_worker() {
   wait_for 15 task_is late/1 "done" || rc=$?
   wait "$WORKER_PID" || rc=$?
   WORKER_PID=""
+  # On a failure, what the worker said (the task's status, the worker's log).
+  ((rc == 0)) || { echo "rc $rc, late/1 is $(task_status late/1)"; cat "$BATS_TEST_TMPDIR/worker.log"; }
   [ "$rc" -eq 0 ]
   [ "$(git -C "$REMOTE" show ralph/late/1:late.txt)" = late ]
 }
@@ -276,7 +278,7 @@ start_worker() {
   # shellcheck disable=SC2016,SC2089 # expanded by the agent's shell
   export RALPH_AGENT_CMD='date +%s.%N >> "$TRIES_DIR/tries.${RALPH_TASK_ID%%/*}"; [ "$RALPH_TASK_ID" = ok/1 ] || exit 3'
   run "$RALPH" build --max-iterations 4
-  [ "$status" -eq 0 ]
+  [ "$status" -eq 0 ] || { echo "exit $status:"; echo "$output"; false; }
   [ "$(sql "SELECT status || ' ' || attempts || ' ' || last_error FROM tasks WHERE id = 'bad/1'")" = "failed 3 the agent failed (exit 3): " ]
   [ "$(task_status ok/1)" = "done" ]
   # Exactly three tries, the second at least 1 s after the first, the third at least 2 s after the second.

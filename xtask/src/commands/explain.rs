@@ -210,19 +210,24 @@ impl Report for ExplainReport {
         out += &steps.render();
         let c = &self.config;
         let list = |v: &Option<Vec<String>>| v.as_ref().map_or("-".to_string(), |v| format!("{v:?}"));
+        let or_dash = |s: String| if s.is_empty() { "-".to_string() } else { s };
         let mut config = Table::new(["CONFIG", "VALUE"]);
         config.row(["User".to_string(), if c.user.is_empty() { "(root)".into() } else { c.user.clone() }]);
         config
             .row(["WorkingDir".to_string(), if c.working_dir.is_empty() { "/".into() } else { c.working_dir.clone() }]);
-        config.row(["Env".to_string(), c.env.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")]);
+        config.row([
+            "Env".to_string(),
+            or_dash(c.env.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")),
+        ]);
         config.row(["Entrypoint".to_string(), list(&c.entrypoint)]);
         config.row(["Cmd".to_string(), list(&c.cmd)]);
         config.row(["Healthcheck".to_string(), list(&c.healthcheck)]);
         config.row([
             "Labels".to_string(),
-            c.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" "),
+            or_dash(c.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")),
         ]);
-        config.row(["ExposedPorts".to_string(), c.exposed_ports.iter().cloned().collect::<Vec<_>>().join(" ")]);
+        config
+            .row(["ExposedPorts".to_string(), or_dash(c.exposed_ports.iter().cloned().collect::<Vec<_>>().join(" "))]);
         out.push('\n');
         out += &config.render();
         out
@@ -232,6 +237,23 @@ impl Report for ExplainReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_explain_table() {
+        let text = "ARG UID=1000\nFROM alpine:3.21 AS base\nONBUILD USER root\nENV A=1\nFROM base\nARG UID\n\
+                    COPY d* /flat/\nUSER ${UID}\nWORKDIR \"app\"\nHEALTHCHECK CMD [\"true\"]\nCMD [\"serve\"]\n";
+        let df = dockerfile::parse(text).unwrap();
+        let args = platform_args("linux/amd64").unwrap();
+        let model = build::evaluate(&df, &Options { build_args: &args, target: None, base_config: &|_| None }).unwrap();
+        let kinds: BTreeMap<String, Kind> =
+            [("d1", Kind::Dir), ("d1/f", Kind::File), ("d2", Kind::Dir), ("d2/g", Kind::File), ("x", Kind::File)]
+                .into_iter()
+                .map(|(p, k)| (p.to_string(), k))
+                .collect();
+        let report = ExplainReport::new("Dockerfile".into(), &model, &kinds);
+        assert_eq!(report.config.user, "1000", "the USER after the trigger's");
+        crate::output::golden::check("explain-table.txt", &report.render());
+    }
 
     #[test]
     fn platform_args_and_key_values() {
