@@ -14,7 +14,7 @@ use crate::model::catalog::{Catalog, Image, Platform};
 use crate::model::target::Target;
 use crate::output::table::Table;
 use crate::output::{JsonOut, Report, Sinks};
-use crate::pipeline::build::{self, BuildOptions, CacheMode};
+use crate::pipeline::build::{self, BuildOptions, BuilderArg, CacheMode};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchSize {
@@ -24,6 +24,8 @@ pub struct BenchSize {
     /// The platform to build and measure.
     #[arg(long, default_value = "linux/amd64")]
     pub platform: String,
+    #[command(flatten)]
+    pub builder: BuilderArg,
     #[command(flatten)]
     pub out: JsonOut,
 }
@@ -74,7 +76,13 @@ impl Command for BenchSize {
             let catalog = Catalog { images: vec![fixture], ..catalog.clone() };
             let fixture = &catalog.images[0];
             eprintln!("bench: building the size fixture with {total_mb} MB of random data ...");
-            let options = BuildOptions { cache: CacheMode::None, quiet: true, ..BuildOptions::default() };
+            let options = BuildOptions {
+                cache: CacheMode::None,
+                quiet: true,
+                builder: self.builder.clone(),
+                looked_at_here: true,
+                ..BuildOptions::default()
+            };
             let built = build::run(&catalog, &[fixture], std::slice::from_ref(&platform), &options)?;
             let report = built.images.first().context("the build reported no image")?;
             let target = Target {
