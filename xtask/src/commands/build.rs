@@ -51,7 +51,9 @@ impl Report for BuildReport {
                 ]);
             }
         }
-        table.render()
+        let b = &self.builder;
+        let endpoint = b.endpoint.as_deref().map(|e| format!(", endpoint {e}")).unwrap_or_default();
+        format!("{}built by builder {} (driver {}{endpoint})\n", table.render(), b.name, b.driver)
     }
 }
 
@@ -69,6 +71,7 @@ fn short_digest(d: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::docker::Builder;
     use crate::model::catalog::{ImageKind, Platform};
     use crate::pipeline::build::{ImageReport, PlatformReport};
 
@@ -89,7 +92,14 @@ mod tests {
             steps_total: 6,
             cache_hit_rate: cached as f64 / 6.0,
         };
+        let builder = Builder {
+            name: "multi".into(),
+            driver: "docker-container".into(),
+            endpoint: Some("unix:///var/run/docker.sock".into()),
+            platforms: vec![],
+        };
         let report = BuildReport {
+            builder: builder.clone(),
             images: vec![ImageReport {
                 image: "worker-standin".into(),
                 kind: ImageKind::Standin,
@@ -102,6 +112,7 @@ mod tests {
                     platform("linux/amd64", None, 6),
                     platform("linux/arm64", Some(&format!("sha256:{}", "2".repeat(64))), 5),
                 ],
+                builder,
             }],
         };
         crate::output::golden::check("build-table.txt", &report.render());

@@ -35,6 +35,11 @@ pub struct Invocation {
     pub no_cache: bool,
     /// `--cache-from=…`/`--cache-to=…` flags.
     pub cache_flags: Vec<String>,
+    /// `--builder NAME` (none: buildx's current builder).
+    pub builder: Option<String>,
+    /// `docker --context NAME`: a `docker`-driver builder of another
+    /// engine is used from its own context (buildx refuses it otherwise).
+    pub docker_context: Option<String>,
 }
 
 /// What a build made.
@@ -49,8 +54,13 @@ pub struct Built {
 
 impl Invocation {
     pub fn command(&self, metadata_file: &std::path::Path) -> Cmd {
+        let context: Vec<&str> = self.docker_context.iter().flat_map(|c| ["--context", c.as_str()]).collect();
+        let builder: Vec<&str> = self.builder.iter().flat_map(|b| ["--builder", b.as_str()]).collect();
         let mut cmd = docker::docker()
-            .args(["buildx", "build", "--progress=rawjson"])
+            .args(context)
+            .args(["buildx", "build"])
+            .args(builder)
+            .arg("--progress=rawjson")
             .arg("--platform")
             .arg(catalog::join(&self.platforms))
             .arg("--file")
@@ -167,6 +177,19 @@ mod tests {
              --label org.opencontainers.image.title=x --build-arg A=1 \
              --build-context base=docker-image://r/base:main-abc --provenance=false --sbom=false \
              --cache-to=type=local,dest=c,mode=max ctx"
+        );
+        let elsewhere = Invocation {
+            platforms: vec![Platform::parse("linux/amd64").unwrap()],
+            dockerfile: "D".into(),
+            context: ".".into(),
+            builder: Some("other".into()),
+            docker_context: Some("other".into()),
+            ..Invocation::default()
+        };
+        assert_eq!(
+            elsewhere.command(std::path::Path::new("m.json")).display(),
+            "docker --context other buildx build --builder other --progress=rawjson --platform linux/amd64 \
+             --file D --metadata-file m.json --load --provenance=false --sbom=false ."
         );
     }
 }

@@ -5,7 +5,7 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
 use anyhow::{bail, Result};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::process::Cmd;
 use crate::model::catalog::{self, Platform};
@@ -47,7 +47,18 @@ pub enum ImageStore {
 }
 
 pub fn image_store() -> Result<ImageStore> {
-    let status = docker().args(["info", "--format", "{{json .DriverStatus}}"]).probe().read()?;
+    image_store_of(None)
+}
+
+/// The current Docker context's name (`default` for `DOCKER_HOST`).
+pub fn current_context() -> Result<String> {
+    docker().args(["context", "show"]).probe().read()
+}
+
+/// The image store of the engine behind Docker context `context` (none: the current one).
+pub fn image_store_of(context: Option<&str>) -> Result<ImageStore> {
+    let context: Vec<&str> = context.map(|c| vec!["--context", c]).unwrap_or_default();
+    let status = docker().args(context).args(["info", "--format", "{{json .DriverStatus}}"]).probe().read()?;
     Ok(if status.contains("io.containerd.snapshotter") { ImageStore::Containerd } else { ImageStore::Classic })
 }
 
@@ -56,30 +67,96 @@ pub fn cgroup_driver() -> Result<String> {
     docker().args(["info", "--format", "{{.CgroupDriver}}"]).probe().read()
 }
 
+/// A buildx builder, as `docker buildx inspect` describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Builder {
+    pub name: String,
+    /// `docker`, `docker-container`, `kubernetes`, `remote`.
+    pub driver: String,
+    /// Its first node's endpoint: a Docker context for the `docker` driver.
+    pub endpoint: Option<String>,
+    /// What its nodes can build (natively or emulated).
+    #[serde(skip)]
+    pub platforms: Vec<Platform>,
+}
+
+impl Builder {
+    /// The `docker` driver: BuildKit inside an engine, which builds into
+    /// that engine's own image store.
+    pub fn is_docker_driver(&self) -> bool {
+        self.driver == "docker"
+    }
+}
+
+/// The builder `name` (none: the current one, which `BUILDX_BUILDER` or
+/// `docker buildx use` chose), or a one-line error that says how to make it.
+pub fn inspect_builder(name: Option<&str>) -> Result<Builder> {
+    let out = docker().args(["buildx", "inspect"]).args(name).probe().output()?;
+    if !out.status.success() {
+        let why = super::process::last_lines(&String::from_utf8_lossy(&out.stderr), 1);
+        match name {
+            Some(name) => bail!(
+                "builder {name} does not exist ({why}): create it with `docker buildx create --name {name} …` \
+                 (or `docker context create {name} …` for an engine's own builder) or drop --builder (and BUILDX_BUILDER)"
+            ),
+            None => bail!("the current buildx builder can't be inspected ({why}): `docker buildx use default`, or pass --builder"),
+        }
+    }
+    parse_builder(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// The builder's name, driver, first endpoint and platforms from `docker
+/// buildx inspect`'s text: `Name:` and `Driver:` above `Nodes:`, then each
+/// node's `Name:`, `Endpoint:`, `Platforms:`.
+pub fn parse_builder(inspect: &str) -> Result<Builder> {
+    let field = |line: &str, key: &str| line.trim().strip_prefix(key).map(|v| v.trim().to_string());
+    let (head, nodes) = inspect.split_once("\nNodes:").unwrap_or((inspect, ""));
+    let name = head.lines().find_map(|l| field(l, "Name:"));
+    let driver = head.lines().find_map(|l| field(l, "Driver:"));
+    let (Some(name), Some(driver)) = (name, driver) else {
+        bail!(
+            "`docker buildx inspect` printed no builder name and driver: update buildx (0.13 or later) or {SETUP_HINT}"
+        );
+    };
+    Ok(Builder {
+        name,
+        driver,
+        endpoint: nodes.lines().find_map(|l| field(l, "Endpoint:")).filter(|e| !e.is_empty()),
+        platforms: parse_builder_platforms(nodes),
+    })
+}
+
 /// Platforms the current buildx builder can build (natively or emulated).
 pub fn builder_platforms() -> Result<Vec<Platform>> {
-    let text = docker().args(["buildx", "inspect"]).probe().read()?;
-    Ok(parse_builder_platforms(&text))
+    Ok(inspect_builder(None)?.platforms)
 }
 
 pub fn parse_builder_platforms(inspect: &str) -> Vec<Platform> {
-    inspect
+    let mut platforms: Vec<Platform> = Vec::new();
+    // A multi-node builder lists each node's platforms: the union, in order.
+    for p in inspect
         .lines()
         .filter_map(|l| l.trim().strip_prefix("Platforms:"))
         .flat_map(|l| l.split(','))
         .filter_map(|p| Platform::parse(p.trim().trim_end_matches('*')).ok())
-        .collect()
+    {
+        if !platforms.contains(&p) {
+            platforms.push(p);
+        }
+    }
+    platforms
 }
 
-/// Checks that every platform can be built here, with the fix for arm64.
-pub fn ensure_platforms_buildable(platforms: &[Platform]) -> Result<()> {
-    let available = builder_platforms()?;
+/// Checks that `builder` can build every platform, with the fix for arm64.
+pub fn ensure_platforms_buildable(platforms: &[Platform], builder: &Builder) -> Result<()> {
+    let available = &builder.platforms;
     for p in platforms {
-        if !buildable(p, &available) {
+        if !buildable(p, available) {
             bail!(
-                "the buildx builder cannot build {p} (it has {}): install qemu-user-static and binfmt-support, \
-                 mount binfmt_misc and restart dockerd, or {SETUP_HINT}",
-                catalog::join(&available)
+                "the buildx builder {} cannot build {p} (it has {}): install qemu-user-static and binfmt-support, \
+                 mount binfmt_misc and restart dockerd ({SETUP_HINT}), or use a builder with a node of that platform (--builder)",
+                builder.name,
+                catalog::join(available)
             );
         }
     }
@@ -185,6 +262,51 @@ mod tests {
         let text = "Name: default\nNodes:\nName: default\nPlatforms: linux/amd64, linux/amd64/v2, linux/arm64*\n";
         let ps = parse_builder_platforms(text);
         assert_eq!(catalog::join(&ps), "linux/amd64,linux/amd64/v2,linux/arm64");
+    }
+
+    /// `docker buildx inspect` of a Docker context's own builder (buildx 0.13.1).
+    const CONTEXT_BUILDER: &str = "Name:   xdexpctx\nDriver: docker\n\nNodes:\nName:             xdexpctx\n\
+        Endpoint:         xdexpctx\nStatus:           running\nBuildKit version: v0.0.0+unknown\n\
+        Platforms:        linux/amd64, linux/amd64/v2, linux/amd64/v3, linux/amd64/v4, linux/arm64, linux/386\n\
+        Labels:\n org.mobyproject.buildkit.worker.moby.host-gateway-ip: 10.213.78.1\n";
+
+    /// A two-node docker-container builder, one node per architecture (as the README sets up).
+    const MULTI_NODE: &str =
+        "Name:          multi\nDriver:        docker-container\nLast Activity: 2026-12-05 23:44:52 +0000 UTC\n\n\
+        Nodes:\nName:      amd64\nEndpoint:  unix:///var/run/docker.sock\nStatus:    running\n\
+        Buildkit:  v0.13.1\nPlatforms: linux/amd64*, linux/amd64/v2, linux/386\n\n\
+        Name:      arm64\nEndpoint:  ssh://arm-host\nStatus:    running\nBuildkit:  v0.13.1\n\
+        Platforms: linux/arm64*, linux/arm/v7\n";
+
+    #[test]
+    fn builder_from_inspect() {
+        let b = parse_builder(CONTEXT_BUILDER).unwrap();
+        assert_eq!(
+            (b.name.as_str(), b.driver.as_str(), b.endpoint.as_deref()),
+            ("xdexpctx", "docker", Some("xdexpctx"))
+        );
+        assert!(b.is_docker_driver());
+        assert_eq!(b.platforms.len(), 6);
+        assert_eq!(b.platforms[5].to_string(), "linux/386");
+
+        let multi = parse_builder(MULTI_NODE).unwrap();
+        assert_eq!((multi.name.as_str(), multi.driver.as_str()), ("multi", "docker-container"));
+        assert!(!multi.is_docker_driver());
+        // The node's name is not the builder's; the first node's endpoint is kept.
+        assert_eq!(multi.endpoint.as_deref(), Some("unix:///var/run/docker.sock"));
+        assert_eq!(catalog::join(&multi.platforms), "linux/amd64,linux/amd64/v2,linux/386,linux/arm64,linux/arm/v7");
+        assert!(buildable(&Platform::parse("linux/arm64").unwrap(), &multi.platforms));
+
+        let err = parse_builder("ERROR: no builder \"nope\" found\n").unwrap_err().to_string();
+        assert!(err.contains("no builder name and driver"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_builder_is_one_line_with_the_fix() {
+        let err = inspect_builder(Some("xtask-no-such-builder")).unwrap_err().to_string();
+        assert!(err.starts_with("builder xtask-no-such-builder does not exist"), "{err}");
+        assert!(err.contains("docker buildx create --name xtask-no-such-builder"), "{err}");
+        assert!(!err.contains('\n'), "{err}");
     }
 
     #[test]

@@ -7,10 +7,11 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
 use crate::engine::buildx::{Built, Invocation};
+use crate::engine::docker::{Builder, ImageStore};
 use crate::engine::{docker, git, imagetools};
 use crate::model::catalog::{Catalog, Image, ImageKind, Platform};
 use crate::model::tags;
@@ -27,6 +28,23 @@ pub enum CacheMode {
     Gha,
     /// Only the engine's own build cache.
     None,
+}
+
+/// Which buildx builder builds: the same option on every command that builds.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct BuilderArg {
+    /// The buildx builder to build with (default: buildx's current one): a
+    /// multi-node builder, a remote BuildKit, a Kubernetes builder, or a
+    /// Docker context (its engine's own builder, which builds into that engine).
+    #[arg(id = "builder", long = "builder", value_name = "NAME", env = "BUILDX_BUILDER")]
+    pub name: Option<String>,
+}
+
+impl BuilderArg {
+    /// `BUILDX_BUILDER`, for the commands that read their arguments from the environment (`ci …`).
+    pub fn from_env() -> BuilderArg {
+        BuilderArg { name: std::env::var("BUILDX_BUILDER").ok().filter(|b| !b.trim().is_empty()) }
+    }
 }
 
 /// How to build, for `image build` (all of it) and for commands that build
@@ -72,6 +90,12 @@ pub struct BuildOptions {
     /// Don't stream buildx progress.
     #[arg(long, short)]
     pub quiet: bool,
+    #[command(flatten)]
+    pub builder: BuilderArg,
+    /// The command looks at what it built in the current engine afterwards
+    /// (`image check`, the benchmarks): set by the command, not an option.
+    #[arg(skip)]
+    pub looked_at_here: bool,
 }
 
 /// What the commands that build before they look (`image check`, `image
@@ -90,6 +114,8 @@ pub struct Rebuild {
     /// Release version (MAJOR.MINOR.PATCH; default: a vX.Y.Z tag at HEAD): its tags, and the version label of what is built.
     #[arg(long)]
     pub release: Option<String>,
+    #[command(flatten)]
+    pub builder: BuilderArg,
 }
 
 impl Rebuild {
@@ -99,6 +125,7 @@ impl Rebuild {
             quiet: self.quiet,
             branch: self.branch.clone(),
             release: self.release.clone(),
+            builder: self.builder.clone(),
             ..BuildOptions::default()
         }
     }
@@ -106,6 +133,8 @@ impl Rebuild {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct BuildReport {
+    /// The buildx builder that built them, and its driver.
+    pub builder: Builder,
     pub images: Vec<ImageReport>,
 }
 
@@ -120,6 +149,8 @@ pub struct ImageReport {
     pub pushed: bool,
     pub wall_seconds: f64,
     pub platforms: Vec<PlatformReport>,
+    /// The buildx builder that built it, and its driver.
+    pub builder: Builder,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -140,6 +171,8 @@ pub struct BuildPlan<'c> {
     /// The tag unique to this checkout (`<branch>-<shortsha>[-dirty]`): what checks look at.
     pub build_id: String,
     options: BuildOptions,
+    /// The builder, once [`BuildPlan::check_machine`] found it.
+    builder: Option<Builder>,
 }
 
 /// One image's build, decided.
@@ -160,10 +193,10 @@ pub fn run(
     requested: &[Platform],
     options: &BuildOptions,
 ) -> Result<BuildReport> {
-    let plan = plan(catalog, images, requested, options)?;
-    plan.check_machine()?;
+    let mut plan = plan(catalog, images, requested, options)?;
+    let builder = plan.check_machine()?;
     let images = plan.images.iter().map(|p| plan.execute(p)).collect::<Result<_>>()?;
-    Ok(BuildReport { images })
+    Ok(BuildReport { builder, images })
 }
 
 /// Decides everything about a build without running anything but git.
@@ -225,10 +258,12 @@ pub fn plan<'c>(
             sbom: options.sbom,
             no_cache: options.no_cache,
             cache_flags: cache_flags(catalog, image, &platforms, options),
+            builder: options.builder.name.clone(),
+            docker_context: None,
         };
         plans.push(Plan { image, platforms, tags: tags.clone(), refs, invocation });
     }
-    Ok(BuildPlan { images: plans, build_id: tags::build_id(&git), options: options.clone() })
+    Ok(BuildPlan { images: plans, build_id: tags::build_id(&git), options: options.clone(), builder: None })
 }
 
 /// This checkout as a build sees it (`--branch` applied), the release it
@@ -257,29 +292,54 @@ pub fn checkout(catalog: &Catalog, options: &BuildOptions) -> Result<Checkout> {
 }
 
 impl BuildPlan<'_> {
-    /// The machine, checked once before anything is built or pushed.
-    pub fn check_machine(&self) -> Result<()> {
+    /// The machine and the builder, checked once before anything is built
+    /// or pushed: what the builder's driver can't do is refused here.
+    pub fn check_machine(&mut self) -> Result<Builder> {
         docker::daemon_version()?;
         docker::buildx_version()?;
+        let builder = docker::inspect_builder(self.options.builder.name.as_deref())?;
         let all_platforms: Vec<Platform> = self.images.iter().flat_map(|p| p.platforms.clone()).collect();
-        docker::ensure_platforms_buildable(&all_platforms)?;
-        let multi = self.images.iter().any(|p| p.platforms.len() > 1);
-        if !self.options.push && multi && docker::image_store()? != docker::ImageStore::Containerd {
-            bail!(
-                "loading a multi-platform image needs the containerd image store: set {{\"features\":{{\"containerd-snapshotter\":true}}}} \
-                 in /etc/docker/daemon.json and restart dockerd, or build one --platform, or --push"
-            );
+        docker::ensure_platforms_buildable(&all_platforms, &builder)?;
+        // A `docker`-driver builder builds into its own engine, used through
+        // its context; any other loads into the current engine.
+        let context =
+            builder.endpoint.clone().filter(|_| builder.is_docker_driver() && self.options.builder.name.is_some());
+        if let Some(context) = context.as_deref().filter(|_| self.options.looked_at_here && !self.options.push) {
+            if context != docker::current_context()? {
+                bail!(
+                    "builder {} (driver docker) builds into the engine of Docker context {context}, but this command \
+                     looks at the image in the current engine: run it with DOCKER_CONTEXT={context}, or use `image build --builder {}`",
+                    builder.name,
+                    builder.name
+                );
+            }
         }
+        let demands = Demands {
+            push: self.options.push,
+            multi_platform: self.images.iter().any(|p| p.platforms.len() > 1),
+            cache: self.options.cache,
+            attestations: self.options.provenance || self.options.sbom,
+        };
+        let store = docker::image_store_of(context.as_deref())?;
+        check_builder(&builder, store, &demands)?;
         if let Some(registry) =
             self.options.registry.as_deref().filter(|_| self.options.push || self.options.cache == CacheMode::Registry)
         {
             docker::check_registry(registry)?;
         }
-        Ok(())
+        for plan in &mut self.images {
+            plan.invocation.docker_context.clone_from(&context);
+        }
+        if !self.options.quiet {
+            eprintln!("==> builder {} (driver {})", builder.name, builder.driver);
+        }
+        self.builder = Some(builder.clone());
+        Ok(builder)
     }
 
     /// Builds one planned image (what it needs must be built already).
     pub fn execute(&self, plan: &Plan<'_>) -> Result<ImageReport> {
+        let builder = self.builder.clone().context("the builder is checked (check_machine) before a build")?;
         let built = plan.invocation.run(&plan.image.name, self.options.quiet)?;
         let digests = self.platform_digests(plan, &built)?;
         let platforms = plan
@@ -305,6 +365,7 @@ impl BuildPlan<'_> {
             pushed: self.options.push,
             wall_seconds: built.wall_seconds,
             platforms,
+            builder,
         })
     }
 
@@ -341,6 +402,7 @@ pub fn push_platform(
 ) -> Result<String> {
     let local = BuildOptions { push: false, registry: None, provenance: false, sbom: false, ..options.clone() };
     let mut planned = plan(catalog, &[image], std::slice::from_ref(platform), &local)?;
+    planned.check_machine()?;
     let mut last = planned.images.pop().expect("the image itself is planned last");
     // What it builds on, loaded for this platform first (from the cache): a
     // tag another platform's build loaded last must not become its base.
@@ -360,6 +422,68 @@ pub fn push_platform(
         );
     }
     Ok(built.digest)
+}
+
+/// What a build asks of its builder.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Demands {
+    pub push: bool,
+    /// Some image is built for more than one platform.
+    pub multi_platform: bool,
+    pub cache: CacheMode,
+    /// Provenance or SBOM attestations.
+    pub attestations: bool,
+}
+
+/// Refuses, up front and in one line with the fix, what `builder` can't
+/// do. `store` is the image store of the engine a `--load` goes to (for the
+/// `docker` driver, its own engine). What buildx 0.13 refuses of the
+/// `docker` driver on the classic store (checked against Docker Engine
+/// 26.1): cache export (`Cache export is not supported for the docker
+/// driver`), attestations, and manifest lists; with the containerd store it
+/// does all three. Other drivers export anything, but a multi-platform
+/// image can only be loaded into an engine with the containerd store.
+pub fn check_builder(builder: &Builder, store: ImageStore, demands: &Demands) -> Result<()> {
+    let who = format!("builder {} (driver {})", builder.name, builder.driver);
+    let containerd =
+        "set {\"features\":{\"containerd-snapshotter\":true}} in /etc/docker/daemon.json and restart dockerd";
+    let other_driver = "a docker-container builder (`docker buildx create --name NAME --driver docker-container`)";
+    if store == ImageStore::Containerd {
+        return Ok(());
+    }
+    if builder.is_docker_driver() {
+        if demands.multi_platform {
+            bail!(
+                "{who} on an engine with the classic image store can't build a multi-platform image: \
+                 build one --platform, {containerd}, or use {other_driver} with --push"
+            );
+        }
+        if demands.attestations {
+            bail!(
+                "{who} on an engine with the classic image store can't attach provenance or SBOM attestations: \
+                 drop --provenance/--sbom, {containerd}, or use {other_driver}"
+            );
+        }
+        let cache = match demands.cache {
+            CacheMode::None => None,
+            CacheMode::Local => Some("local"),
+            CacheMode::Registry => Some("registry"),
+            CacheMode::Gha => Some("gha"),
+        };
+        if let Some(cache) = cache {
+            bail!(
+                "{who} on an engine with the classic image store can't export a build cache (--cache {cache}): \
+                 use --cache none (the engine's own cache still works), {containerd}, or use {other_driver}"
+            );
+        }
+    } else if demands.multi_platform && !demands.push {
+        bail!(
+            "{who} can't --load a multi-platform image into an engine with the classic image store: \
+             use --push to a registry (--push --registry HOST:PORT), a docker-driver builder on an engine with \
+             the containerd image store, or build one --platform"
+        );
+    }
+    Ok(())
 }
 
 fn check_paths(image: &Image) -> Result<()> {
@@ -444,6 +568,52 @@ mod tests {
         let err = parse_build_args(&["NOPE".into()]).unwrap_err().to_string();
         assert!(err.contains("`NOPE` is not KEY=VALUE"), "{err}");
         assert!(parse_build_args(&["=v".into()]).is_err());
+    }
+
+    fn builder(name: &str, driver: &str) -> Builder {
+        Builder { name: name.into(), driver: driver.into(), endpoint: Some(name.into()), platforms: vec![] }
+    }
+
+    #[test]
+    fn the_docker_driver_on_the_classic_store_is_refused_what_it_cannot_do() {
+        let docker = builder("other-engine", "docker");
+        let err = |store, demands: &Demands| check_builder(&docker, store, demands).unwrap_err().to_string();
+        let plain = Demands { cache: CacheMode::None, ..Demands::default() };
+        assert!(check_builder(&docker, ImageStore::Classic, &plain).is_ok());
+        assert!(check_builder(&docker, ImageStore::Classic, &Demands { push: true, ..plain }).is_ok());
+        for (cache, name) in [(CacheMode::Local, "local"), (CacheMode::Registry, "registry"), (CacheMode::Gha, "gha")] {
+            let e = err(ImageStore::Classic, &Demands { cache, ..plain });
+            assert!(
+                e.starts_with("builder other-engine (driver docker) on an engine with the classic image store can't export a build cache"),
+                "{e}"
+            );
+            assert!(e.contains(&format!("(--cache {name})")) && e.contains("use --cache none"), "{e}");
+            assert!(!e.contains('\n'));
+            // The containerd store exports caches through the docker driver.
+            assert!(check_builder(&docker, ImageStore::Containerd, &Demands { cache, ..plain }).is_ok());
+        }
+        let e = err(ImageStore::Classic, &Demands { attestations: true, ..plain });
+        assert!(e.contains("can't attach provenance or SBOM attestations: drop --provenance/--sbom"), "{e}");
+        let e = err(ImageStore::Classic, &Demands { multi_platform: true, push: true, ..plain });
+        assert!(e.contains("can't build a multi-platform image: build one --platform"), "{e}");
+        let all = Demands { multi_platform: true, attestations: true, cache: CacheMode::Gha, push: false };
+        assert!(check_builder(&docker, ImageStore::Containerd, &all).is_ok());
+    }
+
+    #[test]
+    fn other_drivers_load_several_platforms_only_into_the_containerd_store() {
+        let container = builder("multi", "docker-container");
+        let multi = Demands { multi_platform: true, cache: CacheMode::Registry, attestations: true, push: false };
+        let e = check_builder(&container, ImageStore::Classic, &multi).unwrap_err().to_string();
+        assert!(
+            e.starts_with("builder multi (driver docker-container) can't --load a multi-platform image into an engine with the classic image store: use --push to a registry"),
+            "{e}"
+        );
+        assert!(e.contains("docker-driver builder"), "{e}");
+        assert!(check_builder(&container, ImageStore::Classic, &Demands { push: true, ..multi }).is_ok());
+        assert!(check_builder(&container, ImageStore::Containerd, &multi).is_ok());
+        // One platform loads anywhere; caches and attestations are any driver's but docker's.
+        assert!(check_builder(&container, ImageStore::Classic, &Demands { multi_platform: false, ..multi }).is_ok());
     }
 
     #[test]

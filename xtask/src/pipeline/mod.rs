@@ -253,7 +253,9 @@ impl<'c> Pipeline<'c> {
                 }
             }
         }
-        let plan = build::plan(self.catalog, &images, requested, options)?;
+        // The checks then look at what was built in the current engine.
+        let options = BuildOptions { looked_at_here: true, ..options.clone() };
+        let mut plan = build::plan(self.catalog, &images, requested, &options)?;
         plan.check_machine()?;
         let mut done: Vec<(String, Step<ImageReport>)> = Vec::new();
         for p in &plan.images {

@@ -4,8 +4,9 @@
 #![allow(dead_code)] // each test binary uses a different part
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
 
 pub const REGISTRY: &str = "localhost:5000";
 
@@ -277,11 +278,7 @@ impl Drop for CatalogBuild {
 }
 
 /// Polls F every POLL until it gives Some, for at most TIMEOUT.
-pub fn wait_for<T>(
-    timeout: std::time::Duration,
-    poll: std::time::Duration,
-    mut f: impl FnMut() -> Option<T>,
-) -> Option<T> {
+pub fn wait_for<T>(timeout: Duration, poll: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
     let deadline = std::time::Instant::now() + timeout;
     loop {
         if let Some(v) = f() {
@@ -300,8 +297,8 @@ pub fn http_get(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
     let sock = std::net::ToSocketAddrs::to_socket_addrs(addr)?
         .next()
         .ok_or_else(|| std::io::Error::other(format!("{addr} resolves to nothing")))?;
-    let mut stream = std::net::TcpStream::connect_timeout(&sock, std::time::Duration::from_secs(5))?;
-    stream.set_read_timeout(Some(std::time::Duration::from_secs(20)))?;
+    let mut stream = std::net::TcpStream::connect_timeout(&sock, Duration::from_secs(5))?;
+    stream.set_read_timeout(Some(Duration::from_secs(20)))?;
     write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n")?;
     let mut text = String::new();
     stream.read_to_string(&mut text)?;
@@ -342,5 +339,88 @@ pub fn validate_sarif(doc: &serde_json::Value) {
     let index = compiler.compile("urn:xtask:sarif-schema", &mut schemas).unwrap();
     if let Err(e) = schemas.validate(doc, index) {
         panic!("the SARIF is not valid against the SARIF 2.1.0 schema: {e:#}");
+    }
+}
+
+// ---- A second engine (tests/classic_store.rs, tests/builder.rs). ----
+
+/// A dockerd with the classic store (overlay2) on a bridge of its own and
+/// without iptables, so the machine's own daemon and network are left as
+/// they are. (`--bridge none` would not do: dockerd then deletes `docker0`,
+/// the machine daemon's bridge.)
+pub struct ClassicDaemon {
+    dir: tempfile::TempDir,
+    bridge: String,
+    child: Child,
+}
+
+impl ClassicDaemon {
+    pub fn start() -> ClassicDaemon {
+        // Short: containerd's socket path below it must fit in sun_path.
+        let dir = tempfile::Builder::new().prefix("xd").tempdir_in("/tmp").unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("daemon.json"), "{}").unwrap();
+        let log = std::fs::File::create(d.join("dockerd.log")).unwrap();
+        let bridge = format!("xd{}", std::process::id() % 100_000);
+        let ip = |args: &[&str]| run_ok("ip", args);
+        ip(&["link", "add", "name", &bridge, "type", "bridge"]);
+        ip(&["addr", "add", "10.213.77.1/24", "dev", &bridge]);
+        ip(&["link", "set", &bridge, "up"]);
+        let child = Command::new("dockerd")
+            .arg("--config-file")
+            .arg(d.join("daemon.json"))
+            .arg("--host")
+            .arg(format!("unix://{}", d.join("docker.sock").display()))
+            .arg("--data-root")
+            .arg(d.join("data"))
+            .arg("--exec-root")
+            .arg(d.join("exec"))
+            .arg("--pidfile")
+            .arg(d.join("docker.pid"))
+            .args(["--storage-driver", "overlay2", "--bridge", &bridge, "--iptables=false", "--ip6tables=false"])
+            .arg("--ip-masq=false")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("starting a second dockerd (scripts/setup-host.sh installs it)");
+        let daemon = ClassicDaemon { dir, bridge, child };
+        let up = wait_for(Duration::from_secs(30), Duration::from_millis(100), || {
+            daemon.docker(&["info", "--format", "{{.Driver}}"]).status.success().then_some(())
+        });
+        assert!(up.is_some(), "the classic dockerd did not start: {}", daemon.log());
+        daemon
+    }
+
+    pub fn host(&self) -> String {
+        format!("unix://{}", self.dir.path().join("docker.sock").display())
+    }
+
+    pub fn docker(&self, args: &[&str]) -> Output {
+        run_cmd(Command::new("docker").env("DOCKER_HOST", self.host()).args(args))
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("dockerd.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for ClassicDaemon {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg(self.child.id().to_string()).status();
+        let _ = self.child.wait();
+        // What the daemon mounted below its directory (a host-network
+        // container's netns, say) would keep the directory from going.
+        let root: PathBuf = self.dir.path().to_path_buf();
+        let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+        let mut below: Vec<&str> = mounts
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(1))
+            .filter(|m| Path::new(m).starts_with(&root))
+            .collect();
+        below.sort_by(|a, b| b.cmp(a));
+        for m in below {
+            let _ = Command::new("umount").arg(m).status();
+        }
+        let _ = Command::new("ip").args(["link", "delete", &self.bridge]).status();
     }
 }

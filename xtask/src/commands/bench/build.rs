@@ -14,7 +14,7 @@ use crate::engine::progress::CacheStats;
 use crate::model::catalog::{Catalog, Image, Platform};
 use crate::output::table::Table;
 use crate::output::{JsonOut, Report, Sinks};
-use crate::pipeline::build::{self, BuildOptions, ImageReport};
+use crate::pipeline::build::{self, BuildOptions, BuilderArg, ImageReport};
 
 /// The fixture the benchmark builds (see images.toml).
 const BENCH_IMAGE: &str = "busybox-fixture";
@@ -30,6 +30,8 @@ pub struct BenchBuild {
     /// Platforms (default: the fixture's, amd64 and arm64).
     #[arg(long, value_delimiter = ',')]
     pub platform: Vec<String>,
+    #[command(flatten)]
+    pub builder: BuilderArg,
     #[command(flatten)]
     pub out: JsonOut,
 }
@@ -63,6 +65,7 @@ impl Command for BenchBuild {
             no_cache: true,
             build_args: vec![format!("WORK_MB={}", self.work_mb)],
             quiet: true,
+            builder: self.builder.clone(),
             ..BuildOptions::default()
         };
         let build = |options: &BuildOptions| -> Result<ImageReport> {

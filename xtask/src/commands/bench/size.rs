@@ -14,7 +14,7 @@ use crate::model::catalog::{Catalog, Image, Platform};
 use crate::model::target::Target;
 use crate::output::table::Table;
 use crate::output::{JsonOut, Report, Sinks};
-use crate::pipeline::build::{self, BuildOptions, CacheMode};
+use crate::pipeline::build::{self, BuildOptions, BuilderArg, CacheMode};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchSize {
@@ -27,6 +27,8 @@ pub struct BenchSize {
     /// Also time dive on the same image in the same run (goal: `image size` in at most half of dive's time).
     #[arg(long)]
     pub vs_dive: bool,
+    #[command(flatten)]
+    pub builder: BuilderArg,
     #[command(flatten)]
     pub out: JsonOut,
 }
@@ -79,7 +81,13 @@ impl Command for BenchSize {
             let catalog = Catalog { images: vec![fixture], ..catalog.clone() };
             let fixture = &catalog.images[0];
             eprintln!("bench: building the size fixture with {total_mb} MB of random data ...");
-            let options = BuildOptions { cache: CacheMode::None, quiet: true, ..BuildOptions::default() };
+            let options = BuildOptions {
+                cache: CacheMode::None,
+                quiet: true,
+                builder: self.builder.clone(),
+                looked_at_here: true,
+                ..BuildOptions::default()
+            };
             let built = build::run(&catalog, &[fixture], std::slice::from_ref(&platform), &options)?;
             let report = built.images.first().context("the build reported no image")?;
             let target = Target {

@@ -14,7 +14,7 @@ use crate::checks::smoke::SmokeOptions;
 use crate::model::catalog::{Catalog, Platform};
 use crate::output::table::Table;
 use crate::output::{JsonOut, Report, Sinks};
-use crate::pipeline::build::BuildOptions;
+use crate::pipeline::build::{BuildOptions, BuilderArg};
 use crate::pipeline::{Checks, Images, Pipeline, Selection, Source};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -25,6 +25,8 @@ pub struct BenchSmoke {
     /// Timed runs of each scenario; the median is reported.
     #[arg(long, default_value_t = 3)]
     pub runs: usize,
+    #[command(flatten)]
+    pub builder: BuilderArg,
     #[command(flatten)]
     pub out: JsonOut,
 }
@@ -56,7 +58,7 @@ impl Command for BenchSmoke {
             keep_going: false,
             purpose: "bench",
         };
-        let options = BuildOptions { quiet: true, ..BuildOptions::default() };
+        let options = BuildOptions { quiet: true, builder: self.builder.clone(), ..BuildOptions::default() };
         build.run(selection.targets(catalog)?, &requested, &Source::Build(options))?;
 
         let mut scenarios = Vec::new();
