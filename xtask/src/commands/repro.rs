@@ -128,6 +128,9 @@ fn now_unix() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
+/// Files listed per differing layer in the readable report (the JSON has all).
+const MAX_FILES: usize = 20;
+
 fn change_text(c: Change) -> &'static str {
     match c {
         Change::Added => "added",
@@ -178,8 +181,15 @@ impl Report for ReproReport {
                         l.index,
                         short_instruction(&l.created_by, 72)
                     );
-                    for f in &l.files {
+                    for f in l.files.iter().take(MAX_FILES) {
                         let _ = writeln!(out, "    {}: {} ({})", f.path, change_text(f.change), f.details.join(", "));
+                    }
+                    if l.files.len() > MAX_FILES {
+                        let _ = writeln!(
+                            out,
+                            "    … and {} more files (all of them in --report)",
+                            l.files.len() - MAX_FILES
+                        );
                     }
                     if !l.same && l.files.is_empty() && l.digest_1.is_some() && l.digest_2.is_some() {
                         let _ = writeln!(out, "    (same files: the tar stream or its compression differs)");
@@ -207,7 +217,11 @@ impl Report for ReproReport {
                     .differing_layers()
                     .map(|l| format!("layer {} (`{}`)", l.index, short_instruction(&l.created_by, 48)))
                     .collect();
-                let what = if layers.is_empty() { "its config".to_string() } else { layers.join(", ") };
+                let what = match layers.len() {
+                    0 => "its config".to_string(),
+                    n if n > 3 => format!("{} and {} more layers", layers[..3].join(", "), n - 3),
+                    _ => layers.join(", "),
+                };
                 format!("image `{}` on {} is not reproducible: {what} differs", i.image, p.platform)
             })
             .collect();
@@ -293,5 +307,28 @@ mod tests {
         let line = r.failure().unwrap();
         assert!(line.starts_with("image `fx` on linux/amd64 is not reproducible: layer 1 (`RUN"), "{line}");
         assert!(!line.contains('\n'));
+    }
+
+    #[test]
+    fn long_file_lists_are_cut_in_the_table_not_in_the_json() {
+        let mut r = report(false);
+        let files: Vec<FileDiff> = (0..25)
+            .map(|i| FileDiff {
+                path: format!("bin/f{i:02}"),
+                change: Change::Metadata,
+                details: vec!["mtime 1 != 2".into()],
+            })
+            .collect();
+        r.images[0].platforms[0].layers[1].files = files;
+        let text = r.render();
+        assert!(text.contains("bin/f19: metadata differs") && !text.contains("bin/f20"), "{text}");
+        assert!(text.contains("    … and 5 more files (all of them in --report)"), "{text}");
+        assert_eq!(
+            serde_json::to_value(&r).unwrap()["images"][0]["platforms"][0]["layers"][1]["files"]
+                .as_array()
+                .unwrap()
+                .len(),
+            25
+        );
     }
 }
