@@ -29,7 +29,8 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 use commands::{
-    bench, build, check, ci, doctor, execute, explain, lint, matrix, pin, publish, runtime, scan, size, smoke, verify,
+    bench, build, check, ci, doctor, execute, explain, lint, matrix, pin, publish, repro, runtime, scan, size, smoke,
+    verify,
 };
 use model::catalog::{Catalog, DEFAULT_CATALOG};
 
@@ -90,6 +91,8 @@ enum ImageCommand {
     Smoke(smoke::Smoke),
     /// Size per platform (uncompressed, compressed, per layer), largest files, wasted bytes, budget verdict.
     Size(size::Size),
+    /// Build twice with --no-cache and compare the digests per platform; name the layers and files that differ.
+    Repro(repro::Repro),
     /// Startup time (create to exit of `--version`, median of runs) and peak memory, per platform.
     Runtime(runtime::Runtime),
     /// hadolint, Trivy and our container policy on Dockerfiles and their build contexts, in one report.
@@ -143,6 +146,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Image(ImageCommand::Pin(cmd)) => execute(&cmd, catalog),
         Command::Image(ImageCommand::Smoke(cmd)) => execute(&cmd, catalog),
         Command::Image(ImageCommand::Size(cmd)) => execute(&cmd, catalog),
+        Command::Image(ImageCommand::Repro(cmd)) => execute(&cmd, catalog),
         Command::Image(ImageCommand::Runtime(cmd)) => execute(&cmd, catalog),
         Command::Image(ImageCommand::Lint(cmd)) => execute(&cmd, catalog),
         Command::Image(ImageCommand::Explain(cmd)) => execute(&cmd, catalog),

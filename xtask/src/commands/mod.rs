@@ -13,6 +13,7 @@ pub mod lint;
 pub mod matrix;
 pub mod pin;
 pub mod publish;
+pub mod repro;
 pub mod runtime;
 pub mod scan;
 pub mod size;

@@ -13,6 +13,7 @@ pub mod http;
 pub mod image;
 pub mod imagetools;
 pub mod layout;
+pub mod oci;
 pub mod process;
 pub mod progress;
 pub mod registry;

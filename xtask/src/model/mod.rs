@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod dockerfile;
 pub mod gate;
 pub mod github;
+pub mod repro;
 pub mod tags;
 pub mod target;
 pub mod workflow;

@@ -185,6 +185,13 @@ pub struct Plan<'c> {
     invocation: Invocation,
 }
 
+impl Plan<'_> {
+    /// What buildx is told for this image (`image repro` exports it elsewhere).
+    pub fn invocation(&self) -> &Invocation {
+        &self.invocation
+    }
+}
+
 /// Plans and runs the build of `images` (with what they build on) for the
 /// `requested` platforms (none: each image's own).
 pub fn run(

@@ -1,0 +1,135 @@
+//! `cargo xtask image repro` against the real engine and buildx: the
+//! busybox fixture builds twice to the same digest, and a fixture that
+//! writes the build's time into a file is caught, naming that layer and
+//! that file. One platform (linux/amd64) each, to stay fast.
+
+mod support;
+
+use support::{Fixture, Timer};
+
+/// The busybox fixture as `fx` (its random benchmark work turned off:
+/// WORK_MB=0), and `stamped`: the same base plus a step that writes the time.
+fn fixture(name: &str) -> Fixture {
+    let fx = Fixture::with_catalog(name, "busybox", |repository| {
+        format!(
+            r#"
+[[image]]
+name = "fx"
+repository = "{repository}"
+kind = "fixture"
+dockerfile = "ctx/Dockerfile"
+context = "ctx"
+contexts = {{ busybox = "/usr/local/share/ralph-host/busybox" }}
+args = {{ WORK_MB = "0" }}
+platforms = ["linux/amd64"]
+
+[[image]]
+name = "stamped"
+repository = "{repository}-stamped"
+kind = "fixture"
+dockerfile = "ctx/Dockerfile.stamped"
+context = "ctx"
+contexts = {{ busybox = "/usr/local/share/ralph-host/busybox" }}
+platforms = ["linux/amd64"]
+"#
+        )
+    });
+    std::fs::write(
+        fx.dir.join("ctx/Dockerfile.stamped"),
+        "FROM scratch\nARG TARGETARCH\nCOPY --from=busybox ${TARGETARCH}/busybox /bin/busybox\n\
+         RUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
+         RUN mkdir -p /etc && date +%s%N > /etc/built-at\n\
+         COPY late.txt /etc/late.txt\n",
+    )
+    .unwrap();
+    fx
+}
+
+/// The per-platform manifest digest in a layout, read from its index.json.
+fn layout_digest(dir: &std::path::Path) -> String {
+    let index: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
+    let manifests = index["manifests"].as_array().unwrap();
+    assert_eq!(manifests.len(), 1, "one platform, one manifest: {index}");
+    assert_eq!(manifests[0]["platform"]["architecture"], "amd64", "{index}");
+    manifests[0]["digest"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn the_busybox_fixture_builds_twice_to_the_same_digest() {
+    let _engine = support::engine();
+    let _t = Timer::start("the_busybox_fixture_builds_twice_to_the_same_digest");
+    let fx = fixture("repro-same");
+    let out = fx.xtask(&["image", "repro", "fx", "--quiet", "--layouts", "layouts", "--report", "report.json"]);
+    assert!(out.status.success(), "{}", out.stderr);
+    let report = fx.report("report.json");
+    let p = &report["images"][0]["platforms"][0];
+    assert_eq!(p["platform"], "linux/amd64");
+    assert_eq!(p["same"], true, "{report}");
+
+    // Our own reading of the two layouts agrees with the report.
+    let (one, two) =
+        (layout_digest(&fx.dir.join("layouts/fx/build-1")), layout_digest(&fx.dir.join("layouts/fx/build-2")));
+    eprintln!("busybox fixture digests: {one} {two}");
+    assert_eq!(one, two, "the two builds differ");
+    assert_eq!(p["digest_1"], one.as_str());
+    assert_eq!(p["digest_2"], two.as_str());
+    assert!(out.stdout.contains(&format!("{one}  {two}  reproducible")), "{}", out.stdout);
+}
+
+#[test]
+fn a_planted_timestamp_is_named_by_layer_and_file() {
+    let _engine = support::engine();
+    let _t = Timer::start("a_planted_timestamp_is_named_by_layer_and_file");
+    let fx = fixture("repro-stamp");
+    let out = fx.xtask(&["image", "repro", "stamped", "--quiet", "--layouts", "layouts", "--report", "report.json"]);
+    assert!(!out.status.success(), "a timestamp in a file must fail the check:\n{}", out.stdout);
+    let line = out.last_line();
+    assert!(
+        line.starts_with(
+            "error: image `stamped` on linux/amd64 is not reproducible: layer 2 (`RUN mkdir -p /etc && date +%s%N"
+        ),
+        "{line}"
+    );
+
+    // The layouts really differ, as the report says.
+    let (one, two) = (
+        layout_digest(&fx.dir.join("layouts/stamped/build-1")),
+        layout_digest(&fx.dir.join("layouts/stamped/build-2")),
+    );
+    assert_ne!(one, two);
+    let report = fx.report("report.json");
+    let p = &report["images"][0]["platforms"][0];
+    assert_eq!(
+        (p["same"].clone(), p["digest_1"].clone(), p["digest_2"].clone()),
+        (false.into(), one.into(), two.into())
+    );
+
+    // Only the stamping layer differs, and in it only etc/built-at's content.
+    let layers = p["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 4, "{report}");
+    let differing: Vec<&serde_json::Value> = layers.iter().filter(|l| l["same"] == false).collect();
+    assert_eq!(differing.len(), 1, "{report}");
+    let layer = differing[0];
+    assert_eq!(layer["index"], 2);
+    assert!(layer["created_by"].as_str().unwrap().contains("date +%s%N"), "{layer}");
+    let files: Vec<(&str, &str)> = layer["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["path"].as_str().unwrap(), f["change"].as_str().unwrap()))
+        .collect();
+    assert_eq!(files, vec![("etc/built-at", "content")], "{layer}");
+    assert!(layers.iter().filter(|l| l["same"] == true).all(|l| l["files"].as_array().unwrap().is_empty()));
+    assert_eq!(p["config"], serde_json::json!([]), "the config is the same: {report}");
+
+    // The readable list says the same.
+    for expected in [
+        "layer 0 same: COPY",
+        "layer 1 same: RUN",
+        "layer 2 DIFFERS: RUN mkdir -p /etc && date +%s%N",
+        "    etc/built-at: content differs",
+        "layer 3 same: COPY late.txt",
+    ] {
+        assert!(out.stdout.contains(expected), "no `{expected}` in:\n{}", out.stdout);
+    }
+}
