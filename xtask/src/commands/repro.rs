@@ -15,12 +15,12 @@ use serde::Serialize;
 
 use super::Command;
 use crate::checks::size::short_instruction;
-use crate::engine::{docker, git, oci};
-use crate::model::catalog::{Catalog, Platform};
+use crate::engine::{git, oci};
+use crate::model::catalog::Catalog;
 use crate::model::repro::{self, Change, PlatformVerdict};
 use crate::output::table::Table;
 use crate::output::{JsonOut, Report, Sinks};
-use crate::pipeline::build::{self, BuildOptions, CacheMode};
+use crate::pipeline::build::{self, BuildOptions, BuilderArg, CacheMode};
 use crate::pipeline::Images;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -37,6 +37,8 @@ pub struct Repro {
     /// Don't stream buildx progress.
     #[arg(long, short)]
     pub quiet: bool,
+    #[command(flatten)]
+    pub builder: BuilderArg,
     #[command(flatten)]
     pub out: JsonOut,
 }
@@ -62,13 +64,16 @@ impl Command for Repro {
 
     fn run(&self, catalog: &Catalog) -> Result<ReproReport> {
         let (images, requested) = self.images.select(catalog)?;
-        let options =
-            BuildOptions { cache: CacheMode::None, no_cache: true, quiet: self.quiet, ..BuildOptions::default() };
-        let plan = build::plan(catalog, &images, &requested, &options)?;
-        docker::daemon_version()?;
-        docker::buildx_version()?;
-        let all: Vec<Platform> = plan.images.iter().flat_map(|p| p.platforms.clone()).collect();
-        docker::ensure_platforms_buildable(&all)?;
+        let options = BuildOptions {
+            cache: CacheMode::None,
+            no_cache: true,
+            quiet: self.quiet,
+            builder: self.builder.clone(),
+            ..BuildOptions::default()
+        };
+        let mut plan = build::plan(catalog, &images, &requested, &options)?;
+        // The machine and the builder, as `image build` checks them (the layouts are written here).
+        plan.check_machine()?;
         let epoch = git::discover().commit_time.or_else(source_date_epoch).unwrap_or_else(now_unix);
 
         let mut out = Vec::new();

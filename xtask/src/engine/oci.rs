@@ -21,8 +21,13 @@ use crate::model::repro::{self, FileDiff, PlatformImage};
 /// The command line of a no-cache build of `inv` into the layout `dest`,
 /// its files' times set to `epoch`.
 pub fn command(inv: &Invocation, dest: &Path, epoch: u64) -> Cmd {
+    let context: Vec<&str> = inv.docker_context.iter().flat_map(|c| ["--context", c.as_str()]).collect();
+    let builder: Vec<&str> = inv.builder.iter().flat_map(|b| ["--builder", b.as_str()]).collect();
     let mut cmd = docker::docker()
-        .args(["buildx", "build", "--progress=rawjson", "--no-cache"])
+        .args(context)
+        .args(["buildx", "build"])
+        .args(builder)
+        .args(["--progress=rawjson", "--no-cache"])
         .arg("--platform")
         .arg(catalog::join(&inv.platforms))
         .arg("--file")
