@@ -15,7 +15,7 @@ use crate::commands::check::{Check, CheckReport};
 use crate::commands::Command;
 use crate::model::catalog::Catalog;
 use crate::output::{AllOut, Sinks};
-use crate::pipeline::build::{BuilderArg, Rebuild};
+use crate::pipeline::build::Rebuild;
 use crate::pipeline::Images;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -42,13 +42,7 @@ impl Command for CiCheck {
         let check = Check {
             images: Images { images: vec![image], platform: vec![platform] },
             no_build: false,
-            build: Rebuild {
-                cache: super::cache()?,
-                quiet: false,
-                branch: event.branch(),
-                release: event.release(),
-                builder: BuilderArg::from_env(),
-            },
+            build: Rebuild { cache: super::cache()?, ..super::rebuild(&event) },
             smoke: SmokeOptions::default(),
             runtime: RuntimeOptions::default(),
             scan: ScanOptions {

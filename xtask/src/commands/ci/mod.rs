@@ -32,7 +32,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 use crate::model::github::{self, Event};
-use crate::pipeline::build::CacheMode;
+use crate::pipeline::build::{BuilderArg, CacheMode, Rebuild};
 
 /// Where the jobs write their reports (uploaded as artifacts) and where the
 /// publish job finds the check and push jobs' reports.
@@ -87,6 +87,12 @@ pub fn cache() -> Result<CacheMode> {
     let value = require("RALPH_CI_CACHE")?;
     <CacheMode as clap::ValueEnum>::from_str(&value, true)
         .map_err(|_| anyhow::anyhow!("RALPH_CI_CACHE is `{value}`: use gha, local, registry or none"))
+}
+
+/// What every job that builds or names the build takes from the run: the event's branch and release,
+/// and the builder (`BUILDX_BUILDER`); the cache is the job's to set.
+pub fn rebuild(event: &Event) -> Rebuild {
+    Rebuild { branch: event.branch(), release: event.release(), builder: BuilderArg::from_env(), ..Rebuild::default() }
 }
 
 /// Refuses a step that publishes in a run that must not (a pull request,

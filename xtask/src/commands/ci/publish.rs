@@ -15,7 +15,6 @@ use crate::commands::publish::{Publish, GITHUB_ISSUER};
 use crate::commands::Command;
 use crate::model::catalog::Catalog;
 use crate::output::{JsonOut, Sinks};
-use crate::pipeline::build::{BuilderArg, Rebuild};
 use crate::pipeline::publish::PublishReport;
 use crate::pipeline::Images;
 
@@ -62,12 +61,7 @@ impl Command for CiPublish {
             certificate_identity_regexp: Some(event.identity_regexp()),
             certificate_oidc_issuer: GITHUB_ISSUER.into(),
             sbom_dir: Some(reports.join("sbom-attested")),
-            build: Rebuild {
-                branch: event.branch(),
-                release: event.release(),
-                builder: BuilderArg::from_env(),
-                ..Rebuild::default()
-            },
+            build: super::rebuild(&event),
             out: JsonOut::default(),
         };
         let report = publish.run(catalog)?;

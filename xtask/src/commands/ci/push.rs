@@ -12,7 +12,7 @@ use crate::commands::publish::{Publish, GITHUB_ISSUER};
 use crate::commands::Command;
 use crate::model::catalog::Catalog;
 use crate::output::{JsonOut, Sinks};
-use crate::pipeline::build::{BuilderArg, Rebuild};
+use crate::pipeline::build::Rebuild;
 use crate::pipeline::publish::PublishReport;
 use crate::pipeline::Images;
 
@@ -37,13 +37,7 @@ impl Command for CiPush {
             certificate_identity_regexp: None,
             certificate_oidc_issuer: GITHUB_ISSUER.into(),
             sbom_dir: None,
-            build: Rebuild {
-                cache: super::cache()?,
-                quiet: false,
-                branch: event.branch(),
-                release: event.release(),
-                builder: BuilderArg::from_env(),
-            },
+            build: Rebuild { cache: super::cache()?, ..super::rebuild(&event) },
             out: JsonOut::default(),
         };
         publish.run(catalog)

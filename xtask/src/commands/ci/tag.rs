@@ -11,7 +11,6 @@ use anyhow::{bail, Context, Result};
 
 use crate::commands::Command;
 use crate::model::catalog::Catalog;
-use crate::pipeline::build::{BuilderArg, Rebuild};
 use crate::pipeline::publish::{self, PublishReport, Published};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -61,13 +60,7 @@ impl Command for CiTag {
             })
             .collect::<Result<Vec<PublishReport>>>()?;
         let mut images = verified(&reports, &products, &super::registry()?)?;
-        let build = Rebuild {
-            branch: event.branch(),
-            release: event.release(),
-            builder: BuilderArg::from_env(),
-            ..Rebuild::default()
-        }
-        .options();
+        let build = super::rebuild(&event).options();
         let (tags, _) = publish::tags_for(catalog, &build)?;
         for image in &mut images {
             publish::move_tags(image, &tags)?;
