@@ -254,3 +254,80 @@ fn a_v_tag_at_head_that_is_not_a_version_is_no_release_and_no_failure() {
     let tags = &fx.report("r.json")["images"][0]["tags"];
     assert_eq!(tags[0], "1.4.2", "{tags}");
 }
+
+/// Every blob `index.json` of the layout at `dir` reaches, read here with
+/// serde_json alone (not the xtask's reader).
+fn reachable_blobs(dir: &std::path::Path) -> std::collections::BTreeSet<String> {
+    let read = |digest: &str| -> serde_json::Value {
+        let hex = digest.trim_start_matches("sha256:");
+        serde_json::from_slice(&std::fs::read(dir.join("blobs/sha256").join(hex)).unwrap()).unwrap()
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    let mut todo: Vec<serde_json::Value> =
+        vec![serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap()];
+    while let Some(node) = todo.pop() {
+        for d in node["manifests"].as_array().into_iter().flatten() {
+            let digest = d["digest"].as_str().unwrap().to_string();
+            if seen.insert(digest.clone()) {
+                todo.push(read(&digest));
+            }
+        }
+        for d in node["layers"].as_array().into_iter().flatten().chain(node.get("config")) {
+            seen.insert(d["digest"].as_str().unwrap().to_string());
+        }
+    }
+    seen
+}
+
+/// `image build` writes the image once, all its platforms, as an OCI layout
+/// under target/oci and loads the engine from it: the report, the layout
+/// and the engine name one digest. Built again unchanged, the layout is not
+/// written again; changed, the old build's blobs leave the layout.
+#[test]
+fn the_build_is_one_oci_layout_the_engine_is_loaded_from() {
+    let _engine = support::engine();
+    let fx = Fixture::new("layout");
+    let epoch = [("SOURCE_DATE_EPOCH", "1700000000")];
+    let build = |report: &str| {
+        let out = fx.xtask_env(&["image", "build", "fx", "--report", report], &epoch);
+        assert!(out.status.success(), "{}", out.stderr);
+        (fx.report(report)["images"][0].clone(), out.stderr)
+    };
+    let (first, _) = build("first.json");
+    let dir = fx.dir.join("target/oci/fx");
+    assert_eq!(first["layout"].as_str(), Some(dir.to_str().unwrap()), "{first}");
+    let index: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
+    let digest = index["manifests"][0]["digest"].as_str().unwrap().to_string();
+    assert_eq!(first["digest"], digest.as_str());
+    let tag = format!("{}:sha-0000000", fx.repository);
+    assert_eq!(run_ok("docker", &["image", "inspect", "--format", "{{.Id}}", &tag]).trim(), digest);
+    // Each platform's digest in the report is its manifest in the layout.
+    let nested: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.join("blobs/sha256").join(digest.trim_start_matches("sha256:"))).unwrap(),
+    )
+    .unwrap();
+    for p in first["platforms"].as_array().unwrap() {
+        let arch = p["platform"].as_str().unwrap().rsplit('/').next().unwrap();
+        let want = nested["manifests"].as_array().unwrap().iter().find(|m| m["platform"]["architecture"] == arch);
+        assert_eq!(p["digest"], want.unwrap()["digest"], "{p}");
+    }
+
+    let (again, stderr) = build("again.json");
+    assert!(stderr.contains("unchanged since its layout was written"), "{stderr}");
+    assert_eq!(again["digest"], digest.as_str());
+
+    std::fs::write(fx.dir.join("ctx/late.txt"), format!("changed by {}\n", fx.repository)).unwrap();
+    let (changed, stderr) = build("changed.json");
+    assert!(!stderr.contains("unchanged since"), "{stderr}");
+    assert_ne!(changed["digest"], digest.as_str());
+    let on_disk: std::collections::BTreeSet<String> = std::fs::read_dir(dir.join("blobs/sha256"))
+        .unwrap()
+        .map(|e| format!("sha256:{}", e.unwrap().file_name().to_string_lossy()))
+        .collect();
+    assert_eq!(on_disk, reachable_blobs(&dir), "the layout keeps only the last build's blobs");
+    assert_eq!(
+        run_ok("docker", &["image", "inspect", "--format", "{{.Id}}", &tag]).trim(),
+        changed["digest"].as_str().unwrap()
+    );
+    fx.remove_images(&[&tag]);
+}

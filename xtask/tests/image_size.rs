@@ -82,6 +82,14 @@ fn sizes_add_up_per_platform_and_waste_matches_dive() {
         assert_eq!(u(&p["uncompressed_bytes"]), layers.iter().map(|l| u(&l["uncompressed_bytes"])).sum::<u64>());
         assert_eq!(u(&p["compressed_bytes"]), layers.iter().map(|l| u(&l["compressed_bytes"])).sum::<u64>());
         assert_eq!(p["compressed_source"], "local-blobs");
+        // Read from the layout `image build` wrote, not a `docker save`: each
+        // layer's compressed size is its blob's file size there.
+        let layout = fx.dir.join("target/oci/fx");
+        assert_eq!(report["images"][0]["layout"].as_str(), Some(layout.to_str().unwrap()));
+        for l in layers {
+            let blob = layout.join("blobs/sha256").join(l["digest"].as_str().unwrap().trim_start_matches("sha256:"));
+            assert_eq!(u(&l["compressed_bytes"]), std::fs::metadata(&blob).unwrap().len(), "{l}");
+        }
         // The instruction that made each layer, from the config's history.
         assert!(layers[0]["created_by"].as_str().unwrap().starts_with("COPY"), "{}", layers[0]);
         let overwrite =

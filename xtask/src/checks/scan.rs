@@ -223,7 +223,11 @@ pub fn scan(built: &BuiltImage<'_>, options: &ScanOptions, ignores: &Ignores, ti
     let db = options.db();
     let mut platforms = Vec::new();
     for (i, (reference, wanted)) in built.exports().into_iter().enumerate() {
-        let layout = Layout::export(reference, &tmp.path().join(format!("image-{i}")))?;
+        let dir = tmp.path().join(format!("image-{i}"));
+        let layout = match &built.layout {
+            Some(build) => Layout::view(build, &dir)?,
+            None => Layout::export(reference, &dir)?,
+        };
         for platform in wanted {
             let started = Instant::now();
             eprintln!("==> scan {} ({reference}) on {platform}", built.image.name);

@@ -53,7 +53,12 @@ impl Report for BuildReport {
         }
         let b = &self.builder;
         let endpoint = b.endpoint.as_deref().map(|e| format!(", endpoint {e}")).unwrap_or_default();
-        format!("{}built by builder {} (driver {}{endpoint})\n", table.render(), b.name, b.driver)
+        let mut out = format!("{}built by builder {} (driver {}{endpoint})\n", table.render(), b.name, b.driver);
+        for image in self.images.iter().filter(|i| i.layout.is_some()) {
+            let dir = image.layout.as_deref().unwrap_or(std::path::Path::new("")).display();
+            out.push_str(&format!("{}: OCI layout {dir} (size, scan and publish read it)\n", image.image));
+        }
+        out
     }
 }
 
@@ -113,6 +118,7 @@ mod tests {
                     platform("linux/arm64", Some(&format!("sha256:{}", "2".repeat(64))), 5),
                 ],
                 builder,
+                layout: Some("target/oci/worker-standin".into()),
             }],
         };
         crate::output::golden::check("build-table.txt", &report.render());

@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use super::Command;
 use crate::checks::size::short_instruction;
-use crate::engine::{git, oci};
+use crate::engine::oci;
 use crate::model::catalog::Catalog;
 use crate::model::repro::{self, Change, PlatformVerdict};
 use crate::output::table::Table;
@@ -74,7 +74,7 @@ impl Command for Repro {
         let mut plan = build::plan(catalog, &images, &requested, &options)?;
         // The machine and the builder, as `image build` checks them (the layouts are written here).
         plan.check_machine()?;
-        let epoch = git::discover().commit_time.or_else(source_date_epoch).unwrap_or_else(now_unix);
+        let epoch = plan.epoch;
 
         let mut out = Vec::new();
         for p in plan.images.iter().filter(|p| images.iter().any(|i| i.name == p.image.name)) {
@@ -123,14 +123,6 @@ impl Command for Repro {
     fn sinks(&self) -> Sinks<'_> {
         self.out.sinks()
     }
-}
-
-fn source_date_epoch() -> Option<u64> {
-    std::env::var("SOURCE_DATE_EPOCH").ok()?.trim().parse().ok()
-}
-
-fn now_unix() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// Files listed per differing layer in the readable report (the JSON has all).

@@ -210,6 +210,7 @@ mod tests {
                 platforms: vec![p],
                 seconds: 0.1,
                 save_seconds: 0.0,
+                layout: None,
             }],
         }
     }

@@ -40,6 +40,22 @@ pub struct Invocation {
     /// `docker --context NAME`: a `docker`-driver builder of another
     /// engine is used from its own context (buildx refuses it otherwise).
     pub docker_context: Option<String>,
+    /// Export an OCI layout instead of loading or pushing.
+    pub layout: Option<LayoutOutput>,
+    /// Only store the image in the engine's content store, unnamed and not
+    /// unpacked (`--output type=image,unpack=false`): its digest says
+    /// whether anything changed since the layout was written.
+    pub store_only: bool,
+}
+
+/// An OCI layout directory as the build's output: every platform, the
+/// files' times clamped to `epoch` (`rewrite-timestamp`, with
+/// `SOURCE_DATE_EPOCH` as a build argument), so that a rebuild of the same
+/// commit without cache gives the same digest.
+#[derive(Debug, Clone)]
+pub struct LayoutOutput {
+    pub dest: PathBuf,
+    pub epoch: u64,
 }
 
 /// What a build made.
@@ -70,15 +86,33 @@ impl Invocation {
         if let Some(target) = &self.target {
             cmd = cmd.args(["--target", target]);
         }
-        cmd = cmd.arg(if self.push { "--push" } else { "--load" });
-        for r in &self.refs {
-            cmd = cmd.args(["--tag", r]);
+        match (&self.layout, self.store_only) {
+            (_, true) => {
+                cmd = cmd.args(["--output", "type=image,unpack=false"]);
+            }
+            // The first reference names the image in the layout (what `docker load` tags).
+            (Some(out), false) => {
+                let name = self.refs.first().map(|r| format!(",name={r}")).unwrap_or_default();
+                cmd = cmd
+                    .arg("--output")
+                    .arg(format!("type=oci,dest={},tar=false,rewrite-timestamp=true{name}", out.dest.display()));
+            }
+            (None, false) => {
+                cmd = cmd.arg(if self.push { "--push" } else { "--load" });
+                for r in &self.refs {
+                    cmd = cmd.args(["--tag", r]);
+                }
+            }
         }
         for (k, v) in &self.labels {
             cmd = cmd.arg("--label").arg(format!("{k}={v}"));
         }
-        for (k, v) in &self.build_args {
+        let epoch = self.layout.as_ref().map(|out| out.epoch);
+        for (k, v) in self.build_args.iter().filter(|(k, _)| epoch.is_none() || k != "SOURCE_DATE_EPOCH") {
             cmd = cmd.arg("--build-arg").arg(format!("{k}={v}"));
+        }
+        if let Some(epoch) = epoch {
+            cmd = cmd.arg("--build-arg").arg(format!("SOURCE_DATE_EPOCH={epoch}"));
         }
         for (name, value) in &self.contexts {
             cmd = cmd.arg("--build-context").arg(format!("{name}={value}"));
@@ -190,6 +224,32 @@ mod tests {
             elsewhere.command(std::path::Path::new("m.json")).display(),
             "docker --context other buildx build --builder other --progress=rawjson --platform linux/amd64 \
              --file D --metadata-file m.json --load --provenance=false --sbom=false ."
+        );
+    }
+
+    #[test]
+    fn a_layout_build_exports_oci_with_the_epoch_and_a_store_only_run_names_nothing() {
+        let inv = Invocation {
+            platforms: vec![Platform::parse("linux/amd64").unwrap()],
+            dockerfile: "D".into(),
+            context: ".".into(),
+            refs: vec!["r/x:main-abc".into(), "r/x:latest".into()],
+            build_args: vec![("SOURCE_DATE_EPOCH".into(), "1".into()), ("A".into(), "1".into())],
+            layout: Some(LayoutOutput { dest: "target/oci/x".into(), epoch: 1700000000 }),
+            ..Invocation::default()
+        };
+        assert_eq!(
+            inv.command(std::path::Path::new("m.json")).display(),
+            "docker buildx build --progress=rawjson --platform linux/amd64 --file D --metadata-file m.json \
+             --output type=oci,dest=target/oci/x,tar=false,rewrite-timestamp=true,name=r/x:main-abc \
+             --build-arg A=1 --build-arg SOURCE_DATE_EPOCH=1700000000 --provenance=false --sbom=false ."
+        );
+        let raw = Invocation { store_only: true, ..inv };
+        assert_eq!(
+            raw.command(std::path::Path::new("m.json")).display(),
+            "docker buildx build --progress=rawjson --platform linux/amd64 --file D --metadata-file m.json \
+             --output type=image,unpack=false --build-arg A=1 --build-arg SOURCE_DATE_EPOCH=1700000000 \
+             --provenance=false --sbom=false ."
         );
     }
 }

@@ -10,6 +10,8 @@
 //! store keeps one platform per tag, so each platform of a pushed image is
 //! pulled by its own manifest digest and its containers run from that.
 
+use std::path::{Path, PathBuf};
+
 use anyhow::{bail, Context, Result};
 
 use super::docker::{self, ImageStore};
@@ -25,6 +27,10 @@ pub struct BuiltImage<'c> {
     /// Where it was pulled from, when it was.
     pub registry: Option<String>,
     pub platforms: Vec<Platform>,
+    /// The OCI layout `image build` wrote, when it holds exactly the image
+    /// the reference names in the engine: what `image size` and `image
+    /// scan` read instead of a `docker save`.
+    pub layout: Option<PathBuf>,
     /// What a container of each platform runs from.
     runnable: Vec<(Platform, String)>,
     /// Undoes the pull on drop: what it added to the local store goes again.
@@ -62,15 +68,20 @@ pub fn resolve<'c>(target: &Target<'c>) -> Result<BuiltImage<'c>> {
 /// The image `image build` left in the local engine under the target's tag.
 pub fn local<'c>(target: &Target<'c>) -> Result<BuiltImage<'c>> {
     let reference = target.reference();
-    if !exists_locally(&reference)? {
+    let Some(id) = local_id(&reference)? else {
         bail!(
             "image `{}` is not built ({reference} not found): run `{}`",
             target.image.name,
             build_hint(target.image, None, None)
         );
-    }
+    };
+    let layout = target
+        .layout
+        .as_deref()
+        .filter(|dir| super::oci::Layout::open(dir).and_then(|l| l.digest()).is_ok_and(|digest| digest == id));
     Ok(BuiltImage {
         image: target.image,
+        layout: layout.map(Path::to_path_buf),
         runnable: target.platforms.iter().map(|p| (p.clone(), reference.clone())).collect(),
         reference,
         registry: None,
@@ -80,7 +91,14 @@ pub fn local<'c>(target: &Target<'c>) -> Result<BuiltImage<'c>> {
 }
 
 fn exists_locally(reference: &str) -> Result<bool> {
-    Ok(docker::docker().args(["image", "inspect", "--format", "{{.Id}}", reference]).probe().output()?.status.success())
+    Ok(local_id(reference)?.is_some())
+}
+
+/// The image ID the reference names in the local engine (on the containerd
+/// store, the digest of what was loaded: an index for several platforms).
+fn local_id(reference: &str) -> Result<Option<String>> {
+    let out = docker::docker().args(["image", "inspect", "--format", "{{.Id}}", reference]).probe().output()?;
+    Ok(out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string()))
 }
 
 /// Pulls each platform of the pushed image; they are removed again when the
@@ -114,6 +132,7 @@ pub fn pull<'c>(target: &Target<'c>, registry: &str) -> Result<BuiltImage<'c>> {
         image: target.image,
         reference,
         registry: Some(registry.to_string()),
+        layout: None,
         platforms: target.platforms.clone(),
         runnable: plan.into_iter().map(|s| (s.platform, s.pull)).collect(),
         _pulled: Some(pulled),

@@ -1,6 +1,7 @@
 //! One platform of a built image as an OCI layout directory, for tools that
-//! read one (Trivy): `docker save` streamed into a directory, then its
-//! `index.json` narrowed to the one platform's manifest. (Trivy takes the
+//! read one (Trivy): a view of the layout `image build` wrote (its blobs
+//! linked, not copied), or for any other image `docker save` streamed into
+//! a directory; then its `index.json` narrowed to the one platform's manifest. (Trivy takes the
 //! first manifest of a layout and ignores `--platform` for local images, and
 //! Engine 26 has no `docker save --platform`.)
 
@@ -41,6 +42,22 @@ impl Layout {
             format!("`docker save {reference}` wrote no index.json: this engine's export is not an OCI layout")
         })?)
         .context("index.json is not JSON")?;
+        Ok(Layout { dir: dir.to_path_buf(), index })
+    }
+
+    /// A view of the OCI layout `build` in `dir` (which must be absent):
+    /// its own `index.json` (to narrow), `blobs` a link to `build`'s.
+    pub fn view(build: &Path, dir: &Path) -> Result<Layout> {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        for file in ["oci-layout", "index.json"] {
+            std::fs::copy(build.join(file), dir.join(file))
+                .with_context(|| format!("copying {file} of the layout {}", build.display()))?;
+        }
+        let blobs = std::path::absolute(build.join("blobs")).context("resolving the layout's path")?;
+        std::os::unix::fs::symlink(&blobs, dir.join("blobs"))
+            .with_context(|| format!("linking {} into {}", blobs.display(), dir.display()))?;
+        let index: Value = serde_json::from_slice(&std::fs::read(dir.join("index.json"))?)
+            .with_context(|| format!("{}/index.json is not JSON", build.display()))?;
         Ok(Layout { dir: dir.to_path_buf(), index })
     }
 

@@ -122,7 +122,11 @@ impl Cmd {
     }
 
     fn expression(&self) -> duct::Expression {
-        let mut expr = duct::cmd(&self.program, &self.args).stdin_null().unchecked();
+        self.expression_reading_stdin().stdin_null()
+    }
+
+    fn expression_reading_stdin(&self) -> duct::Expression {
+        let mut expr = duct::cmd(&self.program, &self.args).unchecked();
         for (k, v) in &self.env {
             expr = expr.env(k, v);
         }
@@ -134,6 +138,35 @@ impl Cmd {
             command.process_group(0);
             Ok(())
         })
+    }
+
+    /// Runs to the end with `feed` writing its stdin (the tar stream `docker
+    /// load` reads, say); captures stdout (trimmed). A non-zero exit is an
+    /// error carrying the tail of stderr.
+    pub fn read_fed(&self, feed: impl FnOnce(&mut std::io::PipeWriter) -> Result<()> + Send) -> Result<String> {
+        self.log();
+        let (reader, mut writer) = std::io::pipe().context("creating a pipe")?;
+        let handle = self
+            .expression_reading_stdin()
+            .stdin_file(reader)
+            .stdout_capture()
+            .stderr_capture()
+            .start()
+            .with_context(|| self.not_started())?;
+        let fed = std::thread::scope(|s| {
+            s.spawn(move || {
+                let fed = feed(&mut writer);
+                drop(writer);
+                fed
+            })
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("writing the input of `{}` panicked", self.display())))
+        });
+        let out = handle.wait().context("waiting for the process")?;
+        // The command's own failure says more than the broken pipe it left.
+        check_status(out.status, &self.display(), &String::from_utf8_lossy(&out.stderr))?;
+        fed?;
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
     }
 
     /// Captures output, giving up after `timeout`: then the command's whole

@@ -1,7 +1,9 @@
 //! The tags of a repository in a registry, through skopeo (`skopeo
 //! list-tags`), which reads the same credentials `docker login` wrote:
 //! what the release step needs to move `X.Y` and `X` only to the highest
-//! release of their line.
+//! release of their line; and the OCI layout of a build pushed as it is.
+
+use std::path::Path;
 
 use anyhow::{Context, Result};
 
@@ -31,4 +33,22 @@ pub fn list_tags(repository: &str) -> Result<Vec<String>> {
     let json: serde_json::Value =
         serde_json::from_slice(&out.stdout).with_context(|| format!("skopeo printed no JSON for {repository}"))?;
     Ok(json["Tags"].as_array().into_iter().flatten().filter_map(|t| t.as_str().map(str::to_string)).collect())
+}
+
+/// Pushes the image of the OCI layout `dir` (every manifest of it) to
+/// `reference` with its blobs and manifests as they are (`--preserve-digests`):
+/// the digest the registry serves is the layout's, by construction.
+pub fn push_layout(dir: &Path, reference: &str) -> Result<()> {
+    let host = registry_host(reference);
+    let mut cmd = Cmd::new("skopeo").args(["copy", "--all", "--preserve-digests", "--quiet"]);
+    if host.starts_with("localhost") || host.starts_with("127.") {
+        cmd = cmd.arg("--dest-tls-verify=false");
+    }
+    cmd.arg(format!("oci:{}", dir.display())).arg(format!("docker://{reference}")).read().with_context(|| {
+        format!(
+            "pushing the layout {} to {reference} (is skopeo installed? `bash scripts/setup-host.sh` installs it)",
+            dir.display()
+        )
+    })?;
+    Ok(())
 }

@@ -352,6 +352,17 @@ impl Catalog {
         })
     }
 
+    /// `target/` next to the catalog: build caches, OCI layouts, reports.
+    pub fn target_dir(&self) -> PathBuf {
+        self.path.parent().unwrap_or(Path::new(".")).join("target")
+    }
+
+    /// Where `image build` writes `image` as an OCI layout (its last build,
+    /// every platform), which the later steps read.
+    pub fn layout_dir(&self, image: &Image) -> PathBuf {
+        self.target_dir().join("oci").join(&image.name)
+    }
+
     pub fn names(&self) -> Vec<&str> {
         self.images.iter().map(|i| i.name.as_str()).collect()
     }

@@ -11,6 +11,9 @@ pub struct Target<'c> {
     /// The registry it was pushed to (`--registry`), when it is looked at there.
     pub registry: Option<String>,
     pub platforms: Vec<Platform>,
+    /// Where `image build` writes its OCI layout (`Catalog::layout_dir`):
+    /// read instead of `docker save` when it holds the image the tag names.
+    pub layout: Option<std::path::PathBuf>,
 }
 
 impl Target<'_> {

@@ -5,14 +5,14 @@
 //! cache hits.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
-use crate::engine::buildx::{Built, Invocation};
+use crate::engine::buildx::{Built, Invocation, LayoutOutput};
 use crate::engine::docker::{Builder, ImageStore};
-use crate::engine::{docker, git, imagetools};
+use crate::engine::{docker, git, imagetools, oci, skopeo};
 use crate::model::catalog::{Catalog, Image, ImageKind, Platform};
 use crate::model::tags;
 
@@ -151,6 +151,9 @@ pub struct ImageReport {
     pub platforms: Vec<PlatformReport>,
     /// The buildx builder that built it, and its driver.
     pub builder: Builder,
+    /// The OCI layout it was written to (all its platforms), which later
+    /// steps read; none when it was pushed or loaded into a classic store.
+    pub layout: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -170,6 +173,8 @@ pub struct BuildPlan<'c> {
     pub images: Vec<Plan<'c>>,
     /// The tag unique to this checkout (`<branch>-<shortsha>[-dirty]`): what checks look at.
     pub build_id: String,
+    /// `SOURCE_DATE_EPOCH`: the commit's time (else `$SOURCE_DATE_EPOCH`, else now).
+    pub epoch: u64,
     options: BuildOptions,
     /// The builder, once [`BuildPlan::check_machine`] found it.
     builder: Option<Builder>,
@@ -183,6 +188,8 @@ pub struct Plan<'c> {
     pub tags: Vec<String>,
     pub refs: Vec<String>,
     invocation: Invocation,
+    /// Where its OCI layout goes, when the engine's store takes one.
+    layout: PathBuf,
 }
 
 impl Plan<'_> {
@@ -226,7 +233,8 @@ pub fn plan<'c>(
     // The commit's time, else SOURCE_DATE_EPOCH (the reproducible-builds
     // convention), else now: a rebuild of the same content then has the
     // same config, so the same digest (what `image publish` compares).
-    let created = tags::rfc3339_utc(git.commit_time.or_else(source_date_epoch).unwrap_or_else(now_unix))?;
+    let epoch = git.commit_time.or_else(source_date_epoch).unwrap_or_else(now_unix);
+    let created = tags::rfc3339_utc(epoch)?;
     let prefix = options.registry.as_ref().map(|r| format!("{}/", r.trim_end_matches('/'))).unwrap_or_default();
 
     let mut plans: Vec<Plan<'c>> = Vec::new();
@@ -267,10 +275,12 @@ pub fn plan<'c>(
             cache_flags: cache_flags(catalog, image, &platforms, options),
             builder: options.builder.name.clone(),
             docker_context: None,
+            layout: None,
+            store_only: false,
         };
-        plans.push(Plan { image, platforms, tags: tags.clone(), refs, invocation });
+        plans.push(Plan { image, platforms, tags: tags.clone(), refs, invocation, layout: catalog.layout_dir(image) });
     }
-    Ok(BuildPlan { images: plans, build_id: tags::build_id(&git), options: options.clone(), builder: None })
+    Ok(BuildPlan { images: plans, build_id: tags::build_id(&git), epoch, options: options.clone(), builder: None })
 }
 
 /// This checkout as a build sees it (`--branch` applied), the release it
@@ -334,8 +344,15 @@ impl BuildPlan<'_> {
         {
             docker::check_registry(registry)?;
         }
+        // The engine's store holds every platform of an image, so the build
+        // is written once as an OCI layout and loaded from it (the classic
+        // store and `--push` keep buildx's own --load and --push).
+        let layouts = store == ImageStore::Containerd && !self.options.push;
         for plan in &mut self.images {
             plan.invocation.docker_context.clone_from(&context);
+            if layouts {
+                plan.invocation.layout = Some(LayoutOutput { dest: plan.layout.clone(), epoch: self.epoch });
+            }
         }
         if !self.options.quiet {
             eprintln!("==> builder {} (driver {})", builder.name, builder.driver);
@@ -347,8 +364,21 @@ impl BuildPlan<'_> {
     /// Builds one planned image (what it needs must be built already).
     pub fn execute(&self, plan: &Plan<'_>) -> Result<ImageReport> {
         let builder = self.builder.clone().context("the builder is checked (check_machine) before a build")?;
-        let built = plan.invocation.run(&plan.image.name, self.options.quiet)?;
-        let digests = self.platform_digests(plan, &built)?;
+        let (built, layout) = match &plan.invocation.layout {
+            Some(out) => {
+                let (built, layout) = build_layout(plan, out, self.options.quiet, true)?;
+                (built, Some(layout))
+            }
+            None => (plan.invocation.run(&plan.image.name, self.options.quiet)?, None),
+        };
+        let digests = match &layout {
+            Some(layout) => layout
+                .platforms()?
+                .into_iter()
+                .filter_map(|(p, image)| Some((Platform::parse(&p).ok()?, image.manifest)))
+                .collect(),
+            None => self.platform_digests(plan, &built)?,
+        };
         let platforms = plan
             .platforms
             .iter()
@@ -373,6 +403,7 @@ impl BuildPlan<'_> {
             wall_seconds: built.wall_seconds,
             platforms,
             builder,
+            layout: layout.map(|l| l.dir),
         })
     }
 
@@ -393,13 +424,68 @@ impl BuildPlan<'_> {
     }
 }
 
+/// Builds `plan` into its layout `out` (under the layout's lock: the layout
+/// keeps the last build only, its older blobs collected), then makes it
+/// what the plan's references name in the engine (with `load`).
+///
+/// BuildKit 0.13 rewrites every layer on each export with
+/// `rewrite-timestamp` (about 20 s a platform for the worker stand-in, even
+/// when every step is cached), so the build first runs into the engine's
+/// content store only (a fraction of a second when cached): when that
+/// digest and the epoch are the ones the layout was written from, the
+/// layout is current and is not exported again.
+fn build_layout(plan: &Plan<'_>, out: &LayoutOutput, quiet: bool, load: bool) -> Result<(Built, oci::Layout)> {
+    let _lock = oci::lock(&out.dest)?;
+    let raw = Invocation { store_only: true, ..plan.invocation.clone() }.run(&plan.image.name, quiet)?;
+    let memo = oci::Memo { raw: raw.digest.clone(), epoch: out.epoch };
+    if let Some(layout) = memo.current(&out.dest)? {
+        if !quiet {
+            eprintln!("==> {}: unchanged since its layout was written ({})", plan.image.name, out.dest.display());
+        }
+        if load {
+            oci::load(&layout, &plan.refs, plan.invocation.docker_context.as_deref())?;
+        }
+        let built = Built { digest: layout.digest()?, is_index: plan.platforms.len() > 1, ..raw };
+        return Ok((built, layout));
+    }
+    // The exporter adds to index.json: the layout is to name this build only.
+    match std::fs::remove_file(out.dest.join("index.json")) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            bail!("removing the old {}/index.json: {e}", out.dest.display())
+        }
+        _ => {}
+    }
+    let exported = plan.invocation.run(&plan.image.name, quiet)?;
+    // The first run did the building: its cache hits are the build's.
+    let built = Built { wall_seconds: raw.wall_seconds + exported.wall_seconds, cache: raw.cache, ..exported };
+    let layout = oci::Layout::open(&out.dest)?;
+    let digest = layout.digest()?;
+    if digest != built.digest {
+        bail!(
+            "image `{}`: buildx reported {} but the layout {} holds {digest}: remove that directory and build again",
+            plan.image.name,
+            built.digest,
+            out.dest.display()
+        );
+    }
+    layout.collect_garbage()?;
+    memo.write(&out.dest, &digest)?;
+    if load && oci::load(&layout, &plan.refs, plan.invocation.docker_context.as_deref())? && !quiet {
+        eprintln!("==> loaded {} ({digest}) from {}", plan.image.name, out.dest.display());
+    }
+    Ok((built, layout))
+}
+
 /// Builds `image` for `platform` from the build cache and pushes it to
 /// `reference` (a staging tag, never one of the strategy's). What it builds
 /// on is built and loaded for this platform first, from the cache (in CI
 /// the two platforms' checks run one after the other on one engine, and the
 /// last one's base must not become this one's). The same content as the
 /// build that was checked, so the same manifest digest; the caller
-/// compares. Returns the pushed manifest's digest.
+/// compares. On the containerd store it is written as an OCI layout of its
+/// own (`target/oci/IMAGE-publish-PLATFORM`, not loaded) and that layout's
+/// blobs and manifest are pushed as they are, so the pushed digest is the
+/// built one. Returns the pushed manifest's digest.
 pub fn push_platform(
     catalog: &Catalog,
     image: &Image,
@@ -416,11 +502,21 @@ pub fn push_platform(
     for need in &planned.images {
         planned.execute(need)?;
     }
-    last.invocation.push = true;
-    last.invocation.refs = vec![reference.to_string()];
     // The check's cache, read only: what is pushed is what was checked, and
     // no second cache is written that nothing reads.
     last.invocation.cache_flags.retain(|f| !f.starts_with("--cache-to="));
+    last.invocation.refs = vec![reference.to_string()];
+    if let Some(out) = &mut last.invocation.layout {
+        let slug = platform.to_string().replace('/', "-");
+        out.dest = last.layout.with_file_name(format!("{}-publish-{slug}", image.name));
+        let out = out.clone();
+        let (_, layout) = build_layout(&last, &out, options.quiet, false)?;
+        let digest = layout.digest()?;
+        skopeo::push_layout(&layout.dir, reference)
+            .with_context(|| format!("image `{}` for {platform}", image.name))?;
+        return Ok(digest);
+    }
+    last.invocation.push = true;
     let built = last.invocation.run(&image.name, options.quiet)?;
     if built.is_index {
         bail!(
@@ -526,9 +622,10 @@ fn cache_flags(catalog: &Catalog, image: &Image, platforms: &[Platform], options
     match options.cache {
         CacheMode::None => vec![],
         CacheMode::Local => {
-            let dir = options.cache_dir.clone().unwrap_or_else(|| {
-                catalog.path.parent().unwrap_or(Path::new(".")).join("target/buildx-cache").join(&image.name)
-            });
+            let dir = options
+                .cache_dir
+                .clone()
+                .unwrap_or_else(|| catalog.target_dir().join("buildx-cache").join(&image.name));
             let mut flags = Vec::new();
             // Importing a cache that was never exported only prints a warning.
             if dir.join("index.json").is_file() && !options.no_cache {
@@ -564,6 +661,8 @@ fn now_unix() -> u64 {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
 
     #[test]

@@ -101,6 +101,7 @@ impl Selection {
                     tag: tag.clone(),
                     registry: self.registry.clone(),
                     platforms: image.select_platforms(&requested)?,
+                    layout: Some(catalog.layout_dir(image)),
                 })
             })
             .collect()
@@ -296,7 +297,8 @@ impl<'c> Pipeline<'c> {
             return Ok(None);
         }
         let Ok(image) = self.catalog.get(db) else { return Ok(Some(db.to_string())) };
-        let db_target = Target { image, tag: t.tag.clone(), registry: t.registry.clone(), platforms: vec![] };
+        let db_target =
+            Target { image, tag: t.tag.clone(), registry: t.registry.clone(), platforms: vec![], layout: None };
         if db_target.registry.is_none() {
             image::local(&db_target)?;
         }

@@ -1,10 +1,12 @@
-//! Reading what `docker save` writes, without holding any layer in memory.
+//! Reading what `docker save` writes, or the OCI layout directory `image
+//! build` wrote, without holding any layer in memory.
 //!
 //! With the containerd image store the archive is an OCI layout: index.json
 //! → an index (manifest list) → one manifest per platform → its config and
 //! layer blobs under `blobs/sha256/`, layers gzip-compressed as stored. The
 //! classic store writes `manifest.json` and plain-tar layers. The archive is
-//! indexed once (each member's offset and size in the outer tar); then each
+//! indexed once (each member's offset and size in the outer tar; in a
+//! layout directory, each member is a file of its own); then each
 //! layer is streamed from its offset by its own thread, through gzip where
 //! needed, and only each file's path, type and size are kept.
 
@@ -29,17 +31,19 @@ const MAX_JSON_BYTES: u64 = 64 << 20;
 /// Enough for any real nesting of indexes.
 const MAX_INDEX_DEPTH: usize = 4;
 
-/// Where a member's content lies in the archive file.
+/// Where a member's content lies: in which of the image's files, from where.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Span {
+    pub file: usize,
     pub offset: u64,
     pub size: u64,
 }
 
-/// A `docker save` archive on disk, with where each member lies.
+/// A `docker save` archive or an OCI layout directory on disk, with where
+/// each member lies.
 #[derive(Debug)]
 pub struct SavedImage {
-    pub file: PathBuf,
+    pub files: Vec<PathBuf>,
     members: HashMap<String, Span>,
 }
 
@@ -114,10 +118,33 @@ impl SavedImage {
                 continue;
             }
             if let Some(path) = normalize_path(&String::from_utf8_lossy(&entry.path_bytes())) {
-                members.insert(path, Span { offset: entry.raw_file_position(), size: entry.size() });
+                members.insert(path, Span { file: 0, offset: entry.raw_file_position(), size: entry.size() });
             }
         }
-        Ok(SavedImage { file: file.to_path_buf(), members })
+        Ok(SavedImage { files: vec![file.to_path_buf()], members })
+    }
+
+    /// An OCI layout directory: `index.json` and every blob, each its own file.
+    pub fn open_layout(dir: &Path) -> Result<SavedImage> {
+        let mut files = Vec::new();
+        let mut members = HashMap::new();
+        let blobs = dir.join("blobs/sha256");
+        let listed = std::fs::read_dir(&blobs).with_context(|| format!("{} is not an OCI layout", dir.display()))?;
+        let names = listed
+            .map(|e| e.map(|e| format!("blobs/sha256/{}", e.file_name().to_string_lossy())))
+            .collect::<io::Result<Vec<_>>>()?;
+        for member in names.into_iter().chain(["index.json".to_string()]) {
+            let path = dir.join(&member);
+            let size = std::fs::metadata(&path).with_context(|| format!("reading {}", path.display()))?.len();
+            members.insert(member, Span { file: files.len(), offset: 0, size });
+            files.push(path);
+        }
+        Ok(SavedImage { files, members })
+    }
+
+    /// Each layer scanned (see [`scan_layers`]).
+    pub fn scan_layers(&self, spans: &[Span]) -> Result<Vec<LayerScan>> {
+        scan_layers(&self.files, spans)
     }
 
     fn read_json<T: DeserializeOwned>(&self, member: &str) -> Result<T> {
@@ -126,7 +153,7 @@ impl SavedImage {
             bail!("{member} in the saved image is {} bytes: too big for a manifest or config", span.size);
         }
         let mut text = Vec::with_capacity(span.size as usize);
-        open_span(&self.file, span)?.read_to_end(&mut text)?;
+        open_span(&self.files, span)?.read_to_end(&mut text)?;
         serde_json::from_slice(&text).with_context(|| format!("{member} in the saved image is not the JSON expected"))
     }
 
@@ -219,7 +246,8 @@ pub fn platform_matches(requested: &Platform, found: &Platform) -> bool {
         && (requested.variant.is_none() || requested.variant == found.variant)
 }
 
-fn open_span(file: &Path, span: Span) -> Result<io::Take<File>> {
+fn open_span(files: &[PathBuf], span: Span) -> Result<io::Take<File>> {
+    let file = &files[span.file];
     let mut f = File::open(file).with_context(|| format!("opening {}", file.display()))?;
     f.seek(SeekFrom::Start(span.offset))?;
     Ok(f.take(span.size))
@@ -239,8 +267,8 @@ pub struct LayerScan {
 
 /// Streams one layer blob: a gzip blob through the decoder (its size is the
 /// compressed size), a plain tar through a gzip encoder into a counter.
-pub fn scan_layer(file: &Path, span: Span) -> Result<LayerScan> {
-    let mut blob = BufReader::with_capacity(256 << 10, open_span(file, span)?);
+pub fn scan_layer(files: &[PathBuf], span: Span) -> Result<LayerScan> {
+    let mut blob = BufReader::with_capacity(256 << 10, open_span(files, span)?);
     let magic = blob.fill_buf()?.get(..4).map(<[u8]>::to_vec).unwrap_or_default();
     match magic.as_slice() {
         [0x1f, 0x8b, ..] => {
@@ -340,8 +368,8 @@ impl<R: Read> Read for GzipTee<R> {
 }
 
 /// Scans the layers in parallel: a thread per layer, at most one per CPU.
-/// Each thread opens the archive itself and streams its own span.
-pub fn scan_layers(file: &Path, spans: &[Span]) -> Result<Vec<LayerScan>> {
+/// Each thread opens the file itself and streams its own span.
+pub fn scan_layers(files: &[PathBuf], spans: &[Span]) -> Result<Vec<LayerScan>> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(spans.len()).max(1);
     let next = AtomicUsize::new(0);
     let results: Vec<Mutex<Option<Result<LayerScan>>>> = spans.iter().map(|_| Mutex::new(None)).collect();
@@ -350,7 +378,7 @@ pub fn scan_layers(file: &Path, spans: &[Span]) -> Result<Vec<LayerScan>> {
             scope.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(span) = spans.get(i) else { break };
-                let scan = scan_layer(file, *span);
+                let scan = scan_layer(files, *span);
                 *results[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(scan);
             });
         }
@@ -360,7 +388,7 @@ pub fn scan_layers(file: &Path, spans: &[Span]) -> Result<Vec<LayerScan>> {
         .enumerate()
         .map(|(i, r)| {
             let scan = r.into_inner().unwrap_or_else(|p| p.into_inner()).expect("every layer was scanned");
-            scan.with_context(|| format!("layer at offset {} of {}", spans[i].offset, file.display()))
+            scan.with_context(|| format!("layer at offset {} of {}", spans[i].offset, files[spans[i].file].display()))
         })
         .collect()
 }
@@ -409,10 +437,10 @@ mod tests {
         file.extend(&tar);
         let path = temp_file(&file);
         let spans = [
-            Span { offset: 100, size: gz.len() as u64 },
-            Span { offset: 100 + gz.len() as u64, size: tar.len() as u64 },
+            Span { file: 0, offset: 100, size: gz.len() as u64 },
+            Span { file: 0, offset: 100 + gz.len() as u64, size: tar.len() as u64 },
         ];
-        let scans = scan_layers(&path, &spans).unwrap();
+        let scans = scan_layers(&[path.to_path_buf()], &spans).unwrap();
 
         for scan in &scans {
             assert_eq!(scan.uncompressed, tar.len() as u64);
@@ -498,7 +526,7 @@ mod tests {
             ("manifest.json", serde_json::to_vec(&manifest).unwrap()),
         ]);
         let images = saved.platform_images().unwrap();
-        let scan = scan_layer(&saved.file, images[0].layers[0].span).unwrap();
+        let scan = scan_layer(&saved.files, images[0].layers[0].span).unwrap();
         assert_eq!(images[0].platform.to_string(), "linux/amd64");
         assert_eq!(
             (images[0].layers[0].digest.as_ref(), scan.uncompressed, scan.compressed_estimated),

@@ -2,9 +2,10 @@
 //! by layer; its largest files; the bytes it wastes (as dive counts them);
 //! and the verdict against its budget.
 //!
-//! Each image is exported with `docker save` to a temporary file and its
-//! layers are streamed from there in parallel (see [`archive`]); nothing
-//! bigger than a file list is held in memory.
+//! An image `image build` wrote as an OCI layout is read from its blobs
+//! there; any other is exported with `docker save` to a temporary file
+//! first. The layers are streamed in parallel, a thread per layer (see
+//! [`archive`]); nothing bigger than a file list is held in memory.
 
 mod archive;
 pub mod budget;
@@ -52,6 +53,9 @@ pub struct ImageSize {
     /// Of which `docker save`.
     #[serde(skip)]
     pub save_seconds: f64,
+    /// The OCI layout the layers were read from (`image build`'s); none:
+    /// they came from a `docker save`.
+    pub layout: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -115,29 +119,24 @@ pub struct Inefficiency {
 /// How many of the wasting paths the report lists.
 const LISTED_INEFFICIENCIES: usize = 10;
 
-/// One image, all its platforms: one `docker save` per distinct reference
-/// (one for all platforms on the containerd store).
+/// One image, all its platforms: its OCI layout when `image build` wrote
+/// one, else one `docker save` per distinct reference (one for all
+/// platforms on the containerd store).
 pub fn measure(built: &BuiltImage<'_>, options: &SizeOptions) -> Result<ImageSize> {
     let started = Instant::now();
     let image = built.image;
     let mut save_seconds = 0.0;
     let mut platforms = Vec::new();
     for (reference, wanted) in built.exports() {
-        let file = tempfile::Builder::new()
-            .prefix("xtask-size-")
-            .suffix(".tar")
-            .tempfile()
-            .context("creating a temporary file for `docker save`")?;
-        let saving = Instant::now();
-        docker::docker().args(["save", reference, "-o"]).arg(file.path()).read().with_context(|| {
-            format!(
-                "image `{}`: exporting {reference} (if its layers are missing from the local store, run `{}`)",
-                image.name,
-                build_hint(image, None, None)
-            )
-        })?;
-        save_seconds += saving.elapsed().as_secs_f64();
-        let saved = SavedImage::open(file.path())?;
+        let (saved, _file) = match &built.layout {
+            Some(dir) => (SavedImage::open_layout(dir)?, None),
+            None => {
+                let saving = Instant::now();
+                let file = save(image, reference)?;
+                save_seconds += saving.elapsed().as_secs_f64();
+                (SavedImage::open(file.path())?, Some(file))
+            }
+        };
         let found = saved.platform_images()?;
         let mut chosen: Vec<&PlatformImage> = Vec::new();
         for platform in &wanted {
@@ -155,7 +154,8 @@ pub fn measure(built: &BuiltImage<'_>, options: &SizeOptions) -> Result<ImageSiz
                 spans.len() - 1
             });
         }
-        let scans = archive::scan_layers(&saved.file, &spans)
+        let scans = saved
+            .scan_layers(&spans)
             .with_context(|| format!("image `{}`: reading the layers of {reference}", image.name))?;
         for (platform, found) in wanted.iter().zip(&chosen) {
             let layer_scans: Vec<&archive::LayerScan> =
@@ -179,7 +179,25 @@ pub fn measure(built: &BuiltImage<'_>, options: &SizeOptions) -> Result<ImageSiz
         platforms,
         seconds: started.elapsed().as_secs_f64(),
         save_seconds,
+        layout: built.layout.clone(),
     })
+}
+
+/// `docker save reference` into a temporary file.
+fn save(image: &Image, reference: &str) -> Result<tempfile::NamedTempFile> {
+    let file = tempfile::Builder::new()
+        .prefix("xtask-size-")
+        .suffix(".tar")
+        .tempfile()
+        .context("creating a temporary file for `docker save`")?;
+    docker::docker().args(["save", reference, "-o"]).arg(file.path()).read().with_context(|| {
+        format!(
+            "image `{}`: exporting {reference} (if its layers are missing from the local store, run `{}`)",
+            image.name,
+            build_hint(image, None, None)
+        )
+    })?;
+    Ok(file)
 }
 
 /// Everything the report says about one platform, from its layers' scans.
