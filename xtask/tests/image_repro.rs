@@ -133,3 +133,70 @@ fn a_planted_timestamp_is_named_by_layer_and_file() {
         assert!(out.stdout.contains(expected), "no `{expected}` in:\n{}", out.stdout);
     }
 }
+
+/// Each platform's manifest digest in a two-platform layout, read from its
+/// index.json and the index it points to.
+fn platform_digests(dir: &std::path::Path) -> std::collections::BTreeMap<String, String> {
+    let read =
+        |p: std::path::PathBuf| -> serde_json::Value { serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap() };
+    let top = read(dir.join("index.json"));
+    let index_digest = top["manifests"][0]["digest"].as_str().unwrap();
+    let index = read(dir.join("blobs/sha256").join(index_digest.trim_start_matches("sha256:")));
+    index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                format!("linux/{}", m["platform"]["architecture"].as_str().unwrap()),
+                m["digest"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The worker stand-in, both platforms, bit for bit, from the repository's
+/// catalog. Its build here is build 1 when it cached no step (a fresh
+/// machine's first build, as in CI: the heavy image is built cold once, and
+/// once more without cache); otherwise both builds are `image repro`'s.
+#[test]
+fn the_worker_standin_is_reproducible_on_both_platforms() {
+    let _engine = support::engine();
+    let _t = Timer::start("the_worker_standin_is_reproducible_on_both_platforms");
+    let built = support::CatalogBuild::new(&["worker-standin"], &["--platform", "linux/amd64,linux/arm64"]);
+    let dir = support::temp_dir("xtask-repro-worker");
+    let report = dir.path().join("repro.json");
+    let layouts = dir.path().join("layouts");
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_xtask"));
+    cmd.current_dir(support::repo_root())
+        .args(["image", "repro", "worker-standin", "--quiet", "--branch", &built.branch, "--report"])
+        .arg(&report)
+        .arg("--layouts")
+        .arg(&layouts);
+    let out = support::run_cmd(&mut cmd);
+    eprintln!("{}", out.stdout);
+    assert!(out.status.success(), "the worker stand-in is not reproducible:\n{}\n{}", out.stdout, out.stderr);
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let image = &report["images"][0];
+    let verdicts = image["platforms"].as_array().unwrap();
+    assert_eq!(verdicts.len(), 2, "{report}");
+    // The two layouts, read here: the same manifest per platform, as the report says.
+    let kept: Vec<std::path::PathBuf> =
+        image["layouts"].as_array().unwrap().iter().map(|p| p.as_str().unwrap().into()).collect();
+    let (one, two) = (platform_digests(&kept[0]), platform_digests(&kept[1]));
+    assert_eq!(one.keys().collect::<Vec<_>>(), ["linux/amd64", "linux/arm64"]);
+    assert_eq!(one, two, "the two builds' manifests");
+    for v in verdicts {
+        assert_eq!(v["same"], true, "{v}");
+        assert_eq!(v["digest_1"].as_str(), Some(one[v["platform"].as_str().unwrap()].as_str()), "{v}");
+        eprintln!("worker-standin {}: {} twice", v["platform"], v["digest_1"]);
+    }
+    // Build 1 is the catalog build's layout exactly when that build cached no step.
+    let cached: u64 = built.image("worker-standin")["platforms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["steps_cached"].as_u64().unwrap())
+        .sum();
+    assert_eq!(image["reused_build"].is_string(), cached == 0, "{image}");
+}

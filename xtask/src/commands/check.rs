@@ -22,9 +22,10 @@ use crate::checks::size::{self, ImageSize};
 use crate::checks::smoke::{self, ImageResult, SmokeOptions};
 use crate::checks::{self as checks, CheckKind, Finding, Severity, Source};
 use crate::model::catalog::{Catalog, Platform};
+use crate::model::repro::ImageRepro;
 use crate::output::table::Table;
 use crate::output::{junit, sarif, AllOut, Report, Sinks};
-use crate::pipeline::build::{ImageReport, Rebuild};
+use crate::pipeline::build::{self, BuildOptions, CacheMode, ImageReport, Rebuild};
 use crate::pipeline::{self, Checks, ImageRun, Images, Pipeline, Selection};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -42,6 +43,11 @@ pub struct Check {
     pub runtime: RuntimeOptions,
     #[command(flatten)]
     pub scan: ScanOptions,
+    /// Also build each image twice without cache and compare the digests
+    /// per platform (`image repro`): the `repro` row. Off by default (two cold
+    /// builds); `ci check` turns it on for the products.
+    #[arg(long)]
+    pub repro: bool,
     #[command(flatten)]
     pub out: AllOut,
 }
@@ -110,6 +116,7 @@ pub struct ImageChecks {
     pub size: Option<ImageSize>,
     pub runtime: Vec<RuntimeFigures>,
     pub scan: Option<ImageScan>,
+    pub repro: Option<ImageRepro>,
     /// Why a check could not run (a failed build, say).
     pub errors: Vec<String>,
 }
@@ -126,12 +133,48 @@ impl Command for Check {
             if self.no_build { pipeline::Source::Existing } else { pipeline::Source::Build(self.build.options()) };
         let checks = Checks::all(self.smoke.clone(), self.runtime.clone(), self.scan.clone());
         let pipeline = Pipeline { catalog, checks, keep_going: true, purpose: "check" };
-        let runs = pipeline.run(targets, &requested, &source)?;
+        let mut runs = pipeline.run(targets, &requested, &source)?;
+        if self.repro {
+            self.repro(catalog, &mut runs, &requested)?;
+        }
         Ok(CheckReport::new(runs, started))
     }
 
     fn sinks(&self) -> Sinks<'_> {
         self.out.sinks()
+    }
+}
+
+impl Check {
+    /// The `repro` row: each image that built, built twice more without
+    /// cache (once, when its build cached nothing) and compared.
+    fn repro(&self, catalog: &Catalog, runs: &mut [ImageRun], requested: &[Platform]) -> Result<()> {
+        let built: Vec<&crate::model::catalog::Image> = runs
+            .iter()
+            .filter(|r| !matches!(r.build, Some(Err(_))) && r.resolved.is_ok())
+            .filter_map(|r| catalog.get(&r.image).ok())
+            .collect();
+        if built.is_empty() {
+            return Ok(());
+        }
+        let options = BuildOptions {
+            cache: CacheMode::None,
+            no_cache: true,
+            quiet: self.build.quiet,
+            builder: self.build.builder.clone(),
+            branch: self.build.branch.clone(),
+            release: self.build.release.clone(),
+            ..BuildOptions::default()
+        };
+        let mut plan = build::plan(catalog, &built, requested, &options)?;
+        plan.check_machine()?;
+        for run in runs.iter_mut() {
+            let Some(p) = plan.images.iter().find(|p| p.image.name == run.image) else { continue };
+            eprintln!("==> repro {}", run.image);
+            run.repro =
+                Some(pipeline::repro::image(p, plan.epoch, None, self.build.quiet).map_err(|e| format!("{e:#}")));
+        }
+        Ok(())
     }
 }
 
@@ -165,6 +208,7 @@ fn image_rows(run: ImageRun, rows: &mut Vec<Row>) -> ImageChecks {
         size: None,
         runtime: Vec::new(),
         scan: None,
+        repro: None,
         errors: Vec::new(),
     };
     match run.lint {
@@ -279,7 +323,44 @@ fn image_rows(run: ImageRun, rows: &mut Vec<Row>) -> ImageChecks {
         }
         None => {}
     }
+    match run.repro {
+        Some(Ok(repro)) => {
+            let results = repro
+                .platforms
+                .iter()
+                .filter_map(|v| Some((Platform::parse(&v.platform).ok()?, Outcome::of(v.same))))
+                .collect();
+            let figure = repro
+                .platforms
+                .iter()
+                .map(|v| {
+                    let arch = v.platform.rsplit('/').next().unwrap_or(&v.platform);
+                    match v.differing_layers().next() {
+                        None => format!("{arch} {} twice", short_digest(&v.digest_1)),
+                        Some(l) => format!(
+                            "{arch} layer {} differs ({})",
+                            l.index,
+                            l.files.first().map_or("the tar stream", |f| f.path.as_str())
+                        ),
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("; ");
+            rows.push(row("repro", results, figure));
+            out.repro = Some(repro);
+        }
+        Some(Err(e)) => {
+            rows.push(row("repro", all(Outcome::Fail), short(&e)));
+            out.errors.push(format!("repro: {e}"));
+        }
+        None => {}
+    }
     out
+}
+
+fn short_digest(d: &str) -> String {
+    let hex = d.trim_start_matches("sha256:");
+    format!("sha256:{}", &hex[..hex.len().min(12)])
 }
 
 /// The smoke rows: the declared checks together, and the read-only check.
@@ -575,9 +656,63 @@ mod tests {
                 size: None,
                 runtime: Vec::new(),
                 scan: Some(Ok(scan)),
+                repro: None,
             })
             .collect();
         CheckReport { seconds: 4.0, ..CheckReport::new(runs, Instant::now()) }
+    }
+
+    #[test]
+    fn the_repro_row_passes_a_platform_built_twice_alike_and_names_what_differs() {
+        use crate::model::repro::{Change, FileDiff, LayerVerdict, PlatformVerdict};
+        let verdict = |platform: &str, same: bool| PlatformVerdict {
+            platform: platform.into(),
+            digest_1: format!("sha256:{}", "a".repeat(64)),
+            digest_2: format!("sha256:{}", if same { "a" } else { "b" }.repeat(64)),
+            same,
+            layers: if same {
+                vec![]
+            } else {
+                vec![LayerVerdict {
+                    index: 2,
+                    same: false,
+                    digest_1: None,
+                    digest_2: None,
+                    diff_id_1: None,
+                    diff_id_2: None,
+                    created_by: "RUN apt-get install".into(),
+                    files: vec![FileDiff { path: "var/log/dpkg.log".into(), change: Change::Content, details: vec![] }],
+                }]
+            },
+            config: vec![],
+            annotations: vec![],
+        };
+        let repro = ImageRepro {
+            image: "w".into(),
+            reused_build: None,
+            layouts: None,
+            platforms: vec![verdict("linux/amd64", true), verdict("linux/arm64", false)],
+            seconds: 1.0,
+        };
+        let run = ImageRun {
+            image: "w".into(),
+            reference: "w:1".into(),
+            platforms: vec![Platform::parse("linux/amd64").unwrap(), Platform::parse("linux/arm64").unwrap()],
+            lint: None,
+            build: None,
+            resolved: Ok(()),
+            smoke: None,
+            size: None,
+            runtime: Vec::new(),
+            scan: None,
+            repro: Some(Ok(repro)),
+        };
+        let report = CheckReport::new(vec![run], Instant::now());
+        let row = report.rows.iter().find(|r| r.check == "repro").unwrap();
+        let outcomes: Vec<Outcome> = row.results.values().copied().collect();
+        assert_eq!(outcomes, [Outcome::Pass, Outcome::Fail]);
+        assert_eq!(row.figure, "amd64 sha256:aaaaaaaaaaaa twice; arm64 layer 2 differs (var/log/dpkg.log)");
+        assert!(!report.ok);
     }
 
     #[test]

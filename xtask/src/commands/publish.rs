@@ -226,6 +226,7 @@ impl Publish {
             smoke: SmokeOptions::default(),
             runtime: RuntimeOptions::default(),
             scan: ScanOptions::default(),
+            repro: false,
             out: AllOut::default(),
         };
         let report = check.run(catalog)?;

@@ -8,20 +8,18 @@
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
-use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde::Serialize;
 
 use super::Command;
 use crate::checks::size::short_instruction;
-use crate::engine::oci;
 use crate::model::catalog::Catalog;
-use crate::model::repro::{self, Change, PlatformVerdict};
+use crate::model::repro::{Change, ImageRepro};
 use crate::output::table::Table;
 use crate::output::{JsonOut, Report, Sinks};
 use crate::pipeline::build::{self, BuildOptions, BuilderArg, CacheMode};
-use crate::pipeline::Images;
+use crate::pipeline::{self, Images};
 
 #[derive(Debug, Clone, clap::Args)]
 #[command(after_help = "Each image is built twice with `docker buildx build --no-cache --output \
@@ -37,6 +35,9 @@ pub struct Repro {
     /// Don't stream buildx progress.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Branch name to label with, as `image build --branch` (the labels are part of the image).
+    #[arg(long)]
+    pub branch: Option<String>,
     #[command(flatten)]
     pub builder: BuilderArg,
     #[command(flatten)]
@@ -50,15 +51,6 @@ pub struct ReproReport {
     pub images: Vec<ImageRepro>,
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct ImageRepro {
-    pub image: String,
-    /// The two layouts, when kept (`--layouts`).
-    pub layouts: Option<[PathBuf; 2]>,
-    pub platforms: Vec<PlatformVerdict>,
-    pub seconds: f64,
-}
-
 impl Command for Repro {
     type Report = ReproReport;
 
@@ -68,6 +60,7 @@ impl Command for Repro {
             cache: CacheMode::None,
             no_cache: true,
             quiet: self.quiet,
+            branch: self.branch.clone(),
             builder: self.builder.clone(),
             ..BuildOptions::default()
         };
@@ -78,44 +71,7 @@ impl Command for Repro {
 
         let mut out = Vec::new();
         for p in plan.images.iter().filter(|p| images.iter().any(|i| i.name == p.image.name)) {
-            let started = Instant::now();
-            let temp =
-                tempfile::Builder::new().prefix("xtask-repro-").tempdir().context("creating a temporary directory")?;
-            let root = match &self.layouts {
-                Some(dir) => dir.join(&p.image.name),
-                None => temp.path().to_path_buf(),
-            };
-            let mut layouts = Vec::new();
-            for n in 1..=2 {
-                let dest = root.join(format!("build-{n}"));
-                if dest.exists() {
-                    std::fs::remove_dir_all(&dest).with_context(|| format!("removing the old {}", dest.display()))?;
-                }
-                if !self.quiet {
-                    eprintln!(
-                        "==> building {} for {} (build {n} of 2, no cache)",
-                        p.image.name,
-                        crate::model::catalog::join(&p.platforms)
-                    );
-                }
-                layouts.push(oci::build(&p.image.name, p.invocation(), &dest, epoch, self.quiet)?);
-            }
-            let (a, b) = (layouts[0].platforms()?, layouts[1].platforms()?);
-            let mut platforms = Vec::new();
-            for platform in &p.platforms {
-                let key = platform.to_string();
-                let missing = || format!("image `{}`: the build has no {key} manifest in its layout", p.image.name);
-                let (ia, ib) = (a.get(&key).with_context(missing)?, b.get(&key).with_context(missing)?);
-                platforms.push(repro::compare(&key, ia, ib, |index| {
-                    oci::layer_files((&layouts[0], ia), (&layouts[1], ib), index)
-                })?);
-            }
-            out.push(ImageRepro {
-                image: p.image.name.clone(),
-                layouts: self.layouts.as_ref().map(|_| [root.join("build-1"), root.join("build-2")]),
-                platforms,
-                seconds: started.elapsed().as_secs_f64(),
-            });
+            out.push(pipeline::repro::image(p, epoch, self.layouts.as_deref(), self.quiet)?);
         }
         Ok(ReproReport { source_date_epoch: epoch, images: out })
     }
@@ -159,6 +115,16 @@ impl Report for ReproReport {
             }
         }
         let mut out = table.render();
+        for image in &self.images {
+            if let Some(dir) = &image.reused_build {
+                let _ = writeln!(
+                    out,
+                    "{}: build 1 is `image build`'s, which cached no step ({})",
+                    image.image,
+                    dir.display()
+                );
+            }
+        }
         for image in &self.images {
             for p in image.platforms.iter().filter(|p| !p.same) {
                 let _ = writeln!(out, "\n== {} {}: what differs between build 1 and build 2", image.image, p.platform);
@@ -234,7 +200,7 @@ impl Report for ReproReport {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::repro::{FileDiff, LayerVerdict};
+    use crate::model::repro::{FileDiff, LayerVerdict, PlatformVerdict};
 
     fn layer(index: usize, same: bool, created_by: &str, files: Vec<FileDiff>) -> LayerVerdict {
         let d = |s: &str| Some(format!("sha256:{s}{index}"));
@@ -272,6 +238,7 @@ mod tests {
             source_date_epoch: 1_700_000_000,
             images: vec![ImageRepro {
                 image: "fx".into(),
+                reused_build: None,
                 layouts: None,
                 platforms: vec![PlatformVerdict {
                     platform: "linux/amd64".into(),

@@ -125,6 +125,26 @@ impl Invocation {
         cmd.args(&self.cache_flags).arg(&self.context)
     }
 
+    /// What the image is built from, whatever the output or the cache: a
+    /// digest of the platforms, Dockerfile, context, target, labels, build
+    /// arguments and named contexts.
+    pub fn fingerprint(&self) -> String {
+        use sha2::Digest as _;
+        let text = format!(
+            "{:?}",
+            (
+                catalog::join(&self.platforms),
+                &self.dockerfile,
+                &self.context,
+                &self.target,
+                &self.labels,
+                &self.build_args,
+                &self.contexts
+            )
+        );
+        format!("sha256:{:x}", sha2::Sha256::digest(text.as_bytes()))
+    }
+
     /// Runs the build of image `name`, streaming its progress unless `quiet`.
     pub fn run(&self, name: &str, quiet: bool) -> Result<Built> {
         let metadata = tempfile::Builder::new()

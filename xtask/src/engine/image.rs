@@ -10,7 +10,7 @@
 //! store keeps one platform per tag, so each platform of a pushed image is
 //! pulled by its own manifest digest and its containers run from that.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 
@@ -76,12 +76,12 @@ pub fn local<'c>(target: &Target<'c>) -> Result<BuiltImage<'c>> {
         );
     };
     let layout = target
-        .layout
-        .as_deref()
-        .filter(|dir| super::oci::Layout::open(dir).and_then(|l| l.digest()).is_ok_and(|digest| digest == id));
+        .layouts
+        .iter()
+        .find(|dir| super::oci::Layout::open(dir).and_then(|l| l.digest()).is_ok_and(|digest| digest == id));
     Ok(BuiltImage {
         image: target.image,
-        layout: layout.map(Path::to_path_buf),
+        layout: layout.cloned(),
         runnable: target.platforms.iter().map(|p| (p.clone(), reference.clone())).collect(),
         reference,
         registry: None,

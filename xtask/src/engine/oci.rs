@@ -226,11 +226,26 @@ pub fn load(layout: &Layout, refs: &[String], context: Option<&str>) -> Result<b
 pub struct Memo {
     pub raw: String,
     pub epoch: u64,
+    /// What it was built from (`Invocation::fingerprint`).
+    pub inputs: String,
 }
 
 impl Memo {
     fn path(dir: &Path) -> PathBuf {
         dir.with_extension("memo")
+    }
+
+    /// The layout at `dir` when a build with no step cached wrote it at
+    /// `epoch` and it still holds what that build wrote: as good as a
+    /// `--no-cache` build of this commit.
+    pub fn cold(dir: &Path, epoch: u64, inputs: &str) -> Result<Option<Layout>> {
+        let Ok(text) = std::fs::read_to_string(Self::path(dir)) else { return Ok(None) };
+        let Ok(written) = serde_json::from_str::<Value>(&text) else { return Ok(None) };
+        if written["cold"] != true || written["epoch"] != epoch || written["inputs"] != inputs {
+            return Ok(None);
+        }
+        let Ok(layout) = Layout::open(dir) else { return Ok(None) };
+        Ok((written["layout"].as_str() == Some(layout.digest()?.as_str())).then_some(layout))
     }
 
     /// The layout at `dir`, when it was written from this memo's build and still holds what it wrote.
@@ -242,9 +257,12 @@ impl Memo {
         Ok((same && written["layout"].as_str() == Some(layout.digest()?.as_str())).then_some(layout))
     }
 
-    /// Records that the layout at `dir`, holding `digest`, was written from this build.
-    pub fn write(&self, dir: &Path, digest: &str) -> Result<()> {
-        let json = serde_json::json!({"raw": self.raw, "epoch": self.epoch, "layout": digest});
+    /// Records that the layout at `dir`, holding `digest`, was written from
+    /// this build; `cold`: no step of it came from the cache.
+    pub fn write(&self, dir: &Path, digest: &str, cold: bool) -> Result<()> {
+        let json = serde_json::json!({
+            "raw": self.raw, "epoch": self.epoch, "inputs": self.inputs, "layout": digest, "cold": cold
+        });
         std::fs::write(Self::path(dir), json.to_string())
             .with_context(|| format!("writing {}", Self::path(dir).display()))
     }
@@ -342,12 +360,17 @@ mod tests {
         let dir = tmp.path().join("img");
         std::fs::create_dir_all(&dir).unwrap();
         let (index, _, _) = layout(&dir);
-        let memo = Memo { raw: "sha256:raw".into(), epoch: 7 };
+        let memo = Memo { raw: "sha256:raw".into(), epoch: 7, inputs: "sha256:in".into() };
         assert!(memo.current(&dir).unwrap().is_none(), "no memo written yet");
-        memo.write(&dir, &index).unwrap();
+        memo.write(&dir, &index, false).unwrap();
+        assert!(Memo::cold(&dir, 7, "sha256:in").unwrap().is_none(), "a build with cache hits is not cold");
+        memo.write(&dir, &index, true).unwrap();
+        assert_eq!(Memo::cold(&dir, 7, "sha256:in").unwrap().unwrap().dir, dir);
+        assert!(Memo::cold(&dir, 8, "sha256:in").unwrap().is_none(), "another commit's cold build");
+        assert!(Memo::cold(&dir, 7, "sha256:other").unwrap().is_none(), "a cold build of other inputs");
         assert_eq!(memo.current(&dir).unwrap().unwrap().dir, dir);
         assert!(Memo { epoch: 8, ..memo.clone() }.current(&dir).unwrap().is_none());
-        assert!(Memo { raw: "sha256:other".into(), ..memo }.current(&dir).unwrap().is_none());
+        assert!(Memo { raw: "sha256:other".into(), ..memo.clone() }.current(&dir).unwrap().is_none());
         // The layout was rewritten since (or is half written): the memo no longer holds.
         std::fs::write(dir.join("index.json"), json!({"manifests": [{"digest": "sha256:0"}]}).to_string()).unwrap();
         assert!(memo.current(&dir).unwrap().is_none());

@@ -357,10 +357,28 @@ impl Catalog {
         self.path.parent().unwrap_or(Path::new(".")).join("target")
     }
 
-    /// Where `image build` writes `image` as an OCI layout (its last build,
-    /// every platform), which the later steps read.
-    pub fn layout_dir(&self, image: &Image) -> PathBuf {
-        self.target_dir().join("oci").join(&image.name)
+    /// Where `image build` writes `image` for `platforms` as an OCI layout
+    /// (its last build), which the later steps read: `target/oci/IMAGE` for
+    /// the image's own platforms, `target/oci/IMAGE@linux-amd64` for one of
+    /// them, so that builds for other platform sets don't overwrite each other.
+    pub fn layout_dir(&self, image: &Image, platforms: &[Platform]) -> PathBuf {
+        let root = self.target_dir().join("oci");
+        if platforms.is_empty() || platforms == image.platforms.as_slice() {
+            return root.join(&image.name);
+        }
+        let set: Vec<String> = platforms.iter().map(|p| p.to_string().replace('/', "-")).collect();
+        root.join(format!("{}@{}", image.name, set.join("+")))
+    }
+
+    /// The layouts that may hold `image` for `platforms`: its own platform
+    /// set's, then that of all its platforms.
+    pub fn layout_dirs(&self, image: &Image, platforms: &[Platform]) -> Vec<PathBuf> {
+        let mut dirs = vec![self.layout_dir(image, platforms)];
+        let all = self.layout_dir(image, &[]);
+        if !dirs.contains(&all) {
+            dirs.push(all);
+        }
+        dirs
     }
 
     pub fn names(&self) -> Vec<&str> {
@@ -615,6 +633,19 @@ mod tests {
         assert_eq!(fixture.kind, ImageKind::Fixture);
         assert_eq!(fixture.contexts["busybox"], Path::new("/opt/busybox"));
         assert_eq!(fixture.platforms.len(), 1);
+    }
+
+    #[test]
+    fn each_platform_set_has_a_layout_of_its_own() {
+        let c = sample();
+        let worker = &c.images[0];
+        let amd64 = Platform::parse("linux/amd64").unwrap();
+        assert_eq!(c.layout_dir(worker, &worker.platforms), Path::new("/repo/target/oci/worker"));
+        assert_eq!(c.layout_dir(worker, &[]), Path::new("/repo/target/oci/worker"));
+        let one = c.layout_dir(worker, std::slice::from_ref(&amd64));
+        assert_eq!(one, Path::new("/repo/target/oci/worker@linux-amd64"));
+        assert_eq!(c.layout_dirs(worker, std::slice::from_ref(&amd64)), [one, c.layout_dir(worker, &[])]);
+        assert_eq!(c.layout_dirs(worker, &worker.platforms).len(), 1);
     }
 
     #[test]

@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Read;
+use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use serde::Serialize;
@@ -275,6 +276,18 @@ pub fn json_diff(path: &str, a: &Value, b: &Value, out: &mut Vec<String>) {
         _ if a != b => out.push(format!("{}: {a} != {b}", if path.is_empty() { "(root)" } else { path })),
         _ => {}
     }
+}
+
+/// One image built twice and compared: `image repro`, and the `repro` row of `image check`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImageRepro {
+    pub image: String,
+    /// The layout `image build` wrote with no step cached, taken as build 1.
+    pub reused_build: Option<PathBuf>,
+    /// The two layouts, when kept (`--layouts`).
+    pub layouts: Option<[PathBuf; 2]>,
+    pub platforms: Vec<PlatformVerdict>,
+    pub seconds: f64,
 }
 
 #[cfg(test)]

@@ -11,9 +11,9 @@ pub struct Target<'c> {
     /// The registry it was pushed to (`--registry`), when it is looked at there.
     pub registry: Option<String>,
     pub platforms: Vec<Platform>,
-    /// Where `image build` writes its OCI layout (`Catalog::layout_dir`):
-    /// read instead of `docker save` when it holds the image the tag names.
-    pub layout: Option<std::path::PathBuf>,
+    /// Where `image build` writes its OCI layout (`Catalog::layout_dirs`):
+    /// the one that holds the image the tag names is read instead of a `docker save`.
+    pub layouts: Vec<std::path::PathBuf>,
 }
 
 impl Target<'_> {

@@ -197,6 +197,11 @@ impl Plan<'_> {
     pub fn invocation(&self) -> &Invocation {
         &self.invocation
     }
+
+    /// Where `image build` writes its OCI layout.
+    pub fn layout_dir(&self) -> &std::path::Path {
+        &self.layout
+    }
 }
 
 /// Plans and runs the build of `images` (with what they build on) for the
@@ -278,7 +283,8 @@ pub fn plan<'c>(
             layout: None,
             store_only: false,
         };
-        plans.push(Plan { image, platforms, tags: tags.clone(), refs, invocation, layout: catalog.layout_dir(image) });
+        let layout = catalog.layout_dir(image, &platforms);
+        plans.push(Plan { image, platforms, tags: tags.clone(), refs, invocation, layout });
     }
     Ok(BuildPlan { images: plans, build_id: tags::build_id(&git), epoch, options: options.clone(), builder: None })
 }
@@ -437,7 +443,7 @@ impl BuildPlan<'_> {
 fn build_layout(plan: &Plan<'_>, out: &LayoutOutput, quiet: bool, load: bool) -> Result<(Built, oci::Layout)> {
     let _lock = oci::lock(&out.dest)?;
     let raw = Invocation { store_only: true, ..plan.invocation.clone() }.run(&plan.image.name, quiet)?;
-    let memo = oci::Memo { raw: raw.digest.clone(), epoch: out.epoch };
+    let memo = oci::Memo { raw: raw.digest.clone(), epoch: out.epoch, inputs: plan.invocation.fingerprint() };
     if let Some(layout) = memo.current(&out.dest)? {
         if !quiet {
             eprintln!("==> {}: unchanged since its layout was written ({})", plan.image.name, out.dest.display());
@@ -455,7 +461,13 @@ fn build_layout(plan: &Plan<'_>, out: &LayoutOutput, quiet: bool, load: bool) ->
         }
         _ => {}
     }
-    let exported = plan.invocation.run(&plan.image.name, quiet)?;
+    // From what the first run just built (`--no-cache` or not), its cache already exported.
+    let export = Invocation {
+        no_cache: false,
+        cache_flags: plan.invocation.cache_flags.iter().filter(|f| !f.starts_with("--cache-to=")).cloned().collect(),
+        ..plan.invocation.clone()
+    };
+    let exported = export.run(&plan.image.name, quiet)?;
     // The first run did the building: its cache hits are the build's.
     let built = Built { wall_seconds: raw.wall_seconds + exported.wall_seconds, cache: raw.cache, ..exported };
     let layout = oci::Layout::open(&out.dest)?;
@@ -469,7 +481,8 @@ fn build_layout(plan: &Plan<'_>, out: &LayoutOutput, quiet: bool, load: bool) ->
         );
     }
     layout.collect_garbage()?;
-    memo.write(&out.dest, &digest)?;
+    let cold = built.cache.values().all(|s| s.cached == 0) && built.cache.values().any(|s| s.total > 0);
+    memo.write(&out.dest, &digest, cold)?;
     if load && oci::load(&layout, &plan.refs, plan.invocation.docker_context.as_deref())? && !quiet {
         eprintln!("==> loaded {} ({digest}) from {}", plan.image.name, out.dest.display());
     }

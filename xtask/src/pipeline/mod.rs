@@ -17,6 +17,7 @@
 pub mod build;
 pub mod publish;
 pub mod rehearsal;
+pub mod repro;
 
 use std::time::Instant;
 
@@ -96,12 +97,13 @@ impl Selection {
         images
             .into_iter()
             .map(|image| {
+                let platforms = image.select_platforms(&requested)?;
                 Ok(Target {
                     image,
                     tag: tag.clone(),
                     registry: self.registry.clone(),
-                    platforms: image.select_platforms(&requested)?,
-                    layout: Some(catalog.layout_dir(image)),
+                    layouts: catalog.layout_dirs(image, &platforms),
+                    platforms,
                 })
             })
             .collect()
@@ -172,6 +174,8 @@ pub struct ImageRun {
     pub size: Option<Step<ImageSize>>,
     pub runtime: Vec<(Platform, Step<RuntimeFigures>)>,
     pub scan: Option<Step<ImageScan>>,
+    /// Set by `image check --repro` after the checks.
+    pub repro: Option<Step<crate::model::repro::ImageRepro>>,
 }
 
 pub struct Pipeline<'c> {
@@ -298,7 +302,7 @@ impl<'c> Pipeline<'c> {
         }
         let Ok(image) = self.catalog.get(db) else { return Ok(Some(db.to_string())) };
         let db_target =
-            Target { image, tag: t.tag.clone(), registry: t.registry.clone(), platforms: vec![], layout: None };
+            Target { image, tag: t.tag.clone(), registry: t.registry.clone(), platforms: vec![], layouts: vec![] };
         if db_target.registry.is_none() {
             image::local(&db_target)?;
         }
@@ -426,6 +430,7 @@ impl ImageRun {
             size: None,
             runtime: Vec::new(),
             scan: None,
+            repro: None,
         }
     }
 }

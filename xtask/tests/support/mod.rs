@@ -223,6 +223,8 @@ impl Drop for Cleanup {
 /// the layers stay with the engine's other tags and the build cache.
 pub struct CatalogBuild {
     pub report: serde_json::Value,
+    /// The branch name the images were tagged and labelled with.
+    pub branch: String,
     pub stderr: String,
     refs: Vec<String>,
 }
@@ -250,7 +252,7 @@ impl CatalogBuild {
             .iter()
             .flat_map(|i| i["refs"].as_array().unwrap().iter().map(|r| r.as_str().unwrap().to_string()))
             .collect();
-        CatalogBuild { report, stderr: out.stderr, refs }
+        CatalogBuild { report, branch, stderr: out.stderr, refs }
     }
 
     /// The report's entry for IMAGE.

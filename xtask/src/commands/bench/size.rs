@@ -95,7 +95,7 @@ impl Command for BenchSize {
                 tag: report.tags[0].clone(),
                 registry: None,
                 platforms: vec![platform.clone()],
-                layout: Some(catalog.layout_dir(fixture)),
+                layouts: catalog.layout_dirs(fixture, std::slice::from_ref(&platform)),
             };
 
             let reset = reset_peak_rss();

@@ -13,7 +13,7 @@ use crate::checks::scan::ScanOptions;
 use crate::checks::smoke::SmokeOptions;
 use crate::commands::check::{Check, CheckReport};
 use crate::commands::Command;
-use crate::model::catalog::Catalog;
+use crate::model::catalog::{Catalog, ImageKind};
 use crate::output::{AllOut, Sinks};
 use crate::pipeline::build::Rebuild;
 use crate::pipeline::Images;
@@ -39,8 +39,11 @@ impl Command for CiCheck {
         let platform = super::require("PLATFORM")?;
         let db = vuln_db(&super::require("RALPH_TRIVY_DB")?);
         std::fs::create_dir_all(super::REPORTS)?;
+        // The products are proven reproducible on every check; the stand-ins by `image repro`.
+        let repro = catalog.get(&image)?.kind == ImageKind::Product;
         let check = Check {
             images: Images { images: vec![image], platform: vec![platform] },
+            repro,
             no_build: false,
             build: Rebuild { cache: super::cache()?, ..super::rebuild(&event) },
             smoke: SmokeOptions::default(),
