@@ -48,14 +48,16 @@ pub struct Invocation {
     pub store_only: bool,
 }
 
-/// An OCI layout directory as the build's output: every platform, the
-/// files' times clamped to `epoch` (`rewrite-timestamp`, with
-/// `SOURCE_DATE_EPOCH` as a build argument), so that a rebuild of the same
-/// commit without cache gives the same digest.
+/// An OCI layout directory as the build's output, every platform, with
+/// `SOURCE_DATE_EPOCH` = `epoch` as a build argument (the config's times).
+/// With `rewrite`, the files' times are clamped to it too
+/// (`rewrite-timestamp`), so that a rebuild of the same commit without
+/// cache gives the same digest.
 #[derive(Debug, Clone)]
 pub struct LayoutOutput {
     pub dest: PathBuf,
     pub epoch: u64,
+    pub rewrite: bool,
 }
 
 /// What a build made.
@@ -93,9 +95,11 @@ impl Invocation {
             // The first reference names the image in the layout (what `docker load` tags).
             (Some(out), false) => {
                 let name = self.refs.first().map(|r| format!(",name={r}")).unwrap_or_default();
-                cmd = cmd
-                    .arg("--output")
-                    .arg(format!("type=oci,dest={},tar=false,rewrite-timestamp=true{name}", out.dest.display()));
+                cmd = cmd.arg("--output").arg(format!(
+                    "type=oci,dest={},tar=false,rewrite-timestamp={}{name}",
+                    out.dest.display(),
+                    out.rewrite
+                ));
             }
             (None, false) => {
                 cmd = cmd.arg(if self.push { "--push" } else { "--load" });
@@ -255,7 +259,7 @@ mod tests {
             context: ".".into(),
             refs: vec!["r/x:main-abc".into(), "r/x:latest".into()],
             build_args: vec![("SOURCE_DATE_EPOCH".into(), "1".into()), ("A".into(), "1".into())],
-            layout: Some(LayoutOutput { dest: "target/oci/x".into(), epoch: 1700000000 }),
+            layout: Some(LayoutOutput { dest: "target/oci/x".into(), epoch: 1700000000, rewrite: true }),
             ..Invocation::default()
         };
         assert_eq!(

@@ -25,7 +25,7 @@ pub fn build(name: &str, inv: &Invocation, dest: &Path, epoch: u64, quiet: bool)
         provenance: false,
         sbom: false,
         push: false,
-        layout: Some(LayoutOutput { dest: dest.to_path_buf(), epoch }),
+        layout: Some(LayoutOutput { dest: dest.to_path_buf(), epoch, rewrite: true }),
         ..inv.clone()
     };
     inv.run(name, quiet)?;
@@ -228,6 +228,8 @@ pub struct Memo {
     pub epoch: u64,
     /// What it was built from (`Invocation::fingerprint`).
     pub inputs: String,
+    /// Whether its files' times were clamped (`rewrite-timestamp`).
+    pub rewrite: bool,
 }
 
 impl Memo {
@@ -236,12 +238,13 @@ impl Memo {
     }
 
     /// The layout at `dir` when a build with no step cached wrote it at
-    /// `epoch` and it still holds what that build wrote: as good as a
-    /// `--no-cache` build of this commit.
+    /// `epoch` with its files' times clamped, and it still holds what that
+    /// build wrote: as good as a `--no-cache` build of this commit.
     pub fn cold(dir: &Path, epoch: u64, inputs: &str) -> Result<Option<Layout>> {
         let Ok(text) = std::fs::read_to_string(Self::path(dir)) else { return Ok(None) };
         let Ok(written) = serde_json::from_str::<Value>(&text) else { return Ok(None) };
-        if written["cold"] != true || written["epoch"] != epoch || written["inputs"] != inputs {
+        let reproducible = written["cold"] == true && written["rewrite"] == true;
+        if !reproducible || written["epoch"] != epoch || written["inputs"] != inputs {
             return Ok(None);
         }
         let Ok(layout) = Layout::open(dir) else { return Ok(None) };
@@ -252,7 +255,8 @@ impl Memo {
     pub fn current(&self, dir: &Path) -> Result<Option<Layout>> {
         let Ok(text) = std::fs::read_to_string(Self::path(dir)) else { return Ok(None) };
         let Ok(written) = serde_json::from_str::<Value>(&text) else { return Ok(None) };
-        let same = written["raw"] == self.raw.as_str() && written["epoch"] == self.epoch;
+        let same =
+            written["raw"] == self.raw.as_str() && written["epoch"] == self.epoch && written["rewrite"] == self.rewrite;
         let Ok(layout) = Layout::open(dir) else { return Ok(None) };
         Ok((same && written["layout"].as_str() == Some(layout.digest()?.as_str())).then_some(layout))
     }
@@ -261,7 +265,8 @@ impl Memo {
     /// this build; `cold`: no step of it came from the cache.
     pub fn write(&self, dir: &Path, digest: &str, cold: bool) -> Result<()> {
         let json = serde_json::json!({
-            "raw": self.raw, "epoch": self.epoch, "inputs": self.inputs, "layout": digest, "cold": cold
+            "raw": self.raw, "epoch": self.epoch, "inputs": self.inputs, "rewrite": self.rewrite,
+            "layout": digest, "cold": cold
         });
         std::fs::write(Self::path(dir), json.to_string())
             .with_context(|| format!("writing {}", Self::path(dir).display()))
@@ -360,7 +365,7 @@ mod tests {
         let dir = tmp.path().join("img");
         std::fs::create_dir_all(&dir).unwrap();
         let (index, _, _) = layout(&dir);
-        let memo = Memo { raw: "sha256:raw".into(), epoch: 7, inputs: "sha256:in".into() };
+        let memo = Memo { raw: "sha256:raw".into(), epoch: 7, inputs: "sha256:in".into(), rewrite: true };
         assert!(memo.current(&dir).unwrap().is_none(), "no memo written yet");
         memo.write(&dir, &index, false).unwrap();
         assert!(Memo::cold(&dir, 7, "sha256:in").unwrap().is_none(), "a build with cache hits is not cold");
@@ -368,8 +373,12 @@ mod tests {
         assert_eq!(Memo::cold(&dir, 7, "sha256:in").unwrap().unwrap().dir, dir);
         assert!(Memo::cold(&dir, 8, "sha256:in").unwrap().is_none(), "another commit's cold build");
         assert!(Memo::cold(&dir, 7, "sha256:other").unwrap().is_none(), "a cold build of other inputs");
+        Memo { rewrite: false, ..memo.clone() }.write(&dir, &index, true).unwrap();
+        assert!(Memo::cold(&dir, 7, "sha256:in").unwrap().is_none(), "a cold build without its times clamped");
+        memo.write(&dir, &index, true).unwrap();
         assert_eq!(memo.current(&dir).unwrap().unwrap().dir, dir);
         assert!(Memo { epoch: 8, ..memo.clone() }.current(&dir).unwrap().is_none());
+        assert!(Memo { rewrite: false, ..memo.clone() }.current(&dir).unwrap().is_none());
         assert!(Memo { raw: "sha256:other".into(), ..memo.clone() }.current(&dir).unwrap().is_none());
         // The layout was rewritten since (or is half written): the memo no longer holds.
         std::fs::write(dir.join("index.json"), json!({"manifests": [{"digest": "sha256:0"}]}).to_string()).unwrap();

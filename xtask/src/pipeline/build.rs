@@ -69,6 +69,12 @@ pub struct BuildOptions {
     /// Ignore every cache (a cold build).
     #[arg(long)]
     pub no_cache: bool,
+    /// Clamp the files' times to the commit's (`rewrite-timestamp`): the
+    /// image is then bit-for-bit reproducible (`image repro` proves it), at
+    /// BuildKit's cost of rewriting every layer on each changed build. Always
+    /// on for the products.
+    #[arg(long)]
+    pub reproducible: bool,
     /// KEY=VALUE, passed to buildx after the catalog's args.
     #[arg(long = "build-arg")]
     pub build_args: Vec<String>,
@@ -114,6 +120,9 @@ pub struct Rebuild {
     /// Release version (MAJOR.MINOR.PATCH; default: a vX.Y.Z tag at HEAD): its tags, and the version label of what is built.
     #[arg(long)]
     pub release: Option<String>,
+    /// As `image build --reproducible` (always on for the products).
+    #[arg(long)]
+    pub reproducible: bool,
     #[command(flatten)]
     pub builder: BuilderArg,
 }
@@ -125,6 +134,7 @@ impl Rebuild {
             quiet: self.quiet,
             branch: self.branch.clone(),
             release: self.release.clone(),
+            reproducible: self.reproducible,
             builder: self.builder.clone(),
             ..BuildOptions::default()
         }
@@ -357,7 +367,11 @@ impl BuildPlan<'_> {
         for plan in &mut self.images {
             plan.invocation.docker_context.clone_from(&context);
             if layouts {
-                plan.invocation.layout = Some(LayoutOutput { dest: plan.layout.clone(), epoch: self.epoch });
+                // Reproducible builds cost BuildKit 0.13 a rewrite of every
+                // layer on each export (about 20 s a platform for the worker
+                // stand-in): on for the products and with --reproducible.
+                let rewrite = self.options.reproducible || plan.image.kind == ImageKind::Product;
+                plan.invocation.layout = Some(LayoutOutput { dest: plan.layout.clone(), epoch: self.epoch, rewrite });
             }
         }
         if !self.options.quiet {
@@ -443,7 +457,12 @@ impl BuildPlan<'_> {
 fn build_layout(plan: &Plan<'_>, out: &LayoutOutput, quiet: bool, load: bool) -> Result<(Built, oci::Layout)> {
     let _lock = oci::lock(&out.dest)?;
     let raw = Invocation { store_only: true, ..plan.invocation.clone() }.run(&plan.image.name, quiet)?;
-    let memo = oci::Memo { raw: raw.digest.clone(), epoch: out.epoch, inputs: plan.invocation.fingerprint() };
+    let memo = oci::Memo {
+        raw: raw.digest.clone(),
+        epoch: out.epoch,
+        inputs: plan.invocation.fingerprint(),
+        rewrite: out.rewrite,
+    };
     if let Some(layout) = memo.current(&out.dest)? {
         if !quiet {
             eprintln!("==> {}: unchanged since its layout was written ({})", plan.image.name, out.dest.display());
