@@ -1,8 +1,9 @@
 //! A build exported as an OCI layout directory: what `image build` writes
 //! under `target/oci/IMAGE` (and `image repro` twice without cache):
-//! `docker buildx build --output type=oci,dest=DIR,tar=false,rewrite-timestamp=true`
-//! with `SOURCE_DATE_EPOCH` as a build argument (BuildKit then sets the
-//! config's times from it and clamps the files' mtimes to it). Read back:
+//! `docker buildx build --output type=oci,dest=DIR,tar=false` with
+//! `SOURCE_DATE_EPOCH` as a build argument (BuildKit then sets the config's
+//! times from it, and with `rewrite-timestamp=true` clamps the files' mtimes
+//! to it: always for `image repro`, with `--reproducible` for a build). Read back:
 //! per platform, the manifest digest, config and layers; loaded into an
 //! engine as a tar stream; its blobs of earlier builds collected.
 
