@@ -14,6 +14,7 @@ use std::time::Instant;
 use anyhow::Result;
 use serde::Serialize;
 
+use super::repro::short_digest;
 use super::Command;
 use crate::checks::lint::Lint;
 use crate::checks::runtime::{self, RuntimeFigures, RuntimeOptions};
@@ -356,11 +357,6 @@ fn image_rows(run: ImageRun, rows: &mut Vec<Row>) -> ImageChecks {
         None => {}
     }
     out
-}
-
-fn short_digest(d: &str) -> String {
-    let hex = d.trim_start_matches("sha256:");
-    format!("sha256:{}", &hex[..hex.len().min(12)])
 }
 
 /// The smoke rows: the declared checks together, and the read-only check.

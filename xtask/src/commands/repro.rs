@@ -93,7 +93,8 @@ fn change_text(c: Change) -> &'static str {
     }
 }
 
-fn short_digest(d: &str) -> String {
+/// `sha256:` and the first 12 hex digits, for tables.
+pub(super) fn short_digest(d: &str) -> String {
     let hex = d.trim_start_matches("sha256:");
     format!("sha256:{}", &hex[..hex.len().min(12)])
 }
