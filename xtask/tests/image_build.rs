@@ -279,9 +279,47 @@ fn reachable_blobs(dir: &std::path::Path) -> std::collections::BTreeSet<String> 
     seen
 }
 
+/// Every layer of every image in the layout `dir`, read here with flate2,
+/// tar and `sha256sum`: no file time past `epoch`, some file at exactly
+/// `epoch` (the layers this build wrote, clamped), and each config's diff
+/// IDs the sha256 of its layers' tar streams.
+fn assert_clamped(dir: &std::path::Path, epoch: u64) {
+    use std::io::Read as _;
+    let blob = |digest: &str| dir.join("blobs/sha256").join(digest.trim_start_matches("sha256:"));
+    let json =
+        |digest: &str| -> serde_json::Value { serde_json::from_slice(&std::fs::read(blob(digest)).unwrap()).unwrap() };
+    let index: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
+    let nested = json(index["manifests"][0]["digest"].as_str().unwrap());
+    let scratch = support::temp_dir("xtask-clamped");
+    let mut at_epoch = 0;
+    for m in nested["manifests"].as_array().unwrap() {
+        let manifest = json(m["digest"].as_str().unwrap());
+        let config = json(manifest["config"]["digest"].as_str().unwrap());
+        for (i, layer) in manifest["layers"].as_array().unwrap().iter().enumerate() {
+            let mut tar = Vec::new();
+            flate2::read::GzDecoder::new(std::fs::File::open(blob(layer["digest"].as_str().unwrap())).unwrap())
+                .read_to_end(&mut tar)
+                .unwrap();
+            for entry in tar::Archive::new(tar.as_slice()).entries().unwrap() {
+                let entry = entry.unwrap();
+                let (path, mtime) = (entry.path().unwrap().display().to_string(), entry.header().mtime().unwrap());
+                assert!(mtime <= epoch, "{path} in layer {i} has mtime {mtime}, past the epoch {epoch}");
+                at_epoch += usize::from(mtime == epoch);
+            }
+            let file = scratch.path().join("layer.tar");
+            std::fs::write(&file, &tar).unwrap();
+            let sum = run_ok("sha256sum", &[file.to_str().unwrap()]);
+            let diff_id = format!("sha256:{}", sum.split_whitespace().next().unwrap());
+            assert_eq!(config["rootfs"]["diff_ids"][i], diff_id.as_str(), "layer {i} of {}", m["digest"]);
+        }
+    }
+    assert!(at_epoch > 0, "no file was clamped to the epoch: the build's own layers were not rewritten");
+}
+
 /// `image build` writes the image once, all its platforms, as an OCI layout
 /// under target/oci and loads the engine from it: the report, the layout
-/// and the engine name one digest. Built again unchanged, the layout is not
+/// and the engine name one digest; its files' times are clamped to the
+/// epoch. Built again unchanged, the layout is not
 /// written again; changed, the old build's blobs leave the layout.
 #[test]
 fn the_build_is_one_oci_layout_the_engine_is_loaded_from() {
@@ -311,6 +349,8 @@ fn the_build_is_one_oci_layout_the_engine_is_loaded_from() {
         let want = nested["manifests"].as_array().unwrap().iter().find(|m| m["platform"]["architecture"] == arch);
         assert_eq!(p["digest"], want.unwrap()["digest"], "{p}");
     }
+
+    assert_clamped(&dir, 1700000000);
 
     let (again, stderr) = build("again.json");
     assert!(stderr.contains("unchanged since its layout was written"), "{stderr}");

@@ -1,6 +1,6 @@
 //! `cargo xtask image repro`: is the build reproducible? Each image is
-//! built twice with `--no-cache` into OCI layouts (`rewrite-timestamp=true`,
-//! `SOURCE_DATE_EPOCH` the commit's time), and the manifest digests are
+//! built twice with `--no-cache` into OCI layouts (`SOURCE_DATE_EPOCH` the
+//! commit's time, the files' times clamped to it), and the manifest digests are
 //! compared per platform. Where they differ, the report names the layers
 //! that differ, the instruction that made each, the files inside them that
 //! differ and the config fields that differ (as diffoci does), and the
@@ -23,8 +23,8 @@ use crate::pipeline::{self, Images};
 
 #[derive(Debug, Clone, clap::Args)]
 #[command(after_help = "Each image is built twice with `docker buildx build --no-cache --output \
-type=oci,dest=DIR,tar=false,rewrite-timestamp=true --build-arg SOURCE_DATE_EPOCH=<commit time>` and the \
-manifest digests are compared per platform. Images another image needs (`needs`) must be built first \
+type=oci,dest=DIR,tar=false --build-arg SOURCE_DATE_EPOCH=<commit time>`, its files' times clamped to \
+that time, and the manifest digests are compared per platform. Images another image needs (`needs`) must be built first \
 (`image build`). Exits 1 when a platform's digests differ, after the list of what differs.")]
 pub struct Repro {
     #[command(flatten)]

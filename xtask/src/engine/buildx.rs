@@ -49,15 +49,13 @@ pub struct Invocation {
 }
 
 /// An OCI layout directory as the build's output, every platform, with
-/// `SOURCE_DATE_EPOCH` = `epoch` as a build argument (the config's times).
-/// With `rewrite`, the files' times are clamped to it too
-/// (`rewrite-timestamp`), so that a rebuild of the same commit without
-/// cache gives the same digest.
+/// `SOURCE_DATE_EPOCH` = `epoch` as a build argument (the config's times;
+/// the files' times are clamped to it afterwards, by `engine::clamp`, so
+/// that a rebuild of the same commit without cache gives the same digest).
 #[derive(Debug, Clone)]
 pub struct LayoutOutput {
     pub dest: PathBuf,
     pub epoch: u64,
-    pub rewrite: bool,
 }
 
 /// What a build made.
@@ -95,11 +93,7 @@ impl Invocation {
             // The first reference names the image in the layout (what `docker load` tags).
             (Some(out), false) => {
                 let name = self.refs.first().map(|r| format!(",name={r}")).unwrap_or_default();
-                cmd = cmd.arg("--output").arg(format!(
-                    "type=oci,dest={},tar=false,rewrite-timestamp={}{name}",
-                    out.dest.display(),
-                    out.rewrite
-                ));
+                cmd = cmd.arg("--output").arg(format!("type=oci,dest={},tar=false{name}", out.dest.display()));
             }
             (None, false) => {
                 cmd = cmd.arg(if self.push { "--push" } else { "--load" });
@@ -259,13 +253,13 @@ mod tests {
             context: ".".into(),
             refs: vec!["r/x:main-abc".into(), "r/x:latest".into()],
             build_args: vec![("SOURCE_DATE_EPOCH".into(), "1".into()), ("A".into(), "1".into())],
-            layout: Some(LayoutOutput { dest: "target/oci/x".into(), epoch: 1700000000, rewrite: true }),
+            layout: Some(LayoutOutput { dest: "target/oci/x".into(), epoch: 1700000000 }),
             ..Invocation::default()
         };
         assert_eq!(
             inv.command(std::path::Path::new("m.json")).display(),
             "docker buildx build --progress=rawjson --platform linux/amd64 --file D --metadata-file m.json \
-             --output type=oci,dest=target/oci/x,tar=false,rewrite-timestamp=true,name=r/x:main-abc \
+             --output type=oci,dest=target/oci/x,tar=false,name=r/x:main-abc \
              --build-arg A=1 --build-arg SOURCE_DATE_EPOCH=1700000000 --provenance=false --sbom=false ."
         );
         let raw = Invocation { store_only: true, ..inv };

@@ -4,6 +4,7 @@
 //! Above the model; below the checks.
 
 pub mod buildx;
+pub mod clamp;
 pub mod container;
 pub mod cosign;
 pub mod docker;

@@ -2,10 +2,9 @@
 //! under `target/oci/IMAGE` (and `image repro` twice without cache):
 //! `docker buildx build --output type=oci,dest=DIR,tar=false` with
 //! `SOURCE_DATE_EPOCH` as a build argument (BuildKit then sets the config's
-//! times from it, and with `rewrite-timestamp=true` clamps the files' mtimes
-//! to it: always for `image repro`, with `--reproducible` for a build). Read back:
-//! per platform, the manifest digest, config and layers; loaded into an
-//! engine as a tar stream; its blobs of earlier builds collected.
+//! times from it), whose files' times `engine::clamp` then clamps to it.
+//! Read back: per platform, the manifest digest, config and layers; loaded
+//! into an engine as a tar stream; its blobs of earlier builds collected.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -18,7 +17,7 @@ use super::docker;
 use crate::model::repro::{self, FileDiff, PlatformImage};
 
 /// Builds `inv` (image `name`) without cache into the fresh layout `dest`,
-/// its files' times clamped to `epoch`, streaming progress unless `quiet`.
+/// `SOURCE_DATE_EPOCH` = `epoch`, streaming progress unless `quiet`.
 pub fn build(name: &str, inv: &Invocation, dest: &Path, epoch: u64, quiet: bool) -> Result<Layout> {
     let inv = Invocation {
         no_cache: true,
@@ -26,11 +25,16 @@ pub fn build(name: &str, inv: &Invocation, dest: &Path, epoch: u64, quiet: bool)
         provenance: false,
         sbom: false,
         push: false,
-        layout: Some(LayoutOutput { dest: dest.to_path_buf(), epoch, rewrite: true }),
+        layout: Some(LayoutOutput { dest: dest.to_path_buf(), epoch }),
         ..inv.clone()
     };
     inv.run(name, quiet)?;
     Layout::open(dest)
+}
+
+/// Where the clamp records of the layouts in `layout_dir`'s directory live.
+pub fn records_dir(layout_dir: &Path) -> PathBuf {
+    layout_dir.with_file_name(".clamp")
 }
 
 /// An OCI layout directory.
@@ -128,7 +132,7 @@ impl Layout {
         tar.finish().context("writing the layout's tar stream")
     }
 
-    fn json(&self, path: &Path) -> Result<Value> {
+    pub fn json(&self, path: &Path) -> Result<Value> {
         let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
         serde_json::from_slice(&bytes).with_context(|| format!("{} is not JSON", path.display()))
     }
@@ -220,17 +224,17 @@ pub fn load(layout: &Layout, refs: &[String], context: Option<&str>) -> Result<b
     Ok(loaded)
 }
 
-/// What a layout was written from: the digest of the same build without
-/// `rewrite-timestamp` (as the engine stored it) and the epoch. Kept next to
-/// the layout (`DIR.memo`).
+/// What a layout was written from: the digest of the build as the engine
+/// stored it (before the clamp) and the epoch. Kept next to the layout
+/// (`DIR.memo`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Memo {
     pub raw: String,
     pub epoch: u64,
     /// What it was built from (`Invocation::fingerprint`).
     pub inputs: String,
-    /// Whether its files' times were clamped (`rewrite-timestamp`).
-    pub rewrite: bool,
+    /// Whether its files' times were clamped (not with attestations).
+    pub clamped: bool,
 }
 
 impl Memo {
@@ -244,7 +248,7 @@ impl Memo {
     pub fn cold(dir: &Path, epoch: u64, inputs: &str) -> Result<Option<Layout>> {
         let Ok(text) = std::fs::read_to_string(Self::path(dir)) else { return Ok(None) };
         let Ok(written) = serde_json::from_str::<Value>(&text) else { return Ok(None) };
-        let reproducible = written["cold"] == true && written["rewrite"] == true;
+        let reproducible = written["cold"] == true && written["clamped"] == true;
         if !reproducible || written["epoch"] != epoch || written["inputs"] != inputs {
             return Ok(None);
         }
@@ -257,7 +261,7 @@ impl Memo {
         let Ok(text) = std::fs::read_to_string(Self::path(dir)) else { return Ok(None) };
         let Ok(written) = serde_json::from_str::<Value>(&text) else { return Ok(None) };
         let same =
-            written["raw"] == self.raw.as_str() && written["epoch"] == self.epoch && written["rewrite"] == self.rewrite;
+            written["raw"] == self.raw.as_str() && written["epoch"] == self.epoch && written["clamped"] == self.clamped;
         let Ok(layout) = Layout::open(dir) else { return Ok(None) };
         Ok((same && written["layout"].as_str() == Some(layout.digest()?.as_str())).then_some(layout))
     }
@@ -266,7 +270,7 @@ impl Memo {
     /// this build; `cold`: no step of it came from the cache.
     pub fn write(&self, dir: &Path, digest: &str, cold: bool) -> Result<()> {
         let json = serde_json::json!({
-            "raw": self.raw, "epoch": self.epoch, "inputs": self.inputs, "rewrite": self.rewrite,
+            "raw": self.raw, "epoch": self.epoch, "inputs": self.inputs, "clamped": self.clamped,
             "layout": digest, "cold": cold
         });
         std::fs::write(Self::path(dir), json.to_string())
@@ -366,7 +370,7 @@ mod tests {
         let dir = tmp.path().join("img");
         std::fs::create_dir_all(&dir).unwrap();
         let (index, _, _) = layout(&dir);
-        let memo = Memo { raw: "sha256:raw".into(), epoch: 7, inputs: "sha256:in".into(), rewrite: true };
+        let memo = Memo { raw: "sha256:raw".into(), epoch: 7, inputs: "sha256:in".into(), clamped: true };
         assert!(memo.current(&dir).unwrap().is_none(), "no memo written yet");
         memo.write(&dir, &index, false).unwrap();
         assert!(Memo::cold(&dir, 7, "sha256:in").unwrap().is_none(), "a build with cache hits is not cold");
@@ -374,12 +378,12 @@ mod tests {
         assert_eq!(Memo::cold(&dir, 7, "sha256:in").unwrap().unwrap().dir, dir);
         assert!(Memo::cold(&dir, 8, "sha256:in").unwrap().is_none(), "another commit's cold build");
         assert!(Memo::cold(&dir, 7, "sha256:other").unwrap().is_none(), "a cold build of other inputs");
-        Memo { rewrite: false, ..memo.clone() }.write(&dir, &index, true).unwrap();
+        Memo { clamped: false, ..memo.clone() }.write(&dir, &index, true).unwrap();
         assert!(Memo::cold(&dir, 7, "sha256:in").unwrap().is_none(), "a cold build without its times clamped");
         memo.write(&dir, &index, true).unwrap();
         assert_eq!(memo.current(&dir).unwrap().unwrap().dir, dir);
         assert!(Memo { epoch: 8, ..memo.clone() }.current(&dir).unwrap().is_none());
-        assert!(Memo { rewrite: false, ..memo.clone() }.current(&dir).unwrap().is_none());
+        assert!(Memo { clamped: false, ..memo.clone() }.current(&dir).unwrap().is_none());
         assert!(Memo { raw: "sha256:other".into(), ..memo.clone() }.current(&dir).unwrap().is_none());
         // The layout was rewritten since (or is half written): the memo no longer holds.
         std::fs::write(dir.join("index.json"), json!({"manifests": [{"digest": "sha256:0"}]}).to_string()).unwrap();

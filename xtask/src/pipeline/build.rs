@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::engine::buildx::{Built, Invocation, LayoutOutput};
 use crate::engine::docker::{Builder, ImageStore};
-use crate::engine::{docker, git, imagetools, oci, skopeo};
+use crate::engine::{clamp, docker, git, imagetools, oci, skopeo};
 use crate::model::catalog::{Catalog, Image, ImageKind, Platform};
 use crate::model::tags;
 
@@ -69,12 +69,6 @@ pub struct BuildOptions {
     /// Ignore every cache (a cold build).
     #[arg(long)]
     pub no_cache: bool,
-    /// Clamp the files' times to the commit's (`rewrite-timestamp`): the
-    /// image is then bit-for-bit reproducible (`image repro` proves it), at
-    /// BuildKit's cost of rewriting every layer on each changed build. Always
-    /// on for the products.
-    #[arg(long)]
-    pub reproducible: bool,
     /// KEY=VALUE, passed to buildx after the catalog's args.
     #[arg(long = "build-arg")]
     pub build_args: Vec<String>,
@@ -120,9 +114,6 @@ pub struct Rebuild {
     /// Release version (MAJOR.MINOR.PATCH; default: a vX.Y.Z tag at HEAD): its tags, and the version label of what is built.
     #[arg(long)]
     pub release: Option<String>,
-    /// As `image build --reproducible` (always on for the products).
-    #[arg(long)]
-    pub reproducible: bool,
     #[command(flatten)]
     pub builder: BuilderArg,
 }
@@ -134,7 +125,6 @@ impl Rebuild {
             quiet: self.quiet,
             branch: self.branch.clone(),
             release: self.release.clone(),
-            reproducible: self.reproducible,
             builder: self.builder.clone(),
             ..BuildOptions::default()
         }
@@ -367,11 +357,7 @@ impl BuildPlan<'_> {
         for plan in &mut self.images {
             plan.invocation.docker_context.clone_from(&context);
             if layouts {
-                // Reproducible builds cost BuildKit 0.13 a rewrite of every
-                // layer on each export (about 20 s a platform for the worker
-                // stand-in): on for the products and with --reproducible.
-                let rewrite = self.options.reproducible || plan.image.kind == ImageKind::Product;
-                plan.invocation.layout = Some(LayoutOutput { dest: plan.layout.clone(), epoch: self.epoch, rewrite });
+                plan.invocation.layout = Some(LayoutOutput { dest: plan.layout.clone(), epoch: self.epoch });
             }
         }
         if !self.options.quiet {
@@ -445,15 +431,14 @@ impl BuildPlan<'_> {
 }
 
 /// Builds `plan` into its layout `out` (under the layout's lock: the layout
-/// keeps the last build only, its older blobs collected), then makes it
-/// what the plan's references name in the engine (with `load`).
+/// keeps the last build only, its older blobs collected), clamps its files'
+/// times to the epoch (`engine::clamp`: reproducible), then makes it what
+/// the plan's references name in the engine (with `load`).
 ///
-/// BuildKit 0.13 rewrites every layer on each export with
-/// `rewrite-timestamp` (about 20 s a platform for the worker stand-in, even
-/// when every step is cached), so the build first runs into the engine's
-/// content store only (a fraction of a second when cached): when that
-/// digest and the epoch are the ones the layout was written from, the
-/// layout is current and is not exported again.
+/// The build first runs into the engine's content store only (a fraction
+/// of a second when cached): when that digest and the epoch are the ones
+/// the layout was written from, the layout is current and is neither
+/// exported nor clamped again.
 fn build_layout(plan: &Plan<'_>, out: &LayoutOutput, quiet: bool, load: bool) -> Result<(Built, oci::Layout)> {
     let _lock = oci::lock(&out.dest)?;
     let raw = Invocation { store_only: true, ..plan.invocation.clone() }.run(&plan.image.name, quiet)?;
@@ -461,7 +446,8 @@ fn build_layout(plan: &Plan<'_>, out: &LayoutOutput, quiet: bool, load: bool) ->
         raw: raw.digest.clone(),
         epoch: out.epoch,
         inputs: plan.invocation.fingerprint(),
-        rewrite: out.rewrite,
+        // Attestations name the digests they attest: such a layout is kept as BuildKit wrote it.
+        clamped: !(plan.invocation.provenance || plan.invocation.sbom),
     };
     if let Some(layout) = memo.current(&out.dest)? {
         if !quiet {
@@ -499,6 +485,28 @@ fn build_layout(plan: &Plan<'_>, out: &LayoutOutput, quiet: bool, load: bool) ->
             out.dest.display()
         );
     }
+    let digest = if memo.clamped {
+        let started = std::time::Instant::now();
+        let c = clamp::layout(&layout, out.epoch, &oci::records_dir(&plan.layout), &[plan.layout.as_path()])?;
+        if !quiet {
+            eprintln!(
+                "==> {}: files' times clamped to {} ({} layers rewritten, {} reused, {} kept) in {:.1}s",
+                plan.image.name,
+                out.epoch,
+                c.rewritten,
+                c.reused,
+                c.kept,
+                started.elapsed().as_secs_f64()
+            );
+        }
+        layout.digest()?
+    } else {
+        if !quiet {
+            eprintln!("==> {}: not reproducible: its attestations are kept as BuildKit wrote them", plan.image.name);
+        }
+        digest
+    };
+    let built = Built { digest: digest.clone(), ..built };
     layout.collect_garbage()?;
     let cold = built.cache.values().all(|s| s.cached == 0) && built.cache.values().any(|s| s.total > 0);
     memo.write(&out.dest, &digest, cold)?;

@@ -1,5 +1,5 @@
 //! Is a build reproducible? An image built twice without cache into OCI
-//! layouts (`rewrite-timestamp`, `SOURCE_DATE_EPOCH` the commit's time),
+//! layouts (`SOURCE_DATE_EPOCH` the commit's time, the files' times clamped to it),
 //! compared per platform: `image repro` and `image check --repro`.
 
 use std::path::Path;
@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 
 use super::build::Plan;
-use crate::engine::oci;
+use crate::engine::{clamp, oci};
 use crate::model::catalog::join;
 use crate::model::repro::{self, ImageRepro};
 
@@ -46,7 +46,10 @@ pub fn image(p: &Plan<'_>, epoch: u64, keep: Option<&Path>, quiet: bool) -> Resu
         if !quiet {
             eprintln!("==> building {} for {} (build {n} of 2, no cache)", p.image.name, join(&p.platforms));
         }
-        layouts.push(oci::build(&p.image.name, p.invocation(), &dest, epoch, quiet)?);
+        let layout = oci::build(&p.image.name, p.invocation(), &dest, epoch, quiet)?;
+        clamp::layout(&layout, epoch, &oci::records_dir(p.layout_dir()), &[])?;
+        layout.collect_garbage()?;
+        layouts.push(layout);
         dirs.push(dest);
     }
     let (a, b) = (layouts[0].platforms()?, layouts[1].platforms()?);
