@@ -13,8 +13,8 @@
 //! A layer is a tar stream (gzip or plain); its entries are copied as they
 //! are, with each header's mtime (and a PAX record's `mtime`, `atime`,
 //! `ctime`) past the epoch set to the epoch, and the gzip written by
-//! flate2 with no name and no time in its header. A layer with no time past
-//! the epoch (a base image's) keeps its blob. Then each image's config
+//! flate2 with no name and no time in its header. A layer with no time at
+//! or past the epoch (a base image's) keeps its blob. Then each image's config
 //! (`rootfs.diff_ids`), manifest and index are written anew.
 
 use std::collections::BTreeMap;
@@ -191,19 +191,16 @@ struct Layer {
     how: How,
 }
 
-/// The record of what the blob `digest` becomes at `epoch`: `same`, or
-/// `DIGEST SIZE DIFF_ID`.
+/// The record of what the blob `digest` becomes at `epoch`: `DIGEST SIZE DIFF_ID`.
 fn record_path(records: &Path, digest: &str, epoch: u64) -> PathBuf {
     records.join(format!("{}@{epoch}", digest.trim_start_matches("sha256:")))
 }
 
-fn read_record(path: &Path) -> Option<Option<NewBlob>> {
+fn read_record(path: &Path) -> Option<NewBlob> {
     let text = std::fs::read_to_string(path).ok()?;
-    let words: Vec<&str> = text.split_whitespace().collect();
-    match words.as_slice() {
-        ["same"] => Some(None),
+    match text.split_whitespace().collect::<Vec<_>>().as_slice() {
         [digest, size, diff_id] => {
-            Some(Some(NewBlob { digest: digest.to_string(), size: size.parse().ok()?, diff_id: diff_id.to_string() }))
+            Some(NewBlob { digest: digest.to_string(), size: size.parse().ok()?, diff_id: diff_id.to_string() })
         }
         _ => None,
     }
@@ -237,13 +234,15 @@ fn layer(layout: &Layout, desc: &Value, epoch: u64, records: &Path, also: &[&Pat
             t
         }
     };
-    if latest <= epoch {
+    // Kept only when no time reaches the epoch: a time at the epoch is
+    // this build's (a layer that one build makes in the epoch's second and
+    // the other later must come out as one blob, so both are rewritten).
+    if latest < epoch {
         return Ok(Layer { new: None, how: How::Kept });
     }
     let record = record_path(records, digest, epoch);
     match read_record(&record) {
-        Some(None) => return Ok(Layer { new: None, how: How::Kept }),
-        Some(Some(new)) => {
+        Some(new) => {
             let dest = layout.blob_path(&new.digest)?;
             let found = std::iter::once(layout.dir.as_path())
                 .chain(also.iter().copied())
@@ -262,22 +261,18 @@ fn layer(layout: &Layout, desc: &Value, epoch: u64, records: &Path, also: &[&Pat
     }
     let tmp = tempfile::NamedTempFile::new_in(layout.dir.join("blobs/sha256")).context("creating a layer file")?;
     let file = Hashing::new(std::io::BufWriter::with_capacity(1 << 20, tmp.as_file()));
-    let (changed, uncompressed, file) = if gzip {
+    let (uncompressed, file) = if gzip {
         let gz = flate2::GzBuilder::new().write(file, flate2::Compression::default());
-        let mut tee = Hashing::new(gz);
-        let changed = clamp_tar(open()?, &mut tee, epoch)?;
-        let (gz, diff_id) = tee.finish();
-        (changed, diff_id, gz.finish().context("compressing the layer")?)
+        let mut tee = Hashing::new(Chunked::new(gz));
+        clamp_tar(open()?, &mut tee, epoch)?;
+        let (chunked, diff_id) = tee.finish();
+        (diff_id, chunked.finish()?.finish().context("compressing the layer")?)
     } else {
         let mut file = file;
-        let changed = clamp_tar(open()?, &mut file, epoch)?;
+        clamp_tar(open()?, &mut file, epoch)?;
         let digest = file.digest();
-        (changed, digest, file)
+        (digest, file)
     };
-    if !changed {
-        write_atomic(&record, b"same")?;
-        return Ok(Layer { new: None, how: How::Kept });
-    }
     let (mut inner, blob_digest, size) = file.into_parts();
     inner.flush().context("writing the layer")?;
     drop(inner);
@@ -285,6 +280,43 @@ fn layer(layout: &Layout, desc: &Value, epoch: u64, records: &Path, also: &[&Pat
     tmp.persist(layout.blob_path(&new.digest)?).context("storing the rewritten layer")?;
     write_atomic(&record, format!("{} {} {}", new.digest, new.size, new.diff_id).as_bytes())?;
     Ok(Layer { new: Some(new), how: How::Rewritten })
+}
+
+/// A writer that hands its inner writer the same chunks whatever the
+/// writes it is given: the deflate stream depends on how its input is cut,
+/// and the tar stream comes in pieces cut by the decompression of a blob
+/// that differs from build to build.
+struct Chunked<W: Write> {
+    inner: W,
+    buf: Vec<u8>,
+}
+
+const CHUNK: usize = 1 << 18;
+
+impl<W: Write> Chunked<W> {
+    fn new(inner: W) -> Self {
+        Chunked { inner, buf: Vec::with_capacity(CHUNK) }
+    }
+    fn finish(mut self) -> Result<W> {
+        self.inner.write_all(&self.buf).context("compressing the layer")?;
+        Ok(self.inner)
+    }
+}
+
+impl<W: Write> Write for Chunked<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = buf.len().min(CHUNK - self.buf.len());
+        self.buf.extend_from_slice(&buf[..n]);
+        if self.buf.len() == CHUNK {
+            self.inner.write_all(&self.buf)?;
+            self.buf.clear();
+        }
+        Ok(n)
+    }
+    /// Only `finish` hands on a partial chunk: a flush would cut the stream where the writes fell.
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// A writer that hashes (sha256) and counts what passes through it.
@@ -546,6 +578,36 @@ mod tests {
         assert_eq!(latest_time(out.as_slice()).unwrap(), 20);
     }
 
+    /// `data` gzipped through [`Chunked`], written in pieces of `piece` bytes.
+    fn gzip_in_pieces(data: &[u8], piece: usize) -> Vec<u8> {
+        let gz = flate2::GzBuilder::new().write(Vec::new(), flate2::Compression::default());
+        let mut w = Chunked::new(gz);
+        for part in data.chunks(piece) {
+            w.write_all(part).unwrap();
+        }
+        w.flush().unwrap();
+        w.finish().unwrap().finish().unwrap()
+    }
+
+    #[test]
+    fn the_gzip_stream_is_the_same_however_its_input_is_cut() {
+        // Text that compresses, longer than a chunk and not a multiple of it.
+        let data: Vec<u8> = (0..(3 * CHUNK + 12345)).map(|i| b"abcdefgh"[(i * 7 + i / 1000) % 8]).collect();
+        let whole = gzip_in_pieces(&data, data.len());
+        for piece in [1, 511, 512, 8192, 65536 + 3, CHUNK + 1] {
+            let cut = gzip_in_pieces(&data, piece);
+            assert!(
+                cut == whole,
+                "written {piece} bytes at a time: {} bytes of gzip against {}",
+                cut.len(),
+                whole.len()
+            );
+        }
+        let mut back = Vec::new();
+        flate2::read::GzDecoder::new(whole.as_slice()).read_to_end(&mut back).unwrap();
+        assert_eq!(back, data);
+    }
+
     #[test]
     fn a_pax_record_counts_its_own_length() {
         for value in ["", "1", "12345678", &"v".repeat(89), &"v".repeat(90), &"v".repeat(995)] {
@@ -564,13 +626,8 @@ mod tests {
         let p = record_path(tmp.path(), "sha256:ab", 7);
         assert_eq!(p.file_name().unwrap(), "ab@7");
         assert_eq!(read_record(&p), None);
-        std::fs::write(&p, "same").unwrap();
-        assert_eq!(read_record(&p), Some(None));
         std::fs::write(&p, "sha256:c 12 sha256:d").unwrap();
-        assert_eq!(
-            read_record(&p),
-            Some(Some(NewBlob { digest: "sha256:c".into(), size: 12, diff_id: "sha256:d".into() }))
-        );
+        assert_eq!(read_record(&p), Some(NewBlob { digest: "sha256:c".into(), size: 12, diff_id: "sha256:d".into() }));
         std::fs::write(&p, "sha256:c twelve sha256:d").unwrap();
         assert_eq!(read_record(&p), None);
     }
