@@ -34,6 +34,10 @@ fn multi_arch_push_matches_the_registry_index() {
     let inspect = run_ok("docker", &["buildx", "imagetools", "inspect", &reference]);
     let index_digest = inspect.lines().find_map(|l| l.strip_prefix("Digest:")).unwrap().trim().to_string();
     assert_eq!(image["digest"], index_digest.as_str());
+    // …pushed from the build's OCI layout, as it is there.
+    let layout = std::path::PathBuf::from(image["layout"].as_str().expect("a push from the layout names it"));
+    let index: serde_json::Value = serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    assert_eq!(index["manifests"][0]["digest"], index_digest.as_str(), "{index}");
 
     // …which lists both platforms with the report's per-platform digests.
     let raw: serde_json::Value =

@@ -152,7 +152,7 @@ pub struct ImageReport {
     /// The buildx builder that built it, and its driver.
     pub builder: Builder,
     /// The OCI layout it was written to (all its platforms), which later
-    /// steps read; none when it was pushed or loaded into a classic store.
+    /// steps read (and a push pushed); none on the classic store.
     pub layout: Option<PathBuf>,
 }
 
@@ -351,9 +351,9 @@ impl BuildPlan<'_> {
             docker::check_registry(registry)?;
         }
         // The engine's store holds every platform of an image, so the build
-        // is written once as an OCI layout and loaded from it (the classic
-        // store and `--push` keep buildx's own --load and --push).
-        let layouts = store == ImageStore::Containerd && !self.options.push;
+        // is written once as an OCI layout, loaded from it or pushed from it
+        // (the classic store keeps buildx's own --load and --push).
+        let layouts = store == ImageStore::Containerd;
         for plan in &mut self.images {
             plan.invocation.docker_context.clone_from(&context);
             if layouts {
@@ -372,7 +372,17 @@ impl BuildPlan<'_> {
         let builder = self.builder.clone().context("the builder is checked (check_machine) before a build")?;
         let (built, layout) = match &plan.invocation.layout {
             Some(out) => {
-                let (built, layout) = build_layout(plan, out, self.options.quiet, true)?;
+                let (built, layout) = build_layout(plan, out, self.options.quiet, !self.options.push)?;
+                if self.options.push {
+                    // The layout's own blobs and manifests: the pushed digest is the built one.
+                    for reference in &plan.refs {
+                        skopeo::push_layout(&layout.dir, reference)
+                            .with_context(|| format!("image `{}`", plan.image.name))?;
+                    }
+                    if !self.options.quiet {
+                        eprintln!("==> pushed {} from {}", plan.refs.join(", "), layout.dir.display());
+                    }
+                }
                 (built, Some(layout))
             }
             None => (plan.invocation.run(&plan.image.name, self.options.quiet)?, None),
