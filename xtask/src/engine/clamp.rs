@@ -241,23 +241,20 @@ fn layer(layout: &Layout, desc: &Value, epoch: u64, records: &Path, also: &[&Pat
         return Ok(Layer { new: None, how: How::Kept });
     }
     let record = record_path(records, digest, epoch);
-    match read_record(&record) {
-        Some(new) => {
-            let dest = layout.blob_path(&new.digest)?;
-            let found = std::iter::once(layout.dir.as_path())
-                .chain(also.iter().copied())
-                .map(|dir| dir.join("blobs/sha256").join(new.digest.trim_start_matches("sha256:")))
-                .find(|p| p.is_file());
-            if let Some(found) = found {
-                if found != dest && !dest.is_file() {
-                    std::fs::hard_link(&found, &dest)
-                        .or_else(|_| std::fs::copy(&found, &dest).map(|_| ()))
-                        .with_context(|| format!("copying {} into {}", found.display(), layout.dir.display()))?;
-                }
-                return Ok(Layer { new: Some(new), how: How::Reused });
+    if let Some(new) = read_record(&record) {
+        let dest = layout.blob_path(&new.digest)?;
+        let found = std::iter::once(layout.dir.as_path())
+            .chain(also.iter().copied())
+            .map(|dir| dir.join("blobs/sha256").join(new.digest.trim_start_matches("sha256:")))
+            .find(|p| p.is_file());
+        if let Some(found) = found {
+            if found != dest && !dest.is_file() {
+                std::fs::hard_link(&found, &dest)
+                    .or_else(|_| std::fs::copy(&found, &dest).map(|_| ()))
+                    .with_context(|| format!("copying {} into {}", found.display(), layout.dir.display()))?;
             }
+            return Ok(Layer { new: Some(new), how: How::Reused });
         }
-        None => {}
     }
     let tmp = tempfile::NamedTempFile::new_in(layout.dir.join("blobs/sha256")).context("creating a layer file")?;
     let file = Hashing::new(std::io::BufWriter::with_capacity(1 << 20, tmp.as_file()));
