@@ -163,10 +163,14 @@ fn write_blob(layout: &Layout, bytes: &[u8]) -> Result<(String, u64)> {
     Ok((digest, bytes.len() as u64))
 }
 
+/// Writes `path` whole or not at all, through a temporary file of its own
+/// (builds of one image for two platform sets share the records).
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+    let dir = path.parent().context("a path without a directory")?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).with_context(|| format!("writing in {}", dir.display()))?;
+    tmp.write_all(bytes).with_context(|| format!("writing {}", path.display()))?;
+    tmp.persist(path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
 }
 
 /// A layer's clamped blob.
@@ -247,12 +251,14 @@ fn layer(layout: &Layout, desc: &Value, epoch: u64, records: &Path, also: &[&Pat
             .chain(also.iter().copied())
             .map(|dir| dir.join("blobs/sha256").join(new.digest.trim_start_matches("sha256:")))
             .find(|p| p.is_file());
-        if let Some(found) = found {
-            if found != dest && !dest.is_file() {
-                std::fs::hard_link(&found, &dest)
-                    .or_else(|_| std::fs::copy(&found, &dest).map(|_| ()))
-                    .with_context(|| format!("copying {} into {}", found.display(), layout.dir.display()))?;
-            }
+        // Linked (else copied) from where it is; when that fails (another
+        // build just collected it), it is rewritten again below.
+        let at_hand = found.is_some_and(|found| {
+            found == dest
+                || dest.is_file()
+                || std::fs::hard_link(&found, &dest).or_else(|_| std::fs::copy(&found, &dest).map(|_| ())).is_ok()
+        });
+        if at_hand {
             return Ok(Layer { new: Some(new), how: How::Reused });
         }
     }
@@ -283,7 +289,7 @@ fn layer(layout: &Layout, desc: &Value, epoch: u64, records: &Path, also: &[&Pat
 /// writes it is given: the deflate stream depends on how its input is cut,
 /// and the tar stream comes in pieces cut by the decompression of a blob
 /// that differs from build to build.
-struct Chunked<W: Write> {
+pub struct Chunked<W: Write> {
     inner: W,
     buf: Vec<u8>,
 }
@@ -291,10 +297,10 @@ struct Chunked<W: Write> {
 const CHUNK: usize = 1 << 18;
 
 impl<W: Write> Chunked<W> {
-    fn new(inner: W) -> Self {
+    pub fn new(inner: W) -> Self {
         Chunked { inner, buf: Vec::with_capacity(CHUNK) }
     }
-    fn finish(mut self) -> Result<W> {
+    pub fn finish(mut self) -> Result<W> {
         self.inner.write_all(&self.buf).context("compressing the layer")?;
         Ok(self.inner)
     }

@@ -24,6 +24,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 use super::layers::{normalize_path, Entry, HistoryEntry, Kind};
+use crate::engine::clamp::Chunked;
 use crate::model::catalog::Platform;
 
 /// Configs and manifests are small; anything bigger is not one.
@@ -279,9 +280,9 @@ pub fn scan_layer(files: &[PathBuf], span: Span) -> Result<LayerScan> {
             "the layer is zstd-compressed, which `image size` does not read: build it with gzip (buildx's default)"
         ),
         _ => {
-            let tee = GzipTee { inner: blob, encoder: GzEncoder::new(ByteCounter(0), flate2::Compression::default()) };
-            let (entries, uncompressed, tee) = read_tar_keeping(tee)?;
-            let compressed = tee.encoder.finish()?.0;
+            let encoder = Chunked::new(GzEncoder::new(ByteCounter(0), flate2::Compression::default()));
+            let (entries, uncompressed, tee) = read_tar_keeping(GzipTee { inner: blob, encoder })?;
+            let compressed = tee.encoder.finish()?.finish()?.0;
             Ok(LayerScan { uncompressed, compressed, compressed_estimated: true, entries })
         }
     }
@@ -353,10 +354,11 @@ impl Write for ByteCounter {
     }
 }
 
-/// Hands everything read through it to a gzip encoder as well.
+/// Hands everything read through it to a gzip encoder as well, in chunks
+/// that do not depend on how it is read (the gzip size would).
 struct GzipTee<R> {
     inner: R,
-    encoder: GzEncoder<ByteCounter>,
+    encoder: Chunked<GzEncoder<ByteCounter>>,
 }
 
 impl<R: Read> Read for GzipTee<R> {
