@@ -79,8 +79,9 @@ pub fn layout(layout: &Layout, epoch: u64, records: &Path, also: &[&Path]) -> Re
         by_digest.insert(digest, l);
     }
     let mut top = top;
-    rewrite_index(layout, &mut top, 0, &by_digest)?;
-    write_atomic(&layout.dir.join("index.json"), &serde_json::to_vec(&top)?)?;
+    if rewrite_index(layout, &mut top, 0, &by_digest)? {
+        write_atomic(&layout.dir.join("index.json"), &serde_json::to_vec(&top)?)?;
+    }
     Ok(out)
 }
 
@@ -110,13 +111,14 @@ fn is_index(desc: &Value) -> bool {
 
 /// Points each descriptor of `index` at its clamped blob, writing nested
 /// indexes, manifests and configs anew where a layer changed.
-fn rewrite_index(layout: &Layout, index: &mut Value, depth: usize, layers: &BTreeMap<String, Layer>) -> Result<()> {
+/// Returns whether anything under `index` changed (an unchanged index keeps its blob).
+fn rewrite_index(layout: &Layout, index: &mut Value, depth: usize, layers: &BTreeMap<String, Layer>) -> Result<bool> {
+    let mut any = false;
     for desc in index["manifests"].as_array_mut().into_iter().flatten() {
         let digest = desc["digest"].as_str().context("a descriptor without a digest")?.to_string();
         let mut node = layout.json(&layout.blob_path(&digest)?)?;
         let changed = if is_index(desc) && depth < 4 {
-            rewrite_index(layout, &mut node, depth + 1, layers)?;
-            true
+            rewrite_index(layout, &mut node, depth + 1, layers)?
         } else {
             rewrite_manifest(layout, &mut node, layers)?
         };
@@ -124,9 +126,10 @@ fn rewrite_index(layout: &Layout, index: &mut Value, depth: usize, layers: &BTre
             let (d, size) = write_blob(layout, &serde_json::to_vec(&node)?)?;
             desc["digest"] = d.into();
             desc["size"] = size.into();
+            any = true;
         }
     }
-    Ok(())
+    Ok(any)
 }
 
 /// Points the manifest's layers at their clamped blobs and its config at
