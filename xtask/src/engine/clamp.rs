@@ -38,12 +38,20 @@ pub struct Clamped {
     pub kept: usize,
 }
 
+/// Where the clamp records of the layouts beside `layout_dir` live
+/// (`target/oci/.clamp`): shared by every image and platform set.
+fn records_dir(layout_dir: &Path) -> PathBuf {
+    layout_dir.with_file_name(".clamp")
+}
+
 /// Clamps every image of `layout` to `epoch`, rewriting what it must, and
-/// points `index.json` at the result. `records` holds what each layer blob
-/// became; `also` are other layouts whose blobs a record may name (the
-/// image's own layout, for a publish layout of one platform). Refuses a
-/// layout with attestations: they name the digests they attest.
-pub fn layout(layout: &Layout, epoch: u64, records: &Path, also: &[&Path]) -> Result<Clamped> {
+/// points `index.json` at the result. The records of what each layer blob
+/// became live beside `home`, the image's own layout dir; `also` are other
+/// layouts whose blobs a record may name (the image's own layout, for a
+/// publish layout of one platform). Refuses a layout with attestations:
+/// they name the digests they attest.
+pub fn layout(layout: &Layout, epoch: u64, home: &Path, also: &[&Path]) -> Result<Clamped> {
+    let records = &records_dir(home);
     let top = layout.json(&layout.dir.join("index.json"))?;
     let mut manifests = Vec::new();
     images(layout, &top, 0, &mut manifests)?;
@@ -271,7 +279,7 @@ fn layer(layout: &Layout, desc: &Value, epoch: u64, records: &Path, also: &[&Pat
         let gz = flate2::GzBuilder::new().write(file, flate2::Compression::default());
         let mut tee = Hashing::new(Chunked::new(gz));
         clamp_tar(open()?, &mut tee, epoch)?;
-        let (chunked, diff_id) = tee.finish();
+        let (chunked, diff_id, _) = tee.into_parts();
         (diff_id, chunked.finish()?.finish().context("compressing the layer")?)
     } else {
         let mut file = file;
@@ -339,10 +347,7 @@ impl<W: Write> Hashing<W> {
     fn digest(&self) -> String {
         format!("sha256:{:x}", self.hash.clone().finalize())
     }
-    fn finish(self) -> (W, String) {
-        let d = self.digest();
-        (self.inner, d)
-    }
+    /// The inner writer, the sha256 and the count of what passed through.
     fn into_parts(self) -> (W, String, u64) {
         let d = self.digest();
         (self.inner, d, self.len)

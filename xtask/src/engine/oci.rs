@@ -32,11 +32,6 @@ pub fn build(name: &str, inv: &Invocation, dest: &Path, epoch: u64, quiet: bool)
     Layout::open(dest)
 }
 
-/// Where the clamp records of the layouts in `layout_dir`'s directory live.
-pub fn records_dir(layout_dir: &Path) -> PathBuf {
-    layout_dir.with_file_name(".clamp")
-}
-
 /// An OCI layout directory.
 #[derive(Debug)]
 pub struct Layout {

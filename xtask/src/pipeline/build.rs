@@ -497,7 +497,7 @@ fn build_layout(plan: &Plan<'_>, out: &LayoutOutput, quiet: bool, load: bool) ->
     }
     let digest = if memo.clamped {
         let started = std::time::Instant::now();
-        let c = clamp::layout(&layout, out.epoch, &oci::records_dir(&plan.layout), &[plan.layout.as_path()])?;
+        let c = clamp::layout(&layout, out.epoch, &plan.layout, &[plan.layout.as_path()])?;
         if !quiet {
             eprintln!(
                 "==> {}: files' times clamped to {} ({} layers rewritten, {} reused, {} kept) in {:.1}s",

@@ -47,7 +47,7 @@ pub fn image(p: &Plan<'_>, epoch: u64, keep: Option<&Path>, quiet: bool) -> Resu
             eprintln!("==> building {} for {} (build {n} of 2, no cache)", p.image.name, join(&p.platforms));
         }
         let layout = oci::build(&p.image.name, p.invocation(), &dest, epoch, quiet)?;
-        clamp::layout(&layout, epoch, &oci::records_dir(p.layout_dir()), &[])?;
+        clamp::layout(&layout, epoch, p.layout_dir(), &[])?;
         layout.collect_garbage()?;
         layouts.push(layout);
         dirs.push(dest);
