@@ -117,12 +117,15 @@ fn loaded_multi_arch_image_runs_both_architectures() {
 fn rebuilds_hit_the_cache_up_to_the_changed_step() {
     let _engine = support::engine();
     let fx = Fixture::new("cache");
+    let tag = format!("{}:sha-0000000", fx.repository);
     let build = |report: &str| {
-        let out = fx.xtask(&["image", "build", "fx", "--report", report, "--quiet"]);
+        // A second tag: `docker load` moves the first, `docker tag` the rest.
+        let out = fx.xtask(&["image", "build", "fx", "--tag", "also", "--report", report, "--quiet"]);
         assert!(out.status.success(), "{}", out.stderr);
         fx.report(report)["images"][0]["platforms"].as_array().unwrap().clone()
     };
     build("first.json");
+    let first = run_ok("docker", &["image", "inspect", "--format", "{{.Id}}", &tag]).trim().to_string();
 
     let noop = build("noop.json");
     assert_eq!(noop.len(), 2);
@@ -139,7 +142,39 @@ fn rebuilds_hit_the_cache_up_to_the_changed_step() {
         let total = p["steps_total"].as_u64().unwrap();
         assert_eq!(p["steps_cached"].as_u64().unwrap(), total - 1, "only the COPY of late.txt may rebuild: {p}");
     }
-    fx.remove_images(&[&format!("{}:sha-0000000", fx.repository)]);
+
+    // Three builds left one image: none unnamed (Docker keeps an image a
+    // tag moved off, and a build's digest-only run once stored one).
+    let now = run_ok("docker", &["image", "inspect", "--format", "{{.Id}}", &tag]).trim().to_string();
+    assert_ne!(now, first, "the change made a new image");
+    let gone = std::process::Command::new("docker").args(["image", "inspect", &first]).output().unwrap();
+    assert!(!gone.status.success(), "the image the tag moved off ({first}) is still in the engine");
+    let label = format!("label=org.opencontainers.image.title={}", fx.repository);
+    let unnamed = run_ok("docker", &["images", "--all", "--filter", "dangling=true", "--filter", &label, "--quiet"]);
+    assert_eq!(unnamed.trim(), "", "unnamed images of this fixture are left in the engine");
+
+    // The local cache holds what its index reaches, not the first build's COPY of late.txt.
+    let cache = fx.dir.join("target/buildx-cache/fx");
+    let read =
+        |p: std::path::PathBuf| -> serde_json::Value { serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap() };
+    let hex = |d: &serde_json::Value| d["digest"].as_str().unwrap().trim_start_matches("sha256:").to_string();
+    let top = &read(cache.join("index.json"))["manifests"][0];
+    let mut reached: Vec<String> = read(cache.join("blobs/sha256").join(hex(top)))["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(hex)
+        .chain([hex(top)])
+        .collect();
+    reached.sort();
+    reached.dedup();
+    let mut held: Vec<String> = std::fs::read_dir(cache.join("blobs/sha256"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    held.sort();
+    assert_eq!(held, reached, "the cache keeps blobs its index no longer reaches");
+    fx.remove_images(&[&tag, &format!("{}:also", fx.repository)]);
 }
 
 #[test]

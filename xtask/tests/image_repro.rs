@@ -8,7 +8,9 @@ mod support;
 use support::{Fixture, Timer};
 
 /// The busybox fixture as `fx` (its random benchmark work turned off:
-/// WORK_MB=0), and `stamped`: the same base plus a step that writes the time.
+/// WORK_MB=0), and `stamped`: the same base plus a step that writes the
+/// build's stamp: the time in seconds (busybox's `date` has no `%N`, so the
+/// time alone is the same for two builds within one second) and a random id.
 fn fixture(name: &str) -> Fixture {
     let fx = Fixture::with_catalog(name, "busybox", |repository| {
         format!(
@@ -38,7 +40,7 @@ platforms = ["linux/amd64"]
         fx.dir.join("ctx/Dockerfile.stamped"),
         "FROM scratch\nARG TARGETARCH\nCOPY --from=busybox ${TARGETARCH}/busybox /bin/busybox\n\
          RUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
-         RUN mkdir -p /etc && date +%s%N > /etc/built-at\n\
+         RUN mkdir -p /etc && date +%s > /etc/built-at && cat /proc/sys/kernel/random/uuid >> /etc/built-at\n\
          COPY late.txt /etc/late.txt\n",
     )
     .unwrap();
@@ -86,7 +88,7 @@ fn a_planted_timestamp_is_named_by_layer_and_file() {
     let line = out.last_line();
     assert!(
         line.starts_with(
-            "error: image `stamped` on linux/amd64 is not reproducible: layer 2 (`RUN mkdir -p /etc && date +%s%N"
+            "error: image `stamped` on linux/amd64 is not reproducible: layer 2 (`RUN mkdir -p /etc && date +%s > /etc/built-at"
         ),
         "{line}"
     );
@@ -111,7 +113,7 @@ fn a_planted_timestamp_is_named_by_layer_and_file() {
     assert_eq!(differing.len(), 1, "{report}");
     let layer = differing[0];
     assert_eq!(layer["index"], 2);
-    assert!(layer["created_by"].as_str().unwrap().contains("date +%s%N"), "{layer}");
+    assert!(layer["created_by"].as_str().unwrap().contains("date +%s > /etc/built-at"), "{layer}");
     let files: Vec<(&str, &str)> = layer["files"]
         .as_array()
         .unwrap()
@@ -126,7 +128,7 @@ fn a_planted_timestamp_is_named_by_layer_and_file() {
     for expected in [
         "layer 0 same: COPY",
         "layer 1 same: RUN",
-        "layer 2 DIFFERS: RUN mkdir -p /etc && date +%s%N",
+        "layer 2 DIFFERS: RUN mkdir -p /etc && date +%s > /etc/built-at",
         "    etc/built-at: content differs",
         "layer 3 same: COPY late.txt",
     ] {

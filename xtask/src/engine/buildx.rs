@@ -42,9 +42,11 @@ pub struct Invocation {
     pub docker_context: Option<String>,
     /// Export an OCI layout instead of loading or pushing.
     pub layout: Option<LayoutOutput>,
-    /// Only store the image in the engine's content store, unnamed and not
-    /// unpacked (`--output type=image,unpack=false`): its digest says
-    /// whether anything changed since the layout was written.
+    /// Only the image's digest (`--output type=image,unpack=false,store=false`):
+    /// it says whether anything changed since the layout was written. Its
+    /// layers are compressed into the build cache (where the layout's export
+    /// finds them), but no image is stored: with `store=true` each build
+    /// left an unnamed image behind, holding its blobs.
     pub store_only: bool,
 }
 
@@ -88,7 +90,7 @@ impl Invocation {
         }
         match (&self.layout, self.store_only) {
             (_, true) => {
-                cmd = cmd.args(["--output", "type=image,unpack=false"]);
+                cmd = cmd.args(["--output", "type=image,unpack=false,store=false"]);
             }
             // The first reference names the image in the layout (what `docker load` tags).
             (Some(out), false) => {
@@ -266,7 +268,7 @@ mod tests {
         assert_eq!(
             raw.command(std::path::Path::new("m.json")).display(),
             "docker buildx build --progress=rawjson --platform linux/amd64 --file D --metadata-file m.json \
-             --output type=image,unpack=false --build-arg A=1 --build-arg SOURCE_DATE_EPOCH=1700000000 \
+             --output type=image,unpack=false,store=false --build-arg A=1 --build-arg SOURCE_DATE_EPOCH=1700000000 \
              --provenance=false --sbom=false ."
         );
     }

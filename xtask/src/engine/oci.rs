@@ -62,7 +62,9 @@ impl Layout {
     }
 
     /// Every blob `index.json` reaches: indexes, manifests (attestations
-    /// too), configs and layers.
+    /// too), configs and layers. Also of a BuildKit cache export (`--cache-to
+    /// type=local`): its index lists the cache's layers and its cache config
+    /// as `manifests`, which are read only when they are indexes or manifests.
     pub fn reachable(&self) -> Result<BTreeSet<String>> {
         fn walk(layout: &Layout, node: &Value, depth: usize, out: &mut BTreeSet<String>) -> Result<()> {
             let children = node["manifests"].as_array().into_iter().flatten();
@@ -76,7 +78,8 @@ impl Layout {
             }
             for desc in children {
                 let Some(digest) = desc["digest"].as_str() else { continue };
-                if out.insert(digest.to_string()) && depth < 4 {
+                let readable = desc["mediaType"].as_str().is_none_or(|t| t.contains("manifest") || t.contains("index"));
+                if out.insert(digest.to_string()) && readable && depth < 4 {
                     let path = layout.blob_path(digest)?;
                     if path.is_file() {
                         walk(layout, &layout.json(&path)?, depth + 1, out)?;
@@ -201,12 +204,22 @@ pub fn layer_files(a: (&Layout, &PlatformImage), b: (&Layout, &PlatformImage), i
 /// `context`, else the current one): `docker load` of the layout's tar
 /// stream, unless the engine has that digest already (a rebuild of the
 /// same content gives the same digest); then each reference tagged.
+/// An image a reference named before is removed once no tag names it (and
+/// no container uses it): Docker would keep it as `<none>`, with its
+/// layers, and every rebuild at a new commit would leave one more.
 /// Returns whether it loaded.
 pub fn load(layout: &Layout, refs: &[String], context: Option<&str>) -> Result<bool> {
     let digest = layout.digest()?;
     let docker = || docker::docker().args(context.iter().flat_map(|c| ["--context", *c]));
-    let present = docker().args(["image", "inspect", "--format", "{{.Id}}", &digest]).probe().output()?;
-    let loaded = !(present.status.success() && String::from_utf8_lossy(&present.stdout).trim() == digest);
+    let id_of = |reference: &str| -> Result<Option<String>> {
+        let out = docker().args(["image", "inspect", "--format", "{{.Id}}", reference]).probe().output()?;
+        Ok(out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string()))
+    };
+    let loaded = id_of(&digest)?.as_deref() != Some(digest.as_str());
+    let mut replaced = BTreeSet::new();
+    for reference in refs {
+        replaced.extend(id_of(reference)?.filter(|id| *id != digest));
+    }
     if loaded {
         docker()
             .args(["load", "--quiet"])
@@ -215,6 +228,13 @@ pub fn load(layout: &Layout, refs: &[String], context: Option<&str>) -> Result<b
     }
     for reference in refs {
         docker().args(["tag", &digest, reference]).read()?;
+    }
+    for id in replaced {
+        let tags = docker().args(["image", "inspect", "--format", "{{len .RepoTags}}", &id]).probe().output()?;
+        if tags.status.success() && String::from_utf8_lossy(&tags.stdout).trim() == "0" {
+            // Not forced: an image a container still uses stays.
+            let _ = docker().args(["image", "rm", &id]).probe().output()?;
+        }
     }
     Ok(loaded)
 }
@@ -324,6 +344,35 @@ mod tests {
         std::fs::create_dir_all(dir.join("ingest/x")).unwrap();
         reached.sort();
         (index, reached, old)
+    }
+
+    /// A BuildKit cache export (`--cache-to type=local`): its index lists
+    /// the cache's layers and its cache config as `manifests`.
+    #[test]
+    fn a_cache_export_keeps_its_layers_and_config_and_loses_the_rest() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let layer = blob(dir, &[0x1f, 0x8b, 8, 0, 0, 0, 0, 0]);
+        let config = blob(dir, br#"{"layers":[{"blob":"x"}],"records":[]}"#);
+        let index = blob(
+            dir,
+            json!({"manifests": [
+                {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": layer},
+                {"mediaType": "application/vnd.buildkit.cacheconfig.v0", "digest": config}
+            ]})
+            .to_string()
+            .as_bytes(),
+        );
+        let old = blob(dir, b"a layer of an earlier cache");
+        let top = json!({"manifests": [{"mediaType": "application/vnd.oci.image.index.v1+json", "digest": index}]});
+        std::fs::write(dir.join("index.json"), top.to_string()).unwrap();
+        let l = Layout::open(dir).unwrap();
+        let mut want = vec![layer, config, index];
+        want.sort();
+        assert_eq!(l.reachable().unwrap().into_iter().collect::<Vec<_>>(), want);
+        assert_eq!(l.collect_garbage().unwrap(), b"a layer of an earlier cache".len() as u64);
+        assert!(!l.blob_path(&old).unwrap().exists());
+        assert!(want.iter().all(|d| l.blob_path(d).unwrap().is_file()));
     }
 
     #[test]

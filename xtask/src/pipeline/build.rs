@@ -5,7 +5,7 @@
 //! cache hits.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
@@ -190,6 +190,8 @@ pub struct Plan<'c> {
     invocation: Invocation,
     /// Where its OCI layout goes, when the engine's store takes one.
     layout: PathBuf,
+    /// The `--cache local` directory its build exports the cache to.
+    local_cache: Option<PathBuf>,
 }
 
 impl Plan<'_> {
@@ -199,7 +201,7 @@ impl Plan<'_> {
     }
 
     /// Where `image build` writes its OCI layout.
-    pub fn layout_dir(&self) -> &std::path::Path {
+    pub fn layout_dir(&self) -> &Path {
         &self.layout
     }
 }
@@ -264,6 +266,7 @@ pub fn plan<'c>(
             let planned = plans.iter().find(|p| &p.image.name == need).expect("needs are planned first");
             contexts.push((need.clone(), format!("docker-image://{}", planned.refs[0])));
         }
+        let local_cache = local_cache_dir(catalog, image, options);
         let invocation = Invocation {
             platforms: platforms.clone(),
             dockerfile: image.dockerfile.clone(),
@@ -277,14 +280,14 @@ pub fn plan<'c>(
             provenance: options.provenance,
             sbom: options.sbom,
             no_cache: options.no_cache,
-            cache_flags: cache_flags(catalog, image, &platforms, options),
+            cache_flags: cache_flags(image, &platforms, options, local_cache.as_deref()),
             builder: options.builder.name.clone(),
             docker_context: None,
             layout: None,
             store_only: false,
         };
         let layout = catalog.layout_dir(image, &platforms);
-        plans.push(Plan { image, platforms, tags: tags.clone(), refs, invocation, layout });
+        plans.push(Plan { image, platforms, tags: tags.clone(), refs, invocation, layout, local_cache });
     }
     Ok(BuildPlan { images: plans, build_id: tags::build_id(&git), epoch, options: options.clone(), builder: None })
 }
@@ -370,6 +373,20 @@ impl BuildPlan<'_> {
     /// Builds one planned image (what it needs must be built already).
     pub fn execute(&self, plan: &Plan<'_>) -> Result<ImageReport> {
         let builder = self.builder.clone().context("the builder is checked (check_machine) before a build")?;
+        // One build exports to the image's local cache at a time; what it no longer reaches goes after.
+        let _cache_lock = plan.local_cache.as_deref().map(oci::lock).transpose()?;
+        let report = self.execute_unlocked(plan, builder)?;
+        if let Some(dir) = plan.local_cache.as_deref().filter(|d| d.join("index.json").is_file()) {
+            let freed = oci::Layout::open(dir)?.collect_garbage()?;
+            if !self.options.quiet && freed > 0 {
+                let mb = freed as f64 / 1e6;
+                eprintln!("==> {}: {mb:.1} MB of earlier caches removed from {}", plan.image.name, dir.display());
+            }
+        }
+        Ok(report)
+    }
+
+    fn execute_unlocked(&self, plan: &Plan<'_>, builder: Builder) -> Result<ImageReport> {
         let (built, layout) = match &plan.invocation.layout {
             Some(out) => {
                 let (built, layout) = build_layout(plan, out, self.options.quiet, !self.options.push)?;
@@ -445,8 +462,8 @@ impl BuildPlan<'_> {
 /// times to the epoch (`engine::clamp`: reproducible), then makes it what
 /// the plan's references name in the engine (with `load`).
 ///
-/// The build first runs into the engine's content store only (a fraction
-/// of a second when cached): when that digest and the epoch are the ones
+/// The build first runs for its digest only (a fraction of a second when
+/// cached; no image is stored): when that digest and the epoch are the ones
 /// the layout was written from, the layout is current and is neither
 /// exported nor clamped again.
 fn build_layout(plan: &Plan<'_>, out: &LayoutOutput, quiet: bool, load: bool) -> Result<(Built, oci::Layout)> {
@@ -668,14 +685,20 @@ pub fn parse_build_args(args: &[String]) -> Result<Vec<(String, String)>> {
         .collect()
 }
 
-fn cache_flags(catalog: &Catalog, image: &Image, platforms: &[Platform], options: &BuildOptions) -> Vec<String> {
+/// The directory of `--cache local` (default: target/buildx-cache/IMAGE);
+/// `None` for the other modes.
+fn local_cache_dir(catalog: &Catalog, image: &Image, options: &BuildOptions) -> Option<PathBuf> {
+    (options.cache == CacheMode::Local).then(|| {
+        options.cache_dir.clone().unwrap_or_else(|| catalog.target_dir().join("buildx-cache").join(&image.name))
+    })
+}
+
+/// `local`: the `--cache local` directory (`Some` exactly for that mode).
+fn cache_flags(image: &Image, platforms: &[Platform], options: &BuildOptions, local: Option<&Path>) -> Vec<String> {
     match options.cache {
         CacheMode::None => vec![],
         CacheMode::Local => {
-            let dir = options
-                .cache_dir
-                .clone()
-                .unwrap_or_else(|| catalog.target_dir().join("buildx-cache").join(&image.name));
+            let dir = local.expect("a local cache has its directory");
             let mut flags = Vec::new();
             // Importing a cache that was never exported only prints a warning.
             if dir.join("index.json").is_file() && !options.no_cache {
@@ -783,26 +806,17 @@ mod tests {
         let image = &catalog.images[0];
         let amd64 = [Platform::parse("linux/amd64").unwrap()];
         let both = [amd64[0].clone(), Platform::parse("linux/arm64").unwrap()];
-        let local = cache_flags(&catalog, image, &amd64, &BuildOptions::default());
+        let cache_flags = |platforms: &[Platform], options: &BuildOptions| {
+            cache_flags(image, platforms, options, local_cache_dir(&catalog, image, options).as_deref())
+        };
+        let local = cache_flags(&amd64, &BuildOptions::default());
         assert_eq!(local, ["--cache-to=type=local,dest=/repo/target/buildx-cache/w,mode=max"]);
         let registry =
             BuildOptions { cache: CacheMode::Registry, registry: Some("r:5000/".into()), ..BuildOptions::default() };
-        assert_eq!(
-            cache_flags(&catalog, image, &amd64, &registry)[0],
-            "--cache-from=type=registry,ref=r:5000/r-w:buildcache"
-        );
+        assert_eq!(cache_flags(&amd64, &registry)[0], "--cache-from=type=registry,ref=r:5000/r-w:buildcache");
         let gha = BuildOptions { cache: CacheMode::Gha, ..BuildOptions::default() };
-        assert_eq!(cache_flags(&catalog, image, &amd64, &gha)[1], "--cache-to=type=gha,scope=w_linux-amd64,mode=max");
-        assert_eq!(
-            cache_flags(&catalog, image, &both, &gha)[0],
-            "--cache-from=type=gha,scope=w_linux-amd64_linux-arm64"
-        );
-        assert!(cache_flags(
-            &catalog,
-            image,
-            &amd64,
-            &BuildOptions { cache: CacheMode::None, ..BuildOptions::default() }
-        )
-        .is_empty());
+        assert_eq!(cache_flags(&amd64, &gha)[1], "--cache-to=type=gha,scope=w_linux-amd64,mode=max");
+        assert_eq!(cache_flags(&both, &gha)[0], "--cache-from=type=gha,scope=w_linux-amd64_linux-arm64");
+        assert!(cache_flags(&amd64, &BuildOptions { cache: CacheMode::None, ..BuildOptions::default() }).is_empty());
     }
 }
