@@ -21,6 +21,15 @@ failed=0
 skipped=0
 status=0
 
+# Free disk (in MB) at the start, at its lowest (sampled every 10 s) and at
+# the end: a full disk fails tests far from its cause.
+free_mb() { df -Pm / | awk 'NR == 2 {print $4}'; }
+disk_log=$(mktemp)
+free_mb >"$disk_log"
+(while sleep 10; do free_mb >>"$disk_log"; done) &
+disk_sampler=$!
+trap 'kill "$disk_sampler" 2>/dev/null; pg_stop; rm -f "$log" "$disk_log"' EXIT
+
 # count_results PATTERN: adds up "N passed, M failed, S skipped" from the
 # lines of $log that the sed PATTERN turns into "N M S".
 count_results() {
@@ -92,6 +101,8 @@ fi
 if ((status != 0 && failed == 0)); then
   failed=1 # a suite failed without reporting a count (a build error, say)
 fi
+free_mb >>"$disk_log"
 echo
+echo "disk: $(head -1 "$disk_log") MB free at the start, $(sort -n "$disk_log" | head -1) MB at the lowest, $(tail -1 "$disk_log") MB at the end"
 echo "all: $passed passed, $failed failed, $skipped skipped"
 exit "$status"
