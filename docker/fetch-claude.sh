@@ -49,7 +49,6 @@ tarball="$package-$CLAUDE_VERSION.tgz"
 registry=${CLAUDE_NPM_REGISTRY:-https://registry.npmjs.org}
 url="${registry%/}/@anthropic-ai/$package/-/$tarball"
 cache=${CLAUDE_CACHE_DIR:-/tmp/claude-cache}
-mkdir -p "$cache"
 
 verified() {
   [ -f "$1" ] && echo "$sha512  $1" | sha512sum -c - >/dev/null 2>&1
@@ -73,19 +72,24 @@ download() {
   fi
 }
 
+# A tarball at hand is read where it is: a copy would stay in the build
+# stage's layer (165 MB for each image and architecture in the build cache).
 if [ -n "${CLAUDE_TARBALL_DIR:-}" ] && [ -f "$CLAUDE_TARBALL_DIR/$tarball" ]; then
-  cp "$CLAUDE_TARBALL_DIR/$tarball" "$cache/$tarball.part"
-  mv "$cache/$tarball.part" "$cache/$tarball"
-elif ! verified "$cache/$tarball"; then
-  echo "fetch-claude: downloading $url" >&2
-  rm -f "$cache/$tarball.part"
-  download "$url" "$cache/$tarball.part" || die "downloading $url failed"
-  mv "$cache/$tarball.part" "$cache/$tarball"
+  source=$CLAUDE_TARBALL_DIR/$tarball
+else
+  source=$cache/$tarball
+  mkdir -p "$cache"
+  if ! verified "$source"; then
+    echo "fetch-claude: downloading $url" >&2
+    rm -f "$source.part"
+    download "$url" "$source.part" || die "downloading $url failed"
+    mv "$source.part" "$source"
+  fi
 fi
-verified "$cache/$tarball" || die "$tarball does not match the pinned sha512 ($pin_var): refusing to install it"
+verified "$source" || die "$tarball does not match the pinned sha512 ($pin_var): refusing to install it"
 
 work=$(mktemp -d)
-tar -xzf "$cache/$tarball" -C "$work" package/claude
+tar -xzf "$source" -C "$work" package/claude
 mkdir -p "$dest/usr/local/share/claude/$CLAUDE_VERSION" "$dest/usr/local/bin"
 cp "$work/package/claude" "$dest/usr/local/share/claude/$CLAUDE_VERSION/claude"
 chmod 0755 "$dest/usr/local/share/claude/$CLAUDE_VERSION/claude"

@@ -886,8 +886,9 @@ fn fetch_claude_downloads_with_busybox_wget_or_curl_and_installs_only_the_pinned
     let path = |arch: &str, version: &str| {
         format!("/@anthropic-ai/claude-code-linux-{arch}-musl/-/claude-code-linux-{arch}-musl-{version}.tgz")
     };
-    let registry =
-        NpmStandIn::serve([(path("x64", "9.9.9"), good), (path("arm64", "9.9.9"), other)].into_iter().collect());
+    let registry = NpmStandIn::serve(
+        [(path("x64", "9.9.9"), good.clone()), (path("arm64", "9.9.9"), other.clone())].into_iter().collect(),
+    );
 
     // PATH directories: every applet of Debian's static busybox (it has wget
     // and no curl), and the same without wget.
@@ -996,6 +997,39 @@ fn fetch_claude_downloads_with_busybox_wget_or_curl_and_installs_only_the_pinned
     let out = fetch(no_tool.to_str().unwrap(), Path::new("/bin/sh"), "amd64", "9.9.9", "cache-none", "out-none");
     assert!(!out.status.success());
     assert!(out.stderr.contains("neither curl nor wget is installed"), "{}", out.stderr);
+    assert_eq!(registry.take(), [], "nothing was fetched");
+
+    // (g) A directory already holding the tarball (the stand-ins' hermetic
+    // builds): read where it is, with nothing fetched and nothing copied to
+    // the cache (a copy stayed in the build stage's layer); one that is not
+    // the pinned tarball is refused there too.
+    let from_dir = |content: &[u8], dest: &str| {
+        let tarballs = dir.join(format!("tarballs-{dest}"));
+        std::fs::create_dir_all(&tarballs).unwrap();
+        std::fs::write(tarballs.join("claude-code-linux-x64-musl-9.9.9.tgz"), content).unwrap();
+        run_cmd(
+            Command::new("/bin/sh")
+                .arg(&script)
+                .args(["musl", "amd64"])
+                .arg(dir.join(dest))
+                .env_clear()
+                .env("PATH", &host_path)
+                .env("TMPDIR", dir.join("tmp"))
+                .env("CLAUDE_VERSION", "9.9.9")
+                .env("CLAUDE_SHA512_MUSL_AMD64", &pin)
+                .env("CLAUDE_NPM_REGISTRY", &registry.url)
+                .env("CLAUDE_CACHE_DIR", dir.join(format!("cache-{dest}")))
+                .env("CLAUDE_TARBALL_DIR", &tarballs),
+        )
+    };
+    let out = from_dir(&good, "out-dir");
+    assert!(out.status.success(), "{}", out.stderr);
+    installed("out-dir", "9.9.9");
+    assert!(!dir.join("cache-out-dir").exists(), "the tarball was copied into the cache");
+    let out = from_dir(&other, "out-dir-tampered");
+    assert!(!out.status.success());
+    assert!(out.stderr.contains("does not match the pinned sha512 (CLAUDE_SHA512_MUSL_AMD64)"), "{}", out.stderr);
+    assert!(!dir.join("out-dir-tampered").exists(), "nothing is installed");
     assert_eq!(registry.take(), [], "nothing was fetched");
 }
 
