@@ -187,6 +187,8 @@ pub fn rehearse(opts: Options) -> Result<RehearsalReport> {
         needs_ctx.insert(job.id.clone(), json!({"result": result, "outputs": outputs}));
         jobs.extend(runs.into_iter().map(|(r, _)| r));
     }
+    // A runner's temporary directory goes with it (the tools' venv: 340 MB an event).
+    std::fs::remove_dir_all(&run.temp).with_context(|| format!("removing {}", run.temp.display()))?;
     Ok(RehearsalReport {
         event: run.opts.event,
         git_ref: run.opts.event.git_ref(),
