@@ -177,6 +177,32 @@ fn rebuilds_hit_the_cache_up_to_the_changed_step() {
     fx.remove_images(&[&tag, &format!("{}:also", fx.repository)]);
 }
 
+/// A rebuild removes the image its tag moved off, but never one a
+/// container still uses: that one stays, under no name, until the
+/// container goes.
+#[test]
+fn a_rebuild_keeps_the_image_a_container_still_uses() {
+    let _engine = support::engine();
+    let fx = Fixture::new("in-use");
+    let tag = format!("{}:sha-0000000", fx.repository);
+    let build = || {
+        let out = fx.xtask(&["image", "build", "fx", "--platform", "linux/amd64", "--tag", "also", "--quiet"]);
+        assert!(out.status.success(), "{}", out.stderr);
+        run_ok("docker", &["image", "inspect", "--format", "{{.Id}}", &tag]).trim().to_string()
+    };
+    let first = build();
+    let container = support::unique_name("xtask-test-in-use");
+    run_ok("docker", &["create", "--name", &container, &first]);
+    let mut cleanup = support::Cleanup::new();
+    cleanup.on_drop("docker", &["rm", "--force", &container]);
+    std::fs::write(fx.dir.join("ctx/late.txt"), format!("changed by {}\n", fx.repository)).unwrap();
+    let second = build();
+    assert_ne!(second, first, "the change made a new image");
+    run_ok("docker", &["image", "inspect", &first]);
+    run_ok("docker", &["rm", &container]);
+    fx.remove_images(&[&tag, &format!("{}:also", fx.repository), &first]);
+}
+
 #[test]
 fn failing_run_step_names_the_step_and_shows_its_output() {
     let _engine = support::engine();
