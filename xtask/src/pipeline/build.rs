@@ -376,11 +376,12 @@ impl BuildPlan<'_> {
         // One build exports to the image's local cache at a time; what it no longer reaches goes after.
         let _cache_lock = plan.local_cache.as_deref().map(oci::lock).transpose()?;
         let report = self.execute_unlocked(plan, builder)?;
-        if let Some(dir) = plan.local_cache.as_deref().filter(|d| d.join("index.json").is_file()) {
-            let freed = oci::Layout::open(dir)?.collect_garbage()?;
+        // (No index.json: nothing was exported there.)
+        if let Some(cache) = plan.local_cache.as_deref().and_then(|d| oci::Layout::open(d).ok()) {
+            let freed = cache.collect_garbage()?;
             if !self.options.quiet && freed > 0 {
                 let mb = freed as f64 / 1e6;
-                eprintln!("==> {}: {mb:.1} MB of earlier caches removed from {}", plan.image.name, dir.display());
+                eprintln!("==> {}: {mb:.1} MB of earlier caches removed from {}", plan.image.name, cache.dir.display());
             }
         }
         Ok(report)
