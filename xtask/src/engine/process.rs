@@ -373,10 +373,8 @@ mod tests {
         let pidfile = dir.path().join("grandchild");
         // The child starts a grandchild that would outlive a plain kill of the child.
         let script = format!("sleep 30 & echo $! > {}; wait", pidfile.display());
-        let started = Instant::now();
         let out = Cmd::new("sh").args(["-c", &script]).probe().output_timeout(Duration::from_millis(300)).unwrap();
-        assert!(out.is_none());
-        assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+        assert!(out.is_none(), "the script ended by itself: the timeout did not fire");
         let grandchild = std::fs::read_to_string(&pidfile).unwrap().trim().to_string();
         let alive = || {
             std::fs::read_to_string(format!("/proc/{grandchild}/stat"))

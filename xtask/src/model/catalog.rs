@@ -276,6 +276,9 @@ impl Catalog {
         let text = std::fs::read_to_string(path).with_context(|| {
             format!("cannot read the image catalog {}: pass --catalog PATH or run from the repository", path.display())
         })?;
+        // Absolute, so that `--catalog images.toml` has a directory too
+        // (its parent would be the empty path, which git refuses).
+        let path = &std::path::absolute(path).with_context(|| format!("resolving {}", path.display()))?;
         let base = path.parent().unwrap_or(Path::new("."));
         Catalog::parse(&text, path, base)
     }

@@ -659,7 +659,6 @@ fn decode_rune(bytes: &[u8]) -> (u32, usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Instant;
 
     /// A scratch directory (removed on drop) with helpers to fill it.
     struct TempDir(tempfile::TempDir);
@@ -1086,7 +1085,7 @@ mod tests {
     }
 
     #[test]
-    fn walk_performance_2000_files() {
+    fn a_walk_of_2000_files_keeps_them_and_skips_the_ignored() {
         let dir = TempDir::new("perf");
         for d in 0..40 {
             for f in 0..50 {
@@ -1097,11 +1096,9 @@ mod tests {
             dir.file(&format!("target/debug/deps/f{f}.o"), "x");
         }
         let ig = ignore("*\n!src/\n**/target/\n**/*.pyc\n**/.git");
-        let start = Instant::now();
+        // Its wall time is `cargo xtask bench lint`'s figure, not a test's.
         let walked = walk(dir.path(), Some(&ig)).unwrap();
-        let elapsed = start.elapsed();
-        eprintln!("walked {} files ({} bytes) in {elapsed:?}", walked.files.len(), walked.bytes);
         assert_eq!(walked.files.len(), 2000);
-        assert!(elapsed.as_secs_f64() < 2.0, "walk took {elapsed:?}");
+        assert!(walked.files.iter().all(|f| f.path.starts_with("src/")), "an ignored file was walked");
     }
 }
