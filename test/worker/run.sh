@@ -33,8 +33,20 @@ finish() {
     skipped=$((skipped + $(grep -cE '^ok .* # skip( |$)' "$tap" || true)))
     passed=$((passed + $(grep -vE '^ok .* # skip( |$)' "$tap" | grep -c '^ok ' || true)))
     failed=$((failed + $(grep -c '^not ok ' "$tap" || true)))
-    if [[ $bats_status != 0 ]] && ! grep -q '^not ok ' "$tap"; then
-      failed=$((failed + 1)) # bats failed (or was interrupted) without reporting a test
+    # The plan ("1..N") against what reported: a run cut short fails every
+    # test that never ran; a failed run that reported no failure, once.
+    local planned reported
+    planned=$(sed -nE 's/^1\.\.([0-9]+)$/\1/p' "$tap" | head -1)
+    reported=$(grep -cE '^(not )?ok ' "$tap" || true)
+    if [[ -z $planned ]]; then
+      echo "not ok bats printed no plan (1..N): the run did not start"
+      failed=$((failed + 1))
+    elif ((reported < planned)); then
+      echo "not ok bats ran $reported of the $planned tests it planned: the run was cut short"
+      failed=$((failed + planned - reported))
+    elif [[ $bats_status != 0 ]] && ! grep -q '^not ok ' "$tap"; then
+      echo "not ok bats failed (exit $bats_status) without reporting a failed test"
+      failed=$((failed + 1))
     fi
   fi
   pg_stop

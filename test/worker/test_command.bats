@@ -29,6 +29,11 @@ setup() {
 rc=0
 result() { # NAME PASSED IGNORED
   touch "$MARK_DIR/started-$1"
+  if [[ $1 == bins ]]; then
+    echo "     Running unittests src/main.rs (target/debug/deps/xtask-0123)"
+  else
+    echo "     Running tests/$1.rs (target/debug/deps/$1-0123)"
+  fi
   case $1 in
     rehearsal) partner=other ;;
     image_smoke) partner=python ;;
@@ -130,5 +135,57 @@ teardown() {
   run env MUTE_BINARY=image_smoke bash "$REPO/scripts/test.sh"
   [ "$status" -eq 1 ]
   [[ $output == *"==> lane image_smoke: exit 101"* ]]
+  [[ $output == *"not ok tests/image_smoke.rs: it printed no result (it crashed or was cut short)"* ]]
   [ "${lines[-1]}" = "all: 11 passed, 1 failed, 4 skipped" ]
+  # With another failure beside it, it still counts.
+  run env MUTE_BINARY=image_smoke FAIL_BINARY=rehearsal bash "$REPO/scripts/test.sh"
+  [ "${lines[-1]}" = "all: 10 passed, 2 failed, 4 skipped" ]
+}
+
+@test "scripts/test.sh: a test binary that never ran is a failure" {
+  touch "$REPO/xtask/tests/forgotten.rs"
+  # cargo runs only the binaries it is given; this one is not among them.
+  sed -i 's/\[\[ \$prev != --test \]\] || result "\$arg" 1 0/[[ $prev != --test || $arg == forgotten ]] || result "$arg" 1 0/' "$BATS_TEST_TMPDIR/bin/cargo"
+  run bash "$REPO/scripts/test.sh"
+  [ "$status" -eq 1 ]
+  [[ $output == *"not ok tests/forgotten.rs: it did not run"* ]]
+  [ "${lines[-1]}" = "all: 12 passed, 1 failed, 4 skipped" ]
+}
+
+@test "scripts/test.sh: a missing worker suite is a failure, not a suite left out" {
+  rm "$REPO/test/worker/run.sh"
+  run bash "$REPO/scripts/test.sh"
+  [ "$status" -eq 1 ]
+  [[ $output == *"not ok the worker's suite: test/worker/run.sh is missing"* ]]
+  [ "${lines[-1]}" = "all: 9 passed, 1 failed, 2 skipped" ]
+}
+
+# run_sh_with_bats SCRIPT: test/worker/run.sh in the stand-in repository,
+# with a bats that runs SCRIPT and a shellcheck that passes everything
+# (the "ok shellcheck" lines count as passed: $SHELLCHECKED of them). Its
+# TMPDIR is short: PostgreSQL's socket path has a limit.
+run_sh_with_bats() {
+  cp "$REPO_ROOT/test/worker/run.sh" "$REPO/test/worker/run.sh"
+  printf '#!/usr/bin/env bash\n%s\n' "$1" >"$BATS_TEST_TMPDIR/bin/bats"
+  printf '#!/bin/sh\nexit 0\n' >"$BATS_TEST_TMPDIR/bin/shellcheck"
+  chmod +x "$BATS_TEST_TMPDIR/bin/bats" "$BATS_TEST_TMPDIR/bin/shellcheck"
+  run env TMPDIR=/tmp bash "$REPO/test/worker/run.sh"
+  SHELLCHECKED=$(grep -c '^ok shellcheck ' <<<"$output" || true)
+}
+
+@test "test/worker/run.sh: a bats run cut short fails every test that never ran" {
+  run_sh_with_bats 'echo 1..3; echo "ok 1 one"; exit 1'
+  [ "$status" -eq 1 ]
+  [[ $output == *"not ok bats ran 1 of the 3 tests it planned: the run was cut short"* ]]
+  [ "${lines[-1]}" = "worker: $((SHELLCHECKED + 1)) passed, 2 failed, 0 skipped" ]
+}
+
+@test "test/worker/run.sh: the whole plan run passes; no plan at all fails" {
+  run_sh_with_bats 'echo 1..2; echo "ok 1 one"; echo "ok 2 two # skip on purpose"'
+  [ "$status" -eq 0 ] || { echo "$output"; return 1; }
+  [ "${lines[-1]}" = "worker: $((SHELLCHECKED + 1)) passed, 0 failed, 1 skipped" ]
+  run_sh_with_bats 'echo "bats: cannot read the suite" >&2; exit 1'
+  [ "$status" -eq 1 ]
+  [[ $output == *"not ok bats printed no plan (1..N): the run did not start"* ]]
+  [ "${lines[-1]}" = "worker: $SHELLCHECKED passed, 1 failed, 0 skipped" ]
 }

@@ -104,14 +104,33 @@ fn every_policy_rule_fails_its_corpus_file_and_passes_its_near_miss() {
         }
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
-    // Each rule has a failing file and a near miss.
+    // Each rule has a failing file and a near miss: a file named for the
+    // rule (`rlpNNN-…`, or a context directory for the context rules) that
+    // must pass it.
     let covered: BTreeSet<String> = files.iter().flat_map(|f| expected(&dir.path().join(f))).collect();
-    for id in [
-        "RLP000", "RLP001", "RLP002", "RLP003", "RLP004", "RLP005", "RLP006", "RLP007", "RLP009", "RLP010", "RLP011",
-        "RLP012", "RLP013",
-    ] {
+    let near_miss = |id: &str, files: &[String]| {
+        files
+            .iter()
+            .any(|f| f.starts_with(&format!("{}-", id.to_lowercase())) && !expected(&dir.path().join(f)).contains(id))
+    };
+    for id in
+        ["RLP000", "RLP001", "RLP002", "RLP003", "RLP004", "RLP005", "RLP006", "RLP007", "RLP009", "RLP012", "RLP013"]
+    {
+        assert!(covered.contains(id), "no corpus file fails {id}");
+        assert!(
+            near_miss(id, &files),
+            "no corpus file rlp{}-… is a near miss of {id} (`# expect:` without it)",
+            &id[3..]
+        );
+    }
+    // The context rules: a context without a .dockerignore or with a weak
+    // one fails RLP010, a secret in it RLP011; ignored-secret has both a
+    // secret and the .dockerignore that keeps it out, and passes.
+    for id in ["RLP010", "RLP011"] {
         assert!(covered.contains(id), "no corpus file fails {id}");
     }
+    assert!(files.contains(&"ignored-secret/Dockerfile".to_string()), "{files:?}");
+    assert!(expected(&dir.path().join("ignored-secret/Dockerfile")).is_empty());
     // The malformed file names its line and what is wrong; the others were still linted.
     let malformed =
         report["files"].as_array().unwrap().iter().find(|f| f["file"] == "rlp000-malformed.Dockerfile").unwrap();

@@ -39,7 +39,12 @@ fn pins_follow_the_tag_and_nothing_is_written_on_failure() {
     // --check: stale, exit 1, file untouched.
     let out = fx.xtask(&["image", "pin", "--check", "--dockerfile", path]);
     assert!(!out.status.success());
-    assert!(out.last_line().contains("stale base image pins at") && out.last_line().contains(":2"), "{}", out.stderr);
+    assert_eq!(
+        out.last_line(),
+        format!("error: stale base image pins at {path}:2: run `cargo xtask image pin` to update them"),
+        "{}",
+        out.stderr
+    );
     assert_eq!(std::fs::read_to_string(&dockerfile).unwrap(), original);
 
     // pin: rewritten to the digest the registry serves for the tag.
@@ -62,7 +67,10 @@ fn pins_follow_the_tag_and_nothing_is_written_on_failure() {
     assert!(!out.status.success());
     let last = out.last_line();
     assert!(
-        last.contains("cannot resolve 127.0.0.1:9/nowhere:1") && last.contains("no Dockerfile was changed"),
+        last.starts_with("error: cannot resolve 127.0.0.1:9/nowhere:1 in its registry: ")
+            && last.ends_with(
+                ": check the network or the registry and run `cargo xtask image pin` again (no Dockerfile was changed)"
+            ),
         "{last}"
     );
     assert_eq!(std::fs::read_to_string(&dockerfile).unwrap(), mixed);

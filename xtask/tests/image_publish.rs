@@ -94,6 +94,54 @@ fn publish(fx: &Fixture, ns: &str, extra: &[&str], password: &str) -> Output {
     fx.xtask_env(&args, &[("COSIGN_PASSWORD", password), EPOCH])
 }
 
+/// `cosign verify` of REPOSITORY@INDEX and of each platform's digest,
+/// `cosign verify-attestation` (CycloneDX) of each platform, and `docker
+/// run … uname -m` of each platform's digest, pulled from the registry.
+fn independently_signed_attested_and_runnable(repository: &str, index: &str, public: &str) {
+    let cosign = |args: &[&str], reference: &str| {
+        let out = support::run_cmd(
+            std::process::Command::new("cosign")
+                .args(args)
+                .args(["--key", public, "--insecure-ignore-tlog", "--allow-http-registry"])
+                .arg(reference),
+        );
+        assert!(out.status.success(), "cosign {args:?} {reference}: {}", out.stderr);
+    };
+    cosign(&["verify"], &format!("{repository}@{index}"));
+    let raw = run_ok("docker", &["buildx", "imagetools", "inspect", "--raw", &format!("{repository}@{index}")]);
+    let manifests: Value = serde_json::from_str(&raw).unwrap();
+    let platforms: Vec<(String, String)> = manifests["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["platform"]["os"] == "linux")
+        .map(|m| (m["platform"]["architecture"].as_str().unwrap().into(), m["digest"].as_str().unwrap().into()))
+        .collect();
+    let mut arches: Vec<&str> = platforms.iter().map(|(a, _)| a.as_str()).collect();
+    arches.sort_unstable();
+    assert_eq!(arches, ["amd64", "arm64"], "{raw}");
+    for (arch, digest) in &platforms {
+        let reference = format!("{repository}@{digest}");
+        cosign(&["verify"], &reference);
+        cosign(&["verify-attestation", "--type", "cyclonedx"], &reference);
+        let out = support::run_cmd(std::process::Command::new("docker").args([
+            "run",
+            "--rm",
+            "--pull",
+            "always",
+            "--platform",
+            &format!("linux/{arch}"),
+            "--entrypoint",
+            "uname",
+            &reference,
+            "-m",
+        ]));
+        assert!(out.status.success(), "docker run {reference}: {}", out.stderr);
+        assert_eq!(out.stdout.trim(), if arch == "arm64" { "aarch64" } else { "x86_64" }, "{reference}");
+        let _ = std::process::Command::new("docker").args(["image", "rm", &reference]).output();
+    }
+}
+
 #[test]
 fn publish_refuses_bad_input_and_a_registry_refusing_halfway_leaves_no_tag() {
     let _time = support::Timer::start("publish_refuses_bad_input_and_a_registry_refusing_halfway_leaves_no_tag");
@@ -123,6 +171,12 @@ fn publish_refuses_bad_input_and_a_registry_refusing_halfway_leaves_no_tag() {
     assert_eq!(tags(&format!("{ns0}/{repo}")), ["sha-0000000"], "the strategy's tag, moved last");
     assert_eq!(report["images"][0]["verified_signatures"], 3, "index + 2 platforms: {report}");
     assert_eq!(report["images"][0]["verified_attestations"], 2, "an SBOM per platform: {report}");
+    // The same, proven by other tools than the xtask: cosign verifies the
+    // index's signature, and each platform's signature and SBOM
+    // attestation; each platform's digest, pulled and run, is the
+    // architecture the index says.
+    let published = format!("{REGISTRY}/{ns0}/{repo}");
+    independently_signed_attested_and_runnable(&published, &index, &public);
 
     // A failed check: refused before anything is pushed, naming the check.
     let mut failed: Value = serde_json::from_str(&std::fs::read_to_string(&check).unwrap()).unwrap();

@@ -62,6 +62,37 @@ fn platform<'a>(report: &'a Value, name: &str) -> &'a Value {
     platforms.iter().find(|p| p["platform"] == name).unwrap_or_else(|| panic!("no {name} in {report}"))
 }
 
+/// The layers of PLATFORM's manifest in an OCI layout, read here: (digest,
+/// the blob's file size, its size gunzipped).
+fn blob_layers(layout: &std::path::Path, platform: &str) -> Vec<(String, u64, u64)> {
+    let blob = |digest: &str| layout.join("blobs/sha256").join(digest.trim_start_matches("sha256:"));
+    let json = |digest: &str| -> Value { serde_json::from_slice(&std::fs::read(blob(digest)).unwrap()).unwrap() };
+    let index: Value = serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let mut manifests: Vec<Value> = index["manifests"].as_array().unwrap().clone();
+    // An index of the platforms may sit under index.json.
+    while let Some(nested) = manifests.iter().find(|m| m["mediaType"].as_str().unwrap_or("").contains("index")) {
+        manifests = json(nested["digest"].as_str().unwrap())["manifests"].as_array().unwrap().clone();
+    }
+    let (os, arch) = platform.split_once('/').unwrap();
+    let m = manifests
+        .iter()
+        .find(|m| m["platform"]["os"] == os && m["platform"]["architecture"] == arch)
+        .unwrap_or_else(|| panic!("no {platform} manifest in {}", layout.display()));
+    json(m["digest"].as_str().unwrap())["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            let digest = l["digest"].as_str().unwrap().to_string();
+            assert!(l["mediaType"].as_str().unwrap().ends_with("tar+gzip"), "{l}");
+            let file = std::fs::File::open(blob(&digest)).unwrap();
+            let compressed = file.metadata().unwrap().len();
+            let uncompressed = std::io::copy(&mut flate2::read::GzDecoder::new(file), &mut std::io::sink()).unwrap();
+            (digest, compressed, uncompressed)
+        })
+        .collect()
+}
+
 #[test]
 fn sizes_add_up_per_platform_and_waste_matches_dive() {
     let _engine = support::engine();
@@ -74,22 +105,26 @@ fn sizes_add_up_per_platform_and_waste_matches_dive() {
     assert_eq!(report["mb_bytes"], MB);
     assert_eq!(report["images"][0]["reference"], fx.reference().as_str());
 
-    // Both platforms, each adding up layer by layer.
+    // Both platforms, each layer's sizes and the totals measured here from
+    // the layout `image build` wrote (not a `docker save`), by this test:
+    // the platform's manifest lists its layers; a layer's compressed size
+    // is its blob's file size, its uncompressed size what gunzip gives.
     assert_eq!(report["images"][0]["platforms"].as_array().unwrap().len(), 2, "{report}");
+    let layout = fx.dir.join("target/oci/fx");
+    assert_eq!(report["images"][0]["layout"].as_str(), Some(layout.to_str().unwrap()));
     for name in ["linux/amd64", "linux/arm64"] {
         let p = platform(&report, name);
         let layers = p["layers"].as_array().unwrap();
-        assert_eq!(u(&p["uncompressed_bytes"]), layers.iter().map(|l| u(&l["uncompressed_bytes"])).sum::<u64>());
-        assert_eq!(u(&p["compressed_bytes"]), layers.iter().map(|l| u(&l["compressed_bytes"])).sum::<u64>());
         assert_eq!(p["compressed_source"], "local-blobs");
-        // Read from the layout `image build` wrote, not a `docker save`: each
-        // layer's compressed size is its blob's file size there.
-        let layout = fx.dir.join("target/oci/fx");
-        assert_eq!(report["images"][0]["layout"].as_str(), Some(layout.to_str().unwrap()));
-        for l in layers {
-            let blob = layout.join("blobs/sha256").join(l["digest"].as_str().unwrap().trim_start_matches("sha256:"));
-            assert_eq!(u(&l["compressed_bytes"]), std::fs::metadata(&blob).unwrap().len(), "{l}");
+        let measured = blob_layers(&layout, name);
+        let digests: Vec<&str> = layers.iter().map(|l| l["digest"].as_str().unwrap()).collect();
+        assert_eq!(digests, measured.iter().map(|(d, _, _)| d.as_str()).collect::<Vec<_>>(), "the manifest's layers");
+        for (l, (_, compressed, uncompressed)) in layers.iter().zip(&measured) {
+            assert_eq!(u(&l["compressed_bytes"]), *compressed, "{l}");
+            assert_eq!(u(&l["uncompressed_bytes"]), *uncompressed, "{l}");
         }
+        assert_eq!(u(&p["compressed_bytes"]), measured.iter().map(|(_, c, _)| c).sum::<u64>());
+        assert_eq!(u(&p["uncompressed_bytes"]), measured.iter().map(|(_, _, x)| x).sum::<u64>());
         // The instruction that made each layer, from the config's history.
         assert!(layers[0]["created_by"].as_str().unwrap().starts_with("COPY"), "{}", layers[0]);
         let overwrite =

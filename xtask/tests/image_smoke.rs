@@ -9,7 +9,7 @@ mod support;
 use std::path::Path;
 use std::process::Command;
 
-use support::{run_ok, Fixture};
+use support::{run_cmd, run_ok, Fixture};
 
 const VARIANTS: &[(&str, &str)] = &[
     ("root", "{ FLAW = \"root\", USER_ID = \"0\" }"),
@@ -326,6 +326,12 @@ fn a_pushed_image_is_checked_as_the_registry_serves_it() {
     let fx = smoke_fixture("pushed");
     let out = fx.xtask(&["image", "build", "good", "--push", "--registry", support::REGISTRY, "--quiet"]);
     assert!(out.status.success(), "{}", out.stderr);
+    // A push with the containerd store also tags the local engine: that
+    // copy goes first, so only a pull can give the smoke its image.
+    let pushed = format!("{}/{}-good:sha-0000000", support::REGISTRY, fx.repository);
+    let in_engine = || run_cmd(Command::new("docker").args(["image", "inspect", &pushed])).status.success();
+    fx.remove_images(&[&pushed]);
+    assert!(!in_engine(), "{pushed} is still in the engine");
     let out = fx.xtask(&[
         "image",
         "smoke",
@@ -339,8 +345,10 @@ fn a_pushed_image_is_checked_as_the_registry_serves_it() {
     ]);
     assert!(out.status.success(), "{}", out.stderr);
     let report = fx.report("pushed.json");
-    assert_eq!(report["images"][0]["reference"], format!("{}/{}-good:sha-0000000", support::REGISTRY, fx.repository));
+    assert_eq!(report["images"][0]["reference"], pushed.as_str());
     assert!(checks(&report, "good", "linux/arm64").iter().all(|c| c["passed"] == true));
+    // What the smoke pulled, it removed.
+    assert!(!in_engine(), "the pulled {pushed} was left in the engine");
     assert_eq!(leftover_containers(), "");
 }
 
@@ -372,6 +380,8 @@ fn the_same_spec_runs_under_container_structure_test() {
             let _ = Command::new("docker").args(["volume", "rm"]).args(&leaked).output();
         }
     });
+    // container-structure-test's verdict: its exit status, its totals and
+    // each check's (name, pass), sorted.
     let cst = |variant: &str| {
         let out = Command::new("container-structure-test")
             .args(["test", "--image", &format!("{}-{variant}:sha-0000000", fx.repository), "--config"])
@@ -382,23 +392,51 @@ fn the_same_spec_runs_under_container_structure_test() {
         let json = String::from_utf8_lossy(&out.stdout);
         let report: serde_json::Value =
             serde_json::from_str(json.lines().last().unwrap()).unwrap_or_else(|e| panic!("{e}: {json}"));
-        report
+        let mut results: Vec<(String, bool)> = report["Results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| (r["Name"].as_str().unwrap().to_string(), r["Pass"].as_bool().unwrap()))
+            .collect();
+        results.sort();
+        (out.status.success(), report, results)
     };
-    let good = cst("good");
-    assert_eq!(good["Fail"], 0, "{good}");
-    let wrong = cst("wrong-output");
-    let cst_failed: Vec<&str> = wrong["Results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["Pass"] == false)
-        .map(|r| r["Name"].as_str().unwrap())
-        .collect();
-    assert_eq!(cst_failed, vec!["Command Test: hello"]);
-    // Ours agrees on the same image and file.
-    let out = fx.xtask(&["image", "smoke", "wrong-output", "--no-readonly", "--report", "ours.json"]);
-    assert!(!out.status.success());
-    assert_eq!(failed_names(&fx.report("ours.json"), "wrong-output"), vec!["hello"]);
+    // Ours on the same image and file, named as CST names its checks.
+    let ours = |variant: &str| {
+        let file = format!("ours-{variant}.json");
+        let out =
+            fx.xtask(&["image", "smoke", variant, "--no-readonly", "--platform", "linux/amd64", "--report", &file]);
+        let report = fx.report(&file);
+        let mut results: Vec<(String, bool)> = checks(&report, variant, "linux/amd64")
+            .iter()
+            .map(|c| {
+                let name = c["name"].as_str().unwrap();
+                let title = match c["kind"].as_str().unwrap() {
+                    "command" => format!("Command Test: {name}"),
+                    "file-existence" => format!("File Existence Test: {name}"),
+                    "file-content" => format!("File Content Test: {name}"),
+                    "metadata" => "Metadata Test".to_string(),
+                    other => panic!("a check of kind {other} in {report}"),
+                };
+                (title, c["passed"].as_bool().unwrap())
+            })
+            .collect();
+        results.sort();
+        (out.status.success(), results)
+    };
+    // The spec's checks: 3 commands, 2 files, 1 content, the metadata.
+    for (variant, passes, failing) in [("good", true, vec![]), ("wrong-output", false, vec!["Command Test: hello"])] {
+        let (cst_ok, report, cst_results) = cst(variant);
+        assert_eq!(cst_ok, passes, "container-structure-test's exit status on {variant}: {report}");
+        assert_eq!(report["Total"], 7, "{report}");
+        assert_eq!(report["Fail"], failing.len(), "{report}");
+        assert_eq!(report["Pass"], 7 - failing.len(), "{report}");
+        let cst_failed: Vec<&str> = cst_results.iter().filter(|(_, p)| !p).map(|(n, _)| n.as_str()).collect();
+        assert_eq!(cst_failed, failing, "{report}");
+        let (ours_ok, our_results) = ours(variant);
+        assert_eq!(ours_ok, passes, "our exit status on {variant}");
+        assert_eq!(our_results, cst_results, "ours and container-structure-test's, check by check, on {variant}");
+    }
 }
 
 #[test]
@@ -478,14 +516,23 @@ fn the_worker_standins_keep_the_workers_contract() {
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
     };
-    // The engine's own cache only (see `support::CatalogBuild`).
-    let images = ["worker-standin", "python-standin", "postgres-standin"];
-    let (ok, _, stderr) = xtask(&[&["image", "build"][..], &images, &["--cache", "none", "--quiet"]].concat());
-    assert!(ok, "{stderr}");
+    // Tagged with a branch of the test's own, never the checkout's
+    // `main-<sha>` or `latest` (see `support::CatalogBuild`).
+    let built = support::CatalogBuild::new(&["worker-standin", "python-standin", "postgres-standin"], &[]);
+    let reference = built.reference("worker-standin");
+    let tag = reference.rsplit_once(':').unwrap().1;
     let dir = support::temp_dir("xtask-standin-smoke");
     let report = dir.path().join("smoke.json");
-    let (ok, stdout, stderr) =
-        xtask(&["image", "smoke", "worker-standin", "python-standin", "--report", report.to_str().unwrap()]);
+    let (ok, stdout, stderr) = xtask(&[
+        "image",
+        "smoke",
+        "worker-standin",
+        "python-standin",
+        "--tag",
+        tag,
+        "--report",
+        report.to_str().unwrap(),
+    ]);
     let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     assert!(ok, "{stdout}\n{stderr}");
     for image in ["worker-standin", "python-standin"] {

@@ -570,15 +570,20 @@ mod tests {
         let err = Ignores::parse("secrets:\n  - id: x\n    expired_at: 2027-01-01\n", "f.yaml", TODAY)
             .unwrap_err()
             .to_string();
-        assert!(
-            err.starts_with("f.yaml: line 2: secrets[0]: missing field `statement`")
-                || err.contains("missing field `statement`"),
-            "{err}"
+        assert_eq!(
+            err,
+            "f.yaml: line 2: secrets[0]: missing field `statement`: each entry is `- id: …` with `statement: why` and `expired_at: YYYY-MM-DD` (and optional `paths:`/`purls:`), under vulnerabilities, misconfigurations, secrets or licenses"
         );
         let err = Ignores::parse("secrets:\n  - id: x\n    statement: y\n", "f.yaml", TODAY).unwrap_err().to_string();
-        assert!(err.contains("missing field `expired_at`"), "{err}");
+        assert_eq!(
+            err,
+            "f.yaml: line 2: secrets[0]: missing field `expired_at`: each entry is `- id: …` with `statement: why` and `expired_at: YYYY-MM-DD` (and optional `paths:`/`purls:`), under vulnerabilities, misconfigurations, secrets or licenses"
+        );
         let err = Ignores::parse("secret:\n  - id: x\n", "f.yaml", TODAY).unwrap_err().to_string();
-        assert!(err.contains("unknown field `secret`"), "{err}");
+        assert_eq!(
+            err,
+            "f.yaml: line 1: unknown field `secret`, expected one of `vulnerabilities`, `misconfigurations`, `secrets`, `licenses`: each entry is `- id: …` with `statement: why` and `expired_at: YYYY-MM-DD` (and optional `paths:`/`purls:`), under vulnerabilities, misconfigurations, secrets or licenses"
+        );
         let err = Ignores::parse("secrets:\n  - id: x\n    statement: y\n    expired_at: soon\n", "f.yaml", TODAY)
             .unwrap_err()
             .to_string();

@@ -148,32 +148,48 @@ mod tests {
     fn a_check_of_another_commit_does_not_count() {
         let r = report(&[("build", "pass")], &["main-0000000"], None);
         let e = verdict(&[r], "w", &amd64(), "main-abc1234").unwrap_err().to_string();
-        assert!(e.contains("another build, not this checkout's main-abc1234: r.json (main-0000000)"), "{e}");
+        assert_eq!(
+            e,
+            "the check of w on linux/amd64 is of another build, not this checkout's main-abc1234: r.json (main-0000000): check this checkout, then publish"
+        );
     }
 
     #[test]
     fn an_image_or_platform_not_in_any_report_is_refused() {
         let r = report(&[("build", "pass")], &["main-abc1234"], None);
         let arm = Platform::parse("linux/arm64").unwrap();
+        let not_checked = |image: &str, platform: &str| {
+            format!(
+                "{image} has not been checked on {platform}: run `cargo xtask image check {image} --platform {platform} --report FILE` and pass --check-report FILE (or publish without --check-report to check in this run)"
+            )
+        };
         let e = verdict(std::slice::from_ref(&r), "w", &arm, "main-abc1234").unwrap_err().to_string();
-        assert!(e.starts_with(
-            "w has not been checked on linux/arm64: run `cargo xtask image check w --platform linux/arm64"
-        ));
-        assert!(verdict(&[r], "other", &amd64(), "main-abc1234").is_err());
-        assert!(verdict(&[], "w", &amd64(), "main-abc1234").is_err());
+        assert_eq!(e, not_checked("w", "linux/arm64"));
+        let e = verdict(&[r], "other", &amd64(), "main-abc1234").unwrap_err().to_string();
+        assert_eq!(e, not_checked("other", "linux/amd64"));
+        let e = verdict(&[], "w", &amd64(), "main-abc1234").unwrap_err().to_string();
+        assert_eq!(e, not_checked("w", "linux/amd64"));
     }
 
     #[test]
     fn one_failing_report_among_passing_ones_refuses() {
         let good = report(&[("build", "pass")], &["main-abc1234"], None);
         let bad = report(&[("build", "pass"), ("read-only", "fail")], &["main-abc1234"], None);
-        assert!(verdict(&[good, bad], "w", &amd64(), "main-abc1234").is_err());
+        let e = verdict(&[good, bad], "w", &amd64(), "main-abc1234").unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "`image check` failed for w on linux/amd64 (r.json): read-only: fix it, check again, then publish"
+        );
     }
 
     #[test]
     fn not_a_check_report_is_said_so() {
         let e = CheckReport::parse("x.json", r#"{"images": []}"#).unwrap_err().to_string();
-        assert!(e.starts_with("x.json is not an `image check` report"), "{e}");
-        assert!(CheckReport::parse("y.json", "not json").unwrap_err().to_string().contains("is not JSON"));
+        assert_eq!(
+            e,
+            "x.json is not an `image check` report (no rows and images): pass the file `image check --report` wrote"
+        );
+        let e = CheckReport::parse("y.json", "not json").unwrap_err().to_string();
+        assert_eq!(e, "check report y.json is not JSON: pass the file `image check --report` wrote");
     }
 }
