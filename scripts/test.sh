@@ -135,40 +135,56 @@ fi
 echo "==> xtask: cargo test --no-run"
 cargo_test --no-run || status=1
 
-# Every test binary runs, also after one failed, in two phases of two lanes
-# (much of a test's time is spent waiting on containers and emulation).
-# First the reproducibility test and then the rehearsal, beside every other
-# binary but image_smoke: they name their own tags, registry namespaces and
-# containers. image_repro goes first so that its catalog build is the run's
-# first build of the worker stand-in, with no step cached: that build is
-# its build 1, and the heavy image is built cold once more, not twice. Then
-# image_smoke, which asserts that no labelled container or volume is left
-# in the engine, beside the suites that don't use the engine.
+# Every test binary runs, also after one failed, in two lanes side by side
+# (much of a test's time is spent waiting on containers and emulation):
+# - "rehearsal": image_repro, then the rehearsal, then the suites that don't
+#   use the engine (Python, the worker's). image_repro goes first so that
+#   its catalog build is the run's first build of the worker stand-in, with
+#   no step cached: that build is its build 1, and the heavy image is built
+#   cold once more, not twice.
+# - "engine": the unit tests and every other integration binary, image_smoke
+#   last (after the stand-ins' tests have built what it checks).
+# Tests that run beside each other name their own tags, registry
+# namespaces and containers; image_smoke's checks for leftovers count only
+# containers whose xtask has exited and volumes no container uses.
 first=()
 binaries=()
+last=()
 for file in xtask/tests/*.rs; do
   [[ -e $file ]] || continue
   name=$(basename "$file" .rs)
   case $name in
     image_repro | rehearsal) first+=(--test "$name") ;;
-    image_smoke) ;;
+    image_smoke) last+=(--test "$name") ;;
     *) binaries+=(--test "$name") ;;
   esac
 done
-((${#first[@]} == 0)) || lane rehearsal cargo_test "${first[@]}"
-lane engine cargo_test --bins "${binaries[@]}"
+# shellcheck disable=SC2317 # they run through `lane`
+rehearsal_lane() {
+  local rc=0
+  if ((${#first[@]})); then
+    cargo_test "${first[@]}" || rc=1
+  fi
+  worker_suites || rc=1
+  return "$rc"
+}
+# shellcheck disable=SC2317
+engine_lane() {
+  local rc=0
+  cargo_test --bins "${binaries[@]}" || rc=1
+  if ((${#last[@]})); then
+    cargo_test "${last[@]}" || rc=1
+  fi
+  return "$rc"
+}
+lane rehearsal rehearsal_lane
+lane engine engine_lane
 lanes_wait
+lane_done rehearsal
 lane_done engine
-((${#first[@]} == 0)) || lane_done rehearsal
-[[ ! -e xtask/tests/image_smoke.rs ]] || lane image_smoke cargo_test --test image_smoke
-lane worker worker_suites
-lanes_wait
-[[ ! -e xtask/tests/image_smoke.rs ]] || lane_done image_smoke
-lane_done worker
 
 # An ignored test is a skipped one.
-for name in engine rehearsal image_smoke; do
-  [[ -e $lanes/$name.log ]] || continue
+for name in engine rehearsal; do
   count_results "$lanes/$name.log" 's/^test result: [a-zA-Z]+\. ([0-9]+) passed; ([0-9]+) failed; ([0-9]+) ignored.*/\1 \2 \3/p'
 done
 # Every test binary ran and printed its result: one that crashed or was
@@ -178,7 +194,7 @@ expected_binaries=()
 for file in xtask/tests/*.rs; do
   [[ ! -e $file ]] || expected_binaries+=("tests/$(basename "$file")")
 done
-ran=$(cat "$lanes"/{engine,rehearsal,image_smoke}.log 2>/dev/null | awk '
+ran=$(cat "$lanes"/{engine,rehearsal}.log 2>/dev/null | awk '
   /^ +Running / { if (cur != "") print cur, "no-result"; cur = ($2 == "unittests") ? $3 : $2 }
   /^test result: / { if (cur != "") print cur, "result"; cur = "" }
   END { if (cur != "") print cur, "no-result" }')
@@ -192,8 +208,8 @@ for binary in "${expected_binaries[@]}"; do
   echo "not ok $binary: it did not run"
   failed=$((failed + 1))
 done
-count_unittest "$lanes/worker.log"
-count_results "$lanes/worker.log" 's/^worker: ([0-9]+) passed, ([0-9]+) failed, ([0-9]+) skipped$/\1 \2 \3/p'
+count_unittest "$lanes/rehearsal.log"
+count_results "$lanes/rehearsal.log" 's/^worker: ([0-9]+) passed, ([0-9]+) failed, ([0-9]+) skipped$/\1 \2 \3/p'
 
 ((failed == 0)) || status=1
 if ((status != 0 && failed == 0)); then

@@ -115,13 +115,36 @@ fn build(fx: &Fixture, images: &[&str]) {
     assert!(out.status.success(), "{}", out.stderr);
 }
 
-/// Containers the smoke runs left behind (they carry the session label).
+/// Containers the smoke runs left behind: they carry the session label, and
+/// the xtask that made them (`HOST/PIDNS/PID` in the owner label) has
+/// exited. Another run's containers, still in use beside this test (the
+/// rehearsal's, in `scripts/test.sh`'s other lane), are not leftovers.
 fn leftover_containers() -> String {
-    run_ok("docker", &["ps", "--all", "--quiet", "--filter", "label=io.ralph.xtask.run"])
+    let listed = run_ok(
+        "docker",
+        &[
+            "ps",
+            "--all",
+            "--filter",
+            "label=io.ralph.xtask.run",
+            "--format",
+            "{{.ID}} {{.Label \"io.ralph.xtask.owner\"}}",
+        ],
+    );
+    listed
+        .lines()
+        .filter(|line| {
+            let pid = line.rsplit('/').next().unwrap_or("");
+            pid.is_empty() || !Path::new(&format!("/proc/{pid}")).exists()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
+/// Volumes no container uses: a leaked anonymous volume is one of them (a
+/// volume another run's container still uses is not).
 fn volumes() -> Vec<String> {
-    run_ok("docker", &["volume", "ls", "--quiet"]).lines().map(str::to_string).collect()
+    run_ok("docker", &["volume", "ls", "--quiet", "--filter", "dangling=true"]).lines().map(str::to_string).collect()
 }
 
 /// The checks of one image and platform in a JSON report: (title, passed).

@@ -201,8 +201,15 @@ pub fn rehearse(opts: Options) -> Result<RehearsalReport> {
 
 /// The repository's work tree as it is, committed or not (tracked files):
 /// a commit to rehearse.
+///
+/// A commit the rehearsal makes (this one, the schedule's fixture) keeps
+/// HEAD's committer time: the images' `SOURCE_DATE_EPOCH`, and so their
+/// clamped layers, are then the ones the repository's own builds of HEAD
+/// make, and the engine's build cache serves them. A commit of its own
+/// time gave a new epoch: new layers for the stand-ins' base, and every
+/// stand-in built again under emulation.
 pub fn snapshot(repo: &Path) -> Result<String> {
-    let stash = git(repo, &["stash", "create"])?;
+    let stash = git_at_head_time(repo, &["stash", "create"])?;
     if stash.is_empty() {
         return git(repo, &["rev-parse", "HEAD"]);
     }
@@ -211,6 +218,13 @@ pub fn snapshot(repo: &Path) -> Result<String> {
 
 fn git(dir: &Path, args: &[&str]) -> Result<String> {
     Cmd::new("git").args(args).current_dir(dir).read()
+}
+
+/// `git ARGS` in DIR with the committer (and author) time of DIR's HEAD.
+fn git_at_head_time(dir: &Path, args: &[&str]) -> Result<String> {
+    let time = git(dir, &["log", "-1", "--format=%ct"])?;
+    let date = format!("@{time} +0000");
+    Cmd::new("git").args(args).current_dir(dir).env("GIT_COMMITTER_DATE", &date).env("GIT_AUTHOR_DATE", &date).read()
 }
 
 impl Run {
@@ -242,7 +256,7 @@ impl Run {
             std::fs::write(&file, text)?;
             git(&checkout, &["add", path])?;
             let who = ["-c", "user.name=rehearsal", "-c", "user.email=rehearsal@localhost"];
-            git(&checkout, &[&who[..], &["commit", "--quiet", "-m", "rehearsal fixture"]].concat())?;
+            git_at_head_time(&checkout, &[&who[..], &["commit", "--quiet", "-m", "rehearsal fixture"]].concat())?;
         }
         match opts.event {
             EventKind::PullRequest => {}
@@ -810,6 +824,33 @@ impl Host for Status {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_snapshot_of_a_changed_tree_keeps_heads_commit_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path();
+        let who = ["-c", "user.name=t", "-c", "user.email=t@localhost"];
+        git(repo, &["init", "--quiet", "-b", "main"]).unwrap();
+        std::fs::write(repo.join("f"), "one\n").unwrap();
+        git(repo, &["add", "f"]).unwrap();
+        let old = "@1700000000 +0000";
+        Cmd::new("git")
+            .args([&who[..], &["commit", "--quiet", "-m", "one"]].concat())
+            .current_dir(repo)
+            .env("GIT_COMMITTER_DATE", old)
+            .env("GIT_AUTHOR_DATE", old)
+            .read()
+            .unwrap();
+        // Clean: HEAD itself.
+        let head = git(repo, &["rev-parse", "HEAD"]).unwrap();
+        assert_eq!(snapshot(repo).unwrap(), head);
+        // Changed: a new commit, at HEAD's time (not now).
+        std::fs::write(repo.join("f"), "two\n").unwrap();
+        let snap = snapshot(repo).unwrap();
+        assert_ne!(snap, head);
+        assert_eq!(git(repo, &["log", "-1", "--format=%ct", &snap]).unwrap(), "1700000000");
+        assert_eq!(git(repo, &["show", &format!("{snap}:f")]).unwrap(), "two");
+    }
 
     #[test]
     fn artifact_patterns_as_download_artifact_reads_them() {
