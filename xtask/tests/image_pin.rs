@@ -41,7 +41,7 @@ fn pins_follow_the_tag_and_nothing_is_written_on_failure() {
     assert!(!out.status.success());
     assert_eq!(
         out.last_line(),
-        format!("error: stale base image pins at {path}:2: run `cargo xtask image pin` to update them"),
+        "error: stale base image pins at Dockerfile.pinned:2: run `cargo xtask image pin` to update them",
         "{}",
         out.stderr
     );
