@@ -14,6 +14,10 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=test/worker/lib/pg.sh
 source test/worker/lib/pg.sh
+# The PostgreSQL servers here are the worker lane's own: one inherited from
+# a caller (a test of this script runs inside the worker suite) is never
+# stopped by it.
+PG_TEST_DIR=""
 
 passed=0
 failed=0
@@ -28,7 +32,7 @@ lanes=$(mktemp -d)
 free_mb >"$disk_log"
 (while sleep 10; do free_mb >>"$disk_log"; done) &
 disk_sampler=$!
-trap 'kill "$disk_sampler" 2>/dev/null; pg_stop; rm -rf "$disk_log" "$lanes"' EXIT
+trap 'kill "$disk_sampler" 2>/dev/null; rm -rf "$disk_log" "$lanes"' EXIT
 
 # count_results FILE PATTERN: adds up "N passed, M failed, S skipped" from
 # the lines of FILE that the sed PATTERN turns into "N M S".

@@ -23,6 +23,9 @@ chmod 0755 "$run_tmp"
 export TMPDIR=$run_tmp
 # shellcheck source=test/worker/lib/pg.sh
 source "$here/lib/pg.sh"
+# This run's server is its own: one inherited from a caller (this script's
+# own tests run inside the worker suite) is never stopped by it.
+PG_TEST_DIR=""
 
 tap=""
 bats_status=""

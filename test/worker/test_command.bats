@@ -115,6 +115,8 @@ teardown() {
   [ -z "$(find "$TMPDIR" -mindepth 1 -maxdepth 1)" ]
   run psql "$(<"$BATS_TEST_TMPDIR/db_url")" -XAtc "SELECT 1"
   [ "$status" -ne 0 ]
+  # The PostgreSQL of the suite this test runs in is not the script's to stop.
+  [ "$(psql "$PG_TEST_URL/postgres" -XAtc "SELECT 1")" = 1 ]
 }
 
 @test "scripts/test.sh: a failed Python test fails the run and is counted" {
@@ -170,6 +172,8 @@ run_sh_with_bats() {
   chmod +x "$BATS_TEST_TMPDIR/bin/bats" "$BATS_TEST_TMPDIR/bin/shellcheck"
   run env TMPDIR=/tmp bash "$REPO/test/worker/run.sh"
   SHELLCHECKED=$(grep -c '^ok shellcheck ' <<<"$output" || true)
+  # It stopped its own PostgreSQL, not the one of the suite this runs in.
+  [ "$(psql "$PG_TEST_URL/postgres" -XAtc "SELECT 1")" = 1 ]
 }
 
 @test "test/worker/run.sh: a bats run cut short fails every test that never ran" {
