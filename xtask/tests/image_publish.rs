@@ -124,21 +124,7 @@ fn independently_signed_attested_and_runnable(repository: &str, index: &str, pub
         let reference = format!("{repository}@{digest}");
         cosign(&["verify"], &reference);
         cosign(&["verify-attestation", "--type", "cyclonedx"], &reference);
-        let out = support::run_cmd(std::process::Command::new("docker").args([
-            "run",
-            "--rm",
-            "--pull",
-            "always",
-            "--platform",
-            &format!("linux/{arch}"),
-            "--entrypoint",
-            "uname",
-            &reference,
-            "-m",
-        ]));
-        assert!(out.status.success(), "docker run {reference}: {}", out.stderr);
-        assert_eq!(out.stdout.trim(), if arch == "arm64" { "aarch64" } else { "x86_64" }, "{reference}");
-        let _ = std::process::Command::new("docker").args(["image", "rm", &reference]).output();
+        support::assert_runs_as(&reference, arch);
     }
 }
 

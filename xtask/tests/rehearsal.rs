@@ -167,23 +167,7 @@ fn the_workflow_runs_for_a_pull_request_a_push_and_a_release_tag() {
     assert_eq!(manifests.len(), 2, "{index}");
     for m in manifests {
         let (arch, platform_digest) = (m["platform"]["architecture"].as_str().unwrap(), m["digest"].as_str().unwrap());
-        let reference = format!("{repo}@{platform_digest}");
-        let out = run_cmd(Command::new("docker").args([
-            "run",
-            "--rm",
-            "--pull",
-            "always",
-            "--platform",
-            &format!("linux/{arch}"),
-            "--entrypoint",
-            "uname",
-            &reference,
-            "-m",
-        ]));
-        assert!(out.status.success(), "docker run {reference}: {}", out.stderr);
-        let want = if arch == "arm64" { "aarch64" } else { "x86_64" };
-        assert_eq!(out.stdout.trim(), want, "{reference}");
-        let _ = Command::new("docker").args(["image", "rm", &reference]).output();
+        support::assert_runs_as(&format!("{repo}@{platform_digest}"), arch);
     }
 }
 

@@ -429,3 +429,25 @@ impl Drop for ClassicDaemon {
         let _ = Command::new("ip").args(["link", "delete", &self.bridge]).status();
     }
 }
+
+/// Pulls REFERENCE (a platform's digest) for linux/ARCH, runs `uname -m` in
+/// it and fails unless it is that architecture; the pulled image goes again.
+pub fn assert_runs_as(reference: &str, arch: &str) {
+    let platform = format!("linux/{arch}");
+    let out = run_cmd(Command::new("docker").args([
+        "run",
+        "--rm",
+        "--pull",
+        "always",
+        "--platform",
+        &platform,
+        "--entrypoint",
+        "uname",
+        reference,
+        "-m",
+    ]));
+    assert!(out.status.success(), "docker run {reference}: {}", out.stderr);
+    let want = if arch == "arm64" { "aarch64" } else { "x86_64" };
+    assert_eq!(out.stdout.trim(), want, "{reference}");
+    let _ = Command::new("docker").args(["image", "rm", reference]).output();
+}
