@@ -166,6 +166,19 @@ fn checks<'a>(report: &'a serde_json::Value, image: &str, platform: &str) -> Vec
         .collect()
 }
 
+/// Every failed check in the report, with what it expected and what it got.
+fn failures(report: &serde_json::Value) -> String {
+    let mut out = String::new();
+    for image in report["images"].as_array().unwrap() {
+        for platform in image["platforms"].as_array().unwrap() {
+            for c in platform["checks"].as_array().unwrap().iter().filter(|c| c["passed"] == false) {
+                out += &format!("FAILED {} {} {c}\n", image["image"], platform["platform"]);
+            }
+        }
+    }
+    out
+}
+
 fn failed_names(report: &serde_json::Value, image: &str) -> Vec<String> {
     checks(report, image, "linux/amd64")
         .iter()
@@ -557,7 +570,8 @@ fn the_worker_standins_keep_the_workers_contract() {
         report.to_str().unwrap(),
     ]);
     let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
-    assert!(ok, "{stdout}\n{stderr}");
+    // The failing checks in full first: CI shows a long message's ends only.
+    assert!(ok, "{}\n{stderr}\n{stdout}", failures(&json));
     for image in ["worker-standin", "python-standin"] {
         for platform in ["linux/amd64", "linux/arm64"] {
             let cs = checks(&json, image, platform);

@@ -20,6 +20,19 @@ use crate::model::catalog::{Platform, ReadOnlyCheck};
 /// What a read-only failure looks like in a log.
 const READ_ONLY_ERROR: &str = "Read-only file system";
 
+/// How many times `ready_seconds` a platform emulated under QEMU gets to
+/// answer its health check. The bound is the image's on its own
+/// architecture; emulation is about 5 times slower on an idle machine and
+/// 10 times or more on a busy one (CI's arm64 command checks under load:
+/// 1.5 s idle, up to 15 s).
+pub const EMULATION_FACTOR: u64 = 5;
+
+/// How long the image on `platform` has to answer its health check.
+pub fn ready_within(spec: &ReadOnlyCheck, platform: &Platform) -> Duration {
+    let factor = if platform.is_emulated() { EMULATION_FACTOR } else { 1 };
+    Duration::from_secs(spec.ready_seconds * factor)
+}
+
 /// The read-only check of `built` on one platform, beside `database` (an
 /// image reference) when the check declares one. Whatever goes wrong is the
 /// check's failure, with what it saw.
@@ -40,7 +53,7 @@ pub fn run(
         kind: CheckKind::ReadOnly,
         name: "read-only root filesystem".into(),
         passed: errors.is_empty(),
-        expected: describe(spec),
+        expected: describe(spec, platform),
         actual,
         errors,
         seconds: started.elapsed().as_secs_f64(),
@@ -51,7 +64,7 @@ pub fn run(
     result
 }
 
-fn describe(spec: &ReadOnlyCheck) -> String {
+fn describe(spec: &ReadOnlyCheck, platform: &Platform) -> String {
     let health = match (&spec.health.exec, spec.health.port, &spec.health.path) {
         (Some(cmd), _, _) => format!("`{}` exits 0", cmd.join(" ")),
         (None, Some(port), Some(path)) => format!("GET :{port}{path} answers {}", spec.health.status),
@@ -62,9 +75,10 @@ fn describe(spec: &ReadOnlyCheck) -> String {
         None => "runs as non-root".into(),
     };
     format!(
-        "{user} with --read-only --tmpfs {} --cap-drop ALL no-new-privileges; {health} within {}s; still up {}s later; no \"{READ_ONLY_ERROR}\" logged",
+        "{user} with --read-only --tmpfs {} --cap-drop ALL no-new-privileges; {health} within {}s{}; still up {}s later; no \"{READ_ONLY_ERROR}\" logged",
         spec.tmpfs.join(","),
-        spec.ready_seconds,
+        ready_within(spec, platform).as_secs(),
+        if platform.is_emulated() { " (emulated)" } else { "" },
         spec.stay_up_seconds
     )
 }
@@ -77,13 +91,16 @@ fn run_container(
     database: Option<&str>,
     actual: &mut String,
 ) -> Result<()> {
-    let ready = Duration::from_secs(spec.ready_seconds);
+    // The database runs on this machine's own architecture: it is the
+    // image's neighbour, not the image under test.
+    let database_ready = Duration::from_secs(spec.ready_seconds);
+    let ready = ready_within(spec, platform);
     let mut env: Vec<(String, String)> = spec.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     let mut network = None;
     let mut database_container = None;
     if let Some(reference) = database {
         let net = session.network()?;
-        let (name, url) = start_database(session, reference, &net, ready)?;
+        let (name, url) = start_database(session, reference, &net, database_ready)?;
         env.push(("RALPH_DB_URL".into(), url));
         network = Some(net);
         database_container = Some(name);
@@ -281,6 +298,23 @@ fn log_tail(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_emulated_platform_gets_five_times_the_ready_time() {
+        let spec: ReadOnlyCheck =
+            toml::from_str("health = { port = 8080, path = \"/healthz\" }\nready_seconds = 60\n").unwrap();
+        let native = Platform::parse(&format!("linux/{}", Platform::native_arch())).unwrap();
+        let other = Platform::parse(if native.arch == "amd64" { "linux/arm64" } else { "linux/amd64" }).unwrap();
+        assert!(!native.is_emulated() && other.is_emulated());
+        assert_eq!(ready_within(&spec, &native), Duration::from_secs(60));
+        assert_eq!(ready_within(&spec, &other), Duration::from_secs(300));
+        assert!(
+            describe(&spec, &native).contains("answers 200 within 60s; still up 3s later"),
+            "{}",
+            describe(&spec, &native)
+        );
+        assert!(describe(&spec, &other).contains("answers 200 within 300s (emulated); still up"));
+    }
 
     #[test]
     fn a_privileged_start_counts_every_process_but_the_init() {

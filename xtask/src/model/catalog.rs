@@ -189,7 +189,8 @@ pub struct ReadOnlyCheck {
     /// beside it on a private network; `RALPH_DB_URL` points at it.
     pub database: Option<String>,
     pub health: Health,
-    /// How long the container may take to answer its health check.
+    /// How long the container may take to answer its health check on this
+    /// machine's architecture (`EMULATION_FACTOR` times that under emulation).
     #[serde(default = "default_ready_seconds")]
     pub ready_seconds: u64,
     /// How long it must then stay up.
@@ -522,6 +523,21 @@ impl Platform {
             return Err(malformed());
         }
         Ok(Platform { os: parts[0].into(), arch: parts[1].into(), variant: parts.get(2).map(|v| v.to_string()) })
+    }
+
+    /// This machine's architecture, as platforms name it (`amd64`, `arm64`).
+    pub fn native_arch() -> &'static str {
+        match std::env::consts::ARCH {
+            "x86_64" => "amd64",
+            "aarch64" => "arm64",
+            other => other,
+        }
+    }
+
+    /// Whether this platform runs here under emulation (QEMU): another
+    /// architecture than this machine's.
+    pub fn is_emulated(&self) -> bool {
+        self.arch != Platform::native_arch()
     }
 
     /// Parses a comma-separated list, as `--platform` takes it.

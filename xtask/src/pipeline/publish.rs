@@ -400,12 +400,7 @@ pub fn run_args(image: &Image) -> Vec<String> {
 /// How long one platform's run may take: emulated platforms (another
 /// architecture than this machine's, run under QEMU) get longer.
 pub fn run_timeout(platform: &Platform) -> Duration {
-    let native = match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        other => other,
-    };
-    Duration::from_secs(if platform.arch == native { NATIVE_RUN_SECONDS } else { EMULATED_RUN_SECONDS })
+    Duration::from_secs(if platform.is_emulated() { EMULATED_RUN_SECONDS } else { NATIVE_RUN_SECONDS })
 }
 
 /// A platform's run on its own architecture, and under emulation (the
