@@ -24,6 +24,9 @@ failed=0
 skipped=0
 status=0
 
+# The time since this script (or a lane) started: where a run's time goes.
+clock() { printf '%dm%02ds' $((SECONDS / 60)) $((SECONDS % 60)); }
+
 # Free disk (in MB) at the start, at its lowest (sampled every 10 s) and at
 # the end: a full disk fails tests far from its cause.
 free_mb() { df -Pm / | awk 'NR == 2 {print $4}'; }
@@ -77,8 +80,10 @@ lane() {
   shift
   (
     set +e
+    SECONDS=0
     "$@" 2>&1 | tee "$lanes/$name.log" | sed -u "s/^/[$name] /"
     echo "${PIPESTATUS[0]}" >"$lanes/$name.rc"
+    clock >"$lanes/$name.time"
   ) &
   lane_pids+=("$!")
 }
@@ -95,7 +100,7 @@ lanes_wait() {
 lane_done() {
   local rc
   rc=$(cat "$lanes/$1.rc" 2>/dev/null || echo missing)
-  echo "==> lane $1: exit $rc"
+  echo "==> lane $1: exit $rc after $(cat "$lanes/$1.time" 2>/dev/null || echo "?")"
   [[ $rc == 0 ]] || status=1
 }
 
@@ -107,7 +112,7 @@ cargo_test() { cargo test --workspace --no-fail-fast --color never "$@"; }
 worker_suites() {
   local rc=0
   trap pg_stop EXIT
-  echo "==> ralph-status: python unittest (PostgreSQL: test/worker/lib/pg.sh)"
+  echo "==> ralph-status: python unittest (PostgreSQL: test/worker/lib/pg.sh) (at $(clock))"
   if pg_start && RALPH_TEST_DB_URL=$(pg_new_db ralph_status); then
     export RALPH_TEST_DB_URL
     (cd status && PYTHONPATH=src PYTHONDONTWRITEBYTECODE=1 python3 -m unittest discover -s tests -v) 2>&1 || rc=1
@@ -117,7 +122,7 @@ worker_suites() {
   fi
   pg_stop
   unset RALPH_TEST_DB_URL
-  echo "==> worker: test/worker/run.sh"
+  echo "==> worker: test/worker/run.sh (at $(clock))"
   if [[ -f test/worker/run.sh ]]; then
     bash test/worker/run.sh || rc=1
   else
@@ -136,18 +141,20 @@ else
   failed=$((failed + 1))
 fi
 
-echo "==> xtask: cargo test --no-run"
+echo "==> xtask: cargo test --no-run (at $(clock))"
 cargo_test --no-run || status=1
 
-# Every test binary runs, also after one failed, in two lanes side by side
-# (much of a test's time is spent waiting on containers and emulation):
-# - "rehearsal": image_repro, then the rehearsal, then the suites that don't
-#   use the engine (Python, the worker's). image_repro goes first so that
-#   its catalog build is the run's first build of the worker stand-in, with
-#   no step cached: that build is its build 1, and the heavy image is built
-#   cold once more, not twice.
+# Every test binary runs, also after one failed, in three lanes side by
+# side (much of a test's time is spent waiting on containers, emulation,
+# leases and back-offs):
+# - "rehearsal": image_repro, then the rehearsal. image_repro goes first so
+#   that its catalog build is the run's first build of the worker stand-in,
+#   with no step cached: that build is its build 1, and the heavy image is
+#   built cold once more, not twice.
 # - "engine": the unit tests and every other integration binary, image_smoke
 #   last (after the stand-ins' tests have built what it checks).
+# - "worker": the suites that don't use the engine (Python, the worker's):
+#   7 minutes, most of them spent waiting.
 # Tests that run beside each other name their own tags, registry
 # namespaces and containers; image_smoke's checks for leftovers count only
 # containers whose xtask has exited and volumes no container uses.
@@ -165,12 +172,7 @@ for file in xtask/tests/*.rs; do
 done
 # shellcheck disable=SC2317 # they run through `lane`
 rehearsal_lane() {
-  local rc=0
-  if ((${#first[@]})); then
-    cargo_test "${first[@]}" || rc=1
-  fi
-  worker_suites || rc=1
-  return "$rc"
+  ((${#first[@]} == 0)) || cargo_test "${first[@]}"
 }
 # shellcheck disable=SC2317
 engine_lane() {
@@ -181,11 +183,14 @@ engine_lane() {
   fi
   return "$rc"
 }
+echo "==> lanes (at $(clock))"
 lane rehearsal rehearsal_lane
 lane engine engine_lane
+lane worker worker_suites
 lanes_wait
 lane_done rehearsal
 lane_done engine
+lane_done worker
 
 # An ignored test is a skipped one.
 for name in engine rehearsal; do
@@ -212,8 +217,8 @@ for binary in "${expected_binaries[@]}"; do
   echo "not ok $binary: it did not run"
   failed=$((failed + 1))
 done
-count_unittest "$lanes/rehearsal.log"
-count_results "$lanes/rehearsal.log" 's/^worker: ([0-9]+) passed, ([0-9]+) failed, ([0-9]+) skipped$/\1 \2 \3/p'
+count_unittest "$lanes/worker.log"
+count_results "$lanes/worker.log" 's/^worker: ([0-9]+) passed, ([0-9]+) failed, ([0-9]+) skipped$/\1 \2 \3/p'
 
 ((failed == 0)) || status=1
 if ((status != 0 && failed == 0)); then
@@ -222,5 +227,6 @@ fi
 free_mb >>"$disk_log"
 echo
 echo "disk: $(head -1 "$disk_log") MB free at the start, $(sort -n "$disk_log" | head -1) MB at the lowest, $(tail -1 "$disk_log") MB at the end"
+echo "time: $(clock)"
 echo "all: $passed passed, $failed failed, $skipped skipped"
 exit "$status"

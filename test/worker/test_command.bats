@@ -20,7 +20,7 @@ setup() {
   # each `--test NAME` one test. FAIL_BINARY=NAME fails that binary;
   # MUTE_BINARY=NAME exits 101 printing no result line. `rehearsal` waits
   # for `other` to have started, and `image_smoke` for the Python tests:
-  # the two lanes run side by side.
+  # the three lanes run side by side.
   mkdir -p "$REPO/xtask/tests"
   touch "$REPO/xtask/tests/"{rehearsal,image_smoke,other}.rs
   cat >"$BATS_TEST_TMPDIR/bin/cargo" <<'EOF'
@@ -108,7 +108,8 @@ teardown() {
   # skipped; worker: 3 passed, 2 skipped.
   [ "${lines[-1]}" = "all: 12 passed, 0 failed, 4 skipped" ]
   # Each lane said how it ended, and its output came prefixed with its name.
-  [[ $output == *"==> lane engine: exit 0"* && $output == *"==> lane rehearsal: exit 0"* ]]
+  [[ $output == *"==> lane engine: exit 0"* && $output == *"==> lane rehearsal: exit 0"* && $output == *"==> lane worker: exit 0"* ]]
+  [[ $output == *"[worker] worker: 3 passed, 0 failed, 2 skipped"* ]]
   [[ $output == *"[rehearsal] test result: ok. 1 passed"* && $output == *"[engine] test result: ok. 2 passed"* ]]
   # The database was a real one, and is gone.
   [[ $(<"$BATS_TEST_TMPDIR/db_url") == postgresql://ralph@127.0.0.1:*/ralph_status ]]

@@ -90,4 +90,16 @@ fn the_next_run_removes_dead_and_stale_leftovers_and_nothing_else() {
     assert!(!exists("network", &network), "with its networks");
     assert!(!exists("image", &committed), "and its committed images");
     assert!(!exists("container", &stale), "anything older than the stated age is cleaned up");
+
+    // The tests' own tags: those of a test process that has exited (a
+    // shared build's) are swept; a live one's are kept.
+    let dead_tag = format!("{}:xtask-test-{dead_pid}-0-0-abc1234", fx.repository);
+    let live_tag = format!("{}:xtask-test-{}-0-0", fx.repository, std::process::id());
+    for tag in [&dead_tag, &live_tag] {
+        run_ok("docker", &["tag", &image, tag]);
+        cleanup.on_drop("docker", &["image", "rm", tag]);
+    }
+    assert!(support::sweep_exited_tags() >= 1);
+    assert!(!exists("image", &dead_tag), "an exited test's tag is swept");
+    assert!(exists("image", &live_tag), "a live test's tag is kept");
 }

@@ -89,6 +89,10 @@ fn every_dockerfile_passes_hadolint() {
 
 // ---------------------------------------------------------------------------
 
+/// What the amd64-only tests run, built once for all of them
+/// (`support::shared_build`).
+const AMD64_STANDINS: [&str; 4] = ["worker-standin", "python-standin", "python-standin-single", "postgres-standin"];
+
 #[test]
 fn standins_build_for_both_architectures() {
     let _time = support::Timer::start("standins_build_for_both_architectures");
@@ -364,7 +368,7 @@ fn compose_stack_runs_a_task_end_to_end_and_docker_stop_releases_it() {
     let _time = support::Timer::start("compose_stack_runs_a_task_end_to_end_and_docker_stop_releases_it");
     let _engine = support::engine();
     // amd64 only: what this machine runs (the arm64 builds are tested above).
-    let built = CatalogBuild::new(&["worker-standin", "postgres-standin"], &["--platform", "linux/amd64"]);
+    let built = support::shared_build(&AMD64_STANDINS, &["--platform", "linux/amd64"]);
     let dir = temp_dir("ralph-stack");
 
     // The repository the worker changes: a bare repository with one commit
@@ -524,7 +528,7 @@ fn published(container: &str, port: &str) -> String {
 fn python_runtime_serves_healthz_read_only_and_honestly() {
     let _time = support::Timer::start("python_runtime_serves_healthz_read_only_and_honestly");
     let _engine = support::engine();
-    let built = CatalogBuild::new(&["python-standin", "postgres-standin"], &["--platform", "linux/amd64"]);
+    let built = support::shared_build(&AMD64_STANDINS, &["--platform", "linux/amd64"]);
     let image = built.reference("python-standin");
     let postgres = built.reference("postgres-standin");
 
@@ -1043,7 +1047,7 @@ fn python_smoke_spec_holds_where_python_imports_from_lib64_and_catches_build_too
     let _time =
         support::Timer::start("python_smoke_spec_holds_where_python_imports_from_lib64_and_catches_build_tools");
     let _engine = support::engine();
-    let built = CatalogBuild::new(&["python-standin", "python-standin-single"], &["--platform", "linux/amd64"]);
+    let built = support::shared_build(&AMD64_STANDINS, &["--platform", "linux/amd64"]);
     let runtime = built.reference("python-standin");
     let single = built.reference("python-standin-single");
     let in_runtime = |script: &str| {
@@ -1153,7 +1157,7 @@ fn image_size(image: &str, reference: &str, scratch: &Path) -> serde_json::Value
 fn size_of_multi_stage_vs_single_stage() {
     let _time = support::Timer::start("size_of_multi_stage_vs_single_stage");
     let _engine = support::engine();
-    let built = CatalogBuild::new(&["python-standin", "python-standin-single"], &["--platform", "linux/amd64"]);
+    let built = support::shared_build(&AMD64_STANDINS, &["--platform", "linux/amd64"]);
     let scratch = temp_dir("xtask-test-size");
     let multi_ref = built.reference("python-standin");
     let single_ref = built.reference("python-standin-single");

@@ -234,6 +234,7 @@ pub struct CatalogBuild {
 
 impl CatalogBuild {
     pub fn new(images: &[&str], extra_args: &[&str]) -> CatalogBuild {
+        sweep_exited_tags();
         let dir = temp_dir("xtask-report");
         let report_path = dir.path().join("report.json");
         let branch = unique_name("xtask-test");
@@ -272,6 +273,48 @@ impl CatalogBuild {
     pub fn reference(&self, image: &str) -> String {
         self.image(image)["refs"][0].as_str().expect("the report lists refs").to_string()
     }
+}
+
+/// One build of IMAGES for every test of a binary that asks for it (the
+/// first builds it; the engine lock keeps the others waiting): each heavy
+/// image is built and loaded once, not once per test. Its tags outlive the
+/// binary; the next `CatalogBuild` removes them (`sweep_exited_tags`).
+pub fn shared_build(images: &[&str], extra_args: &[&str]) -> &'static CatalogBuild {
+    type Shared = Vec<(String, &'static CatalogBuild)>;
+    static BUILDS: Mutex<Shared> = Mutex::new(Vec::new());
+    let key = format!("{images:?} {extra_args:?}");
+    let mut builds = BUILDS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some((_, built)) = builds.iter().find(|(k, _)| *k == key) {
+        return built;
+    }
+    let mut built = CatalogBuild::new(images, extra_args);
+    // Kept for the binary's life: dropping it would untag what later tests run.
+    built.refs.clear();
+    let built: &'static CatalogBuild = Box::leak(Box::new(built));
+    builds.push((key, built));
+    built
+}
+
+/// Removes the tags `xtask-test-PID-…` of test processes that have exited
+/// (a shared build's, or a run cut short); returns how many.
+pub fn sweep_exited_tags() -> usize {
+    let out = run_cmd(Command::new("docker").args(["image", "ls", "--format", "{{.Repository}}:{{.Tag}}"]));
+    let stale: Vec<String> = out
+        .stdout
+        .lines()
+        .filter(|r| tag_owner(r).is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists()))
+        .map(str::to_string)
+        .collect();
+    if !stale.is_empty() {
+        let _ = Command::new("docker").args(["image", "rm"]).args(&stale).output();
+    }
+    stale.len()
+}
+
+/// The pid in a reference's tag `xtask-test-PID-N-NANOS[-SHA]`.
+fn tag_owner(reference: &str) -> Option<u32> {
+    let (_, tag) = reference.rsplit_once(':')?;
+    tag.strip_prefix("xtask-test-")?.split('-').next()?.parse().ok()
 }
 
 impl Drop for CatalogBuild {
