@@ -19,22 +19,30 @@ setup() {
   WORKERS=()
 }
 
+# Workers and agents are known by proc_id (PID:START), never by PID alone:
+# hundreds of them come and go, and on a busy machine their PIDs soon name
+# other processes (a build's, another test's), which must not be killed
+# or taken for a leftover agent.
 teardown() {
-  local pid
-  for pid in "${WORKERS[@]}"; do
-    kill -KILL "$pid" 2>/dev/null || true
+  local id agent
+  for id in "${WORKERS[@]}"; do
+    alive "$id" && kill -KILL "${id%%:*}" 2>/dev/null
   done
-  for pid in "$CHAOS"/agents/[0-9]*; do
-    [[ -e $pid ]] || continue
-    kill -KILL -- "-${pid##*/}" 2>/dev/null || true
+  for agent in "$CHAOS"/agents/[0-9]*; do
+    [[ -e $agent ]] || continue
+    alive "$(agent_id "$agent")" && kill -KILL -- "-${agent##*/}" 2>/dev/null
   done
+  return 0
 }
+
+# agent_id FILE: the proc_id of the agent that wrote CHAOS_AGENTS/PID (its start time).
+agent_id() { echo "${1##*/}:$(<"$1")"; }
 
 # start_chaos_worker N: worker N in the background, its own workspace and log.
 start_chaos_worker() {
   set -m
   RALPH_WORKSPACE="$CHAOS/ws-$1" "$RALPH" build 2>"$CHAOS/logs/$1.log" &
-  WORKERS+=($!)
+  WORKERS+=("$(proc_id $!)")
   disown # (no "Killed" notice for each kill)
   set +m
 }
@@ -42,11 +50,11 @@ start_chaos_worker() {
 # done_lines N: how many tasks worker N has finished so far (its log's done lines).
 done_lines() { grep -c ': done: ' "$CHAOS/logs/$1.log" || true; }
 
-# live_workers: the pids of the workers still running.
+# live_workers: the proc_ids of the workers still running.
 live_workers() {
-  local pid
-  for pid in "${WORKERS[@]}"; do
-    alive "$pid" && printf '%s\n' "$pid"
+  local id
+  for id in "${WORKERS[@]}"; do
+    alive "$id" && printf '%s\n' "$id"
   done
   return 0
 }
@@ -73,7 +81,7 @@ settled() {
     mapfile -t live < <(live_workers)
     if ((${#live[@]})); then
       victim=${live[RANDOM % ${#live[@]}]}
-      kill -KILL "$victim" 2>/dev/null || true
+      kill -KILL "${victim%%:*}" 2>/dev/null || true
       start_chaos_worker "$((next++))"
     fi
     # Once, with a good part done: the database goes away for 2 s and comes
@@ -122,16 +130,17 @@ settled() {
     [ "$(git -C "$REMOTE" rev-parse "refs/heads/ralph/$id")" = "$commit" ] || { echo "$id: $commit is not its branch's head"; false; }
   done < <(sql "SELECT id || '|' || (result->>'commit') FROM tasks WHERE status = 'done' ORDER BY id")
 
-  for pid in $(live_workers); do
-    kill -TERM "$pid"
+  local id
+  for id in $(live_workers); do
+    kill -TERM "${id%%:*}"
   done
-  for pid in "${WORKERS[@]}"; do
-    wait_for 15 gone "$pid" || { echo "worker $pid did not stop on SIGTERM"; false; }
+  for id in "${WORKERS[@]}"; do
+    wait_for 15 gone "$id" || { echo "worker $id did not stop on SIGTERM"; false; }
   done
   # No agent process is left running: the killed workers' watchdogs stopped theirs.
   local agent leftover=()
   for agent in "$CHAOS"/agents/[0-9]*; do
-    wait_for 3 gone "${agent##*/}" || leftover+=("${agent##*/}")
+    wait_for 3 gone "$(agent_id "$agent")" || leftover+=("$(agent_id "$agent")")
   done
   [ "${#leftover[@]}" -eq 0 ] || { echo "agents left running: ${leftover[*]}"; false; }
   # No two agents ever worked one task at once: none found an earlier one

@@ -20,11 +20,15 @@ setup() {
   # each `--test NAME` one test. FAIL_BINARY=NAME fails that binary;
   # MUTE_BINARY=NAME exits 101 printing no result line. `rehearsal` waits
   # for `other` to have started, and `image_smoke` for the Python tests:
-  # the three lanes run side by side.
-  mkdir -p "$REPO/xtask/tests"
-  touch "$REPO/xtask/tests/"{rehearsal,image_smoke,other}.rs
+  # the two lanes run side by side.
+  mkdir -p "$REPO/xtask/tests" "$REPO/xtask/src"
+  touch "$REPO/xtask/tests/"{rehearsal,image_smoke,other}.rs "$REPO/xtask/src/main.rs"
   cat >"$BATS_TEST_TMPDIR/bin/cargo" <<'EOF'
 #!/usr/bin/env bash
+if [[ -n ${BUILD_FAILS:-} && $1 == test ]]; then
+  echo "error: could not compile \`xtask\` (test \"other\") due to 1 previous error"
+  exit 101
+fi
 [[ $1 == test && " $* " != *" --no-run "* ]] || exit 0
 rc=0
 result() { # NAME PASSED IGNORED
@@ -108,8 +112,8 @@ teardown() {
   # skipped; worker: 3 passed, 2 skipped.
   [ "${lines[-1]}" = "all: 12 passed, 0 failed, 4 skipped" ]
   # Each lane said how it ended, and its output came prefixed with its name.
-  [[ $output == *"==> lane engine: exit 0"* && $output == *"==> lane rehearsal: exit 0"* && $output == *"==> lane worker: exit 0"* ]]
-  [[ $output == *"[worker] worker: 3 passed, 0 failed, 2 skipped"* ]]
+  [[ $output == *"==> lane engine: exit 0"* && $output == *"==> lane rehearsal: exit 0"* ]]
+  [[ $output == *"[rehearsal] worker: 3 passed, 0 failed, 2 skipped"* ]]
   [[ $output == *"[rehearsal] test result: ok. 1 passed"* && $output == *"[engine] test result: ok. 2 passed"* ]]
   # The database was a real one, and is gone.
   [[ $(<"$BATS_TEST_TMPDIR/db_url") == postgresql://ralph@127.0.0.1:*/ralph_status ]]
@@ -152,6 +156,16 @@ teardown() {
   [ "$status" -eq 1 ]
   [[ $output == *"not ok tests/forgotten.rs: it did not run"* ]]
   [ "${lines[-1]}" = "all: 12 passed, 1 failed, 4 skipped" ]
+}
+
+@test "scripts/test.sh: a build that fails fails the run, and names every binary that did not run" {
+  run env BUILD_FAILS=1 bash "$REPO/scripts/test.sh"
+  [ "$status" -eq 1 ]
+  for binary in src/main.rs tests/rehearsal.rs tests/image_smoke.rs tests/other.rs; do
+    [[ $output == *"not ok $binary: it did not run"* ]] || { echo "$binary: $output"; return 1; }
+  done
+  # fmt and clippy, Python and the worker's suite still ran and counted.
+  [ "${lines[-1]}" = "all: 7 passed, 4 failed, 3 skipped" ]
 }
 
 @test "scripts/test.sh: a missing worker suite is a failure, not a suite left out" {

@@ -35,6 +35,26 @@ fn skopeo_tags(repository: &str) -> Vec<String> {
     v["Tags"].as_array().unwrap().iter().map(|t| t.as_str().unwrap().to_string()).collect()
 }
 
+/// The local tags of the stand-ins' repositories (`REPOSITORY:TAG` → image
+/// ID), other than the tests' own unique ones (`xtask-test-…`).
+fn checkout_tags() -> Value {
+    let out = run_cmd(Command::new("docker").args([
+        "image",
+        "ls",
+        "--no-trunc",
+        "--format",
+        "{{.Repository}}:{{.Tag}} {{.ID}}",
+    ]));
+    let mut tags = serde_json::Map::new();
+    for (reference, id) in out.stdout.lines().filter_map(|l| l.split_once(' ')) {
+        let (repository, tag) = reference.rsplit_once(':').unwrap();
+        if repository.starts_with("ralph-") && !tag.starts_with("xtask-test-") && tag != "<none>" {
+            tags.insert(reference.to_string(), Value::String(id.to_string()));
+        }
+    }
+    Value::Object(tags)
+}
+
 /// `skopeo inspect --raw` of a reference: the manifest (index) and its sha256.
 fn raw_manifest(reference: &str) -> (Value, String) {
     let out = run_cmd(
@@ -62,6 +82,15 @@ fn the_workflow_runs_for_a_pull_request_a_push_and_a_release_tag() {
     let registry = format!("{REGISTRY}/{ns}");
     let scratch = support::temp_dir("xtask-rehearsal");
     let report_file = scratch.path().join("rehearsal.json");
+    // The checkout's own tags, which the jobs' builds share: a `latest`
+    // (a marker image when there is none) must name what it named before.
+    if checkout_tags()["ralph-worker-standin:latest"].is_null() {
+        let empty = support::temp_dir("xtask-marker");
+        let marker = format!("tar -C {} -c . | docker import - ralph-worker-standin:latest", empty.path().display());
+        assert!(run_cmd(Command::new("sh").args(["-c", &marker])).status.success());
+        cleanup.on_drop("docker", &["image", "rm", "ralph-worker-standin:latest"]);
+    }
+    let tags_before = checkout_tags();
     let out = rehearse(&["--registry", &registry, "--report", report_file.to_str().unwrap()]);
     eprintln!("{}", out.stdout);
     // On a failure, what the steps printed up to the first failed step (the
@@ -74,6 +103,14 @@ fn the_workflow_runs_for_a_pull_request_a_push_and_a_release_tag() {
         out.stderr_before("` failed: ", 150)
     );
     let report: Value = serde_json::from_str(&std::fs::read_to_string(&report_file).unwrap()).unwrap();
+    // The jobs tagged main-<sha>, latest, 1.2.3… here; all of it was put back.
+    assert_eq!(checkout_tags(), tags_before, "the checkout's local tags changed: {}", report["tags_put_back"]);
+    let put_back = report["tags_put_back"].as_array().unwrap();
+    assert!(
+        put_back.iter().any(|r| r["action"] == "retag" && r["reference"] == "ralph-worker-standin:latest"),
+        "{put_back:?}"
+    );
+    assert!(put_back.iter().any(|r| r["action"] == "remove"), "{put_back:?}");
     let events = report["events"].as_array().unwrap();
     assert_eq!(events.len(), 4, "a pull request, a push, a tag and the schedule");
     let jobs = |i: usize, job: &str| -> Vec<Value> {

@@ -67,15 +67,33 @@ task_result() { sql "SELECT result->>'$2' FROM tasks WHERE id = '$1'"; }
 # task_is ID STATUS: the task has that status now.
 task_is() { [[ $(task_status "$1") == "$2" ]]; }
 
-# alive PID: the process exists (and is not a zombie).
-alive() {
+# proc_id PID: "PID:START", START the process's start time (clock ticks
+# since boot, /proc/PID/stat's 22nd field): which process it is. A PID
+# alone names another process once the first has ended and been reaped,
+# and pid_max may be 32768: a busy machine wraps it in minutes.
+proc_id() {
   local stat
-  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-  stat=${stat##*) }
-  [[ ${stat:0:1} != Z ]]
+  local -a field
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || { echo "$1:gone"; return 0; }
+  read -r -a field <<<"${stat##*) }"
+  echo "$1:${field[19]}"
 }
 
-# gone PID: the process has ended (a zombie nobody reaped yet counts as gone).
+# alive PID or alive PID:START (proc_id): the process exists (and is not
+# a zombie); with START, it is that very process.
+alive() {
+  local stat
+  local -a field
+  stat=$(cat "/proc/${1%%:*}/stat" 2>/dev/null) || return 1
+  stat=${stat##*) }
+  [[ ${stat:0:1} != Z ]] || return 1
+  [[ $1 == *:* ]] || return 0
+  read -r -a field <<<"$stat"
+  [[ ${field[19]} == "${1#*:}" ]]
+}
+
+# gone PID or gone PID:START: the process has ended (a zombie nobody reaped
+# yet counts as gone).
 gone() { ! alive "$1"; }
 
 # group_alive PGID: a process of that process group is alive (not a zombie).

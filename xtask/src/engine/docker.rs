@@ -241,6 +241,35 @@ pub fn platform_digests(index: &Manifest) -> Vec<(Platform, String)> {
         .collect()
 }
 
+/// The local engine's tags of `repositories`: `REPOSITORY:TAG` → image ID.
+pub fn local_tags(repositories: &[String]) -> Result<std::collections::BTreeMap<String, String>> {
+    let out =
+        docker().args(["image", "ls", "--no-trunc", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"]).probe().read()?;
+    Ok(parse_local_tags(&out, repositories))
+}
+
+/// `docker image ls --format '{{.Repository}}:{{.Tag}} {{.ID}}'` lines of
+/// `repositories`, untagged images left out.
+pub fn parse_local_tags(out: &str, repositories: &[String]) -> std::collections::BTreeMap<String, String> {
+    out.lines()
+        .filter_map(|l| l.trim().split_once(' '))
+        .filter(|(r, _)| {
+            r.rsplit_once(':').is_some_and(|(repo, tag)| tag != "<none>" && repositories.iter().any(|x| x == repo))
+        })
+        .map(|(r, id)| (r.to_string(), id.trim().to_string()))
+        .collect()
+}
+
+/// Points `reference` at the local image `id`.
+pub fn tag(id: &str, reference: &str) -> Result<()> {
+    docker().args(["tag", id, reference]).read().map(drop)
+}
+
+/// Removes the tag `reference` (and the image, when nothing else names it).
+pub fn untag(reference: &str) -> Result<()> {
+    docker().args(["image", "rm", reference]).read().map(drop)
+}
+
 /// The `Config` object of a local image (`docker image inspect`).
 pub fn image_config(reference: &str) -> Result<serde_json::Value> {
     let out = docker().args(["image", "inspect", "--format", "{{json .Config}}", reference]).probe().output()?;
@@ -256,6 +285,16 @@ pub fn image_config(reference: &str) -> Result<serde_json::Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn local_tags_of_the_named_repositories_only() {
+        let out = "ralph-worker-standin:latest sha256:aa\nralph-worker-standin:<none> sha256:bb\n\
+                   localhost:5000/ralph-worker-standin:latest sha256:cc\nralph-debian-base:main-1234567 sha256:dd\n";
+        let got = parse_local_tags(out, &["ralph-worker-standin".into(), "ralph-debian-base".into()]);
+        let want: Vec<(&str, &str)> =
+            vec![("ralph-debian-base:main-1234567", "sha256:dd"), ("ralph-worker-standin:latest", "sha256:aa")];
+        assert_eq!(got.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect::<Vec<_>>(), want);
+    }
 
     #[test]
     fn builder_platforms_from_inspect() {

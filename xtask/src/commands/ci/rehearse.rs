@@ -6,14 +6,20 @@
 //! request; `<branch>-<sha>` and `latest` for the push; `1.2.3`, `1.2` and
 //! `1` on one index for the tag. Exit 1 when a job failed or the registry
 //! is not as the event must leave it.
+//!
+//! On GitHub each job has an engine of its own; here the jobs share this
+//! one, and tag what they build `main-<sha>`, `latest`, `1.2.3`… like the
+//! checkout's own builds. Afterwards, failed or not, every such tag is put
+//! back: pointed at the image it named before, or removed.
 
-use std::path::PathBuf;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use serde::Serialize;
 
 use crate::commands::Command;
-use crate::engine::{cosign, imagetools, skopeo};
+use crate::engine::{cosign, docker, imagetools, skopeo};
 use crate::model::catalog::Catalog;
 use crate::output::table::Table;
 use crate::output::{JsonOut, Report, Sinks};
@@ -52,6 +58,8 @@ pub struct RehearseReport {
     pub events: Vec<RehearsalReport>,
     /// What the registry held after each event, per image: (tag, digest).
     pub registry_after: Vec<RegistryAfter>,
+    /// The local tags the jobs wrote, put back as they were (see the module's doc).
+    pub tags_put_back: Vec<Restore>,
     pub problems: Vec<String>,
 }
 
@@ -94,35 +102,104 @@ impl Command for Rehearse {
             registry: registry.clone(),
             events: Vec::new(),
             registry_after: Vec::new(),
+            tags_put_back: Vec::new(),
             problems: Vec::new(),
         };
+        let repositories: Vec<String> = catalog.images.iter().map(|i| i.repository.clone()).collect();
+        let before = docker::local_tags(&repositories)?;
+        // Each image a tag names now keeps a name of its own meanwhile: a
+        // job's build that takes its only tag must not leave it to be
+        // removed as untagged before it is tagged back.
+        let keep = keep_tags(&before);
+        for (reference, id) in &keep {
+            docker::tag(id, reference)?;
+        }
+        let mut written = BTreeSet::new();
+        let events_run = self.run_events(
+            &mut report,
+            &mut written,
+            RunContext {
+                events,
+                images: &images,
+                registry: &registry,
+                overrides: &overrides,
+                repo: &repo,
+                work_root: &work_root,
+                checkout: &checkout,
+                commit: &commit,
+            },
+        );
+        let plan = restore_plan(&before, &docker::local_tags(&repositories)?, &repositories, &written);
+        for step in &plan {
+            match step {
+                Restore::Retag { reference, id } => docker::tag(id, reference)?,
+                Restore::Remove { reference } => docker::untag(reference)?,
+            }
+        }
+        report.tags_put_back = plan;
+        for reference in keep.keys() {
+            docker::untag(reference)?;
+        }
+        events_run?;
+        Ok(report)
+    }
+
+    fn sinks(&self) -> Sinks<'_> {
+        self.out.sinks()
+    }
+}
+
+/// What the events share.
+struct RunContext<'a> {
+    events: Vec<EventKind>,
+    images: &'a [&'a crate::model::catalog::Image],
+    registry: &'a str,
+    overrides: &'a [(String, String)],
+    repo: &'a Path,
+    work_root: &'a Path,
+    checkout: &'a Path,
+    commit: &'a str,
+}
+
+impl Rehearse {
+    /// Each event in turn; the tags its jobs built with go into `written`.
+    fn run_events(
+        &self,
+        report: &mut RehearseReport,
+        written: &mut BTreeSet<String>,
+        cx: RunContext<'_>,
+    ) -> Result<()> {
+        let RunContext { events, images, registry, overrides, repo, work_root, checkout, commit } = cx;
         for event in events {
             let fixture = if event == EventKind::Schedule {
                 Some(pin_fixture(&format!("{registry}/{}", images.first().context("no image")?.repository))?)
             } else {
                 None
             };
-            let mut overrides = overrides.clone();
+            let mut overrides = overrides.to_vec();
             if let Some((path, _)) = &fixture {
                 overrides.push(("RALPH_PIN_DOCKERFILES".into(), path.clone()));
             }
             let opts = Options {
-                repo: repo.clone(),
+                repo: repo.to_path_buf(),
                 workflow: self.workflow.clone().unwrap_or_else(|| repo.join(".github/workflows/images.yml")),
                 event,
-                overrides: overrides.clone(),
+                overrides,
                 secrets: vec![("COSIGN_PASSWORD".into(), PASSWORD.into())],
                 work: work_root.join(format!("{event:?}").to_ascii_lowercase()),
-                checkout: checkout.clone(),
-                commit: commit.clone(),
+                checkout: checkout.to_path_buf(),
+                commit: commit.to_string(),
                 fixture,
                 cargo_target: work_root.join("cargo"),
             };
-            let run = rehearsal::rehearse(opts)?;
+            let artifacts = opts.work.join("artifacts");
+            let run = rehearsal::rehearse(opts);
+            written.extend(tags_built(&artifacts));
+            let run = run?;
             for job in run.jobs.iter().filter(|j| j.result == "failure") {
                 report.problems.push(format!("{event:?}: job {} failed", job.job));
             }
-            for image in &images {
+            for image in images {
                 let repository = format!("{registry}/{}", image.repository);
                 let tags = skopeo::list_tags(&repository)?;
                 let mut named = Vec::new();
@@ -136,12 +213,71 @@ impl Command for Rehearse {
             }
             report.events.push(run);
         }
-        Ok(report)
+        Ok(())
     }
+}
 
-    fn sinks(&self) -> Sinks<'_> {
-        self.out.sinks()
+/// The tags the check jobs built with (their `check.json` under
+/// `artifacts`); the images they built on were tagged alike.
+fn tags_built(artifacts: &Path) -> Vec<String> {
+    let mut tags = Vec::new();
+    for file in super::files_named(artifacts, "check.json") {
+        let Ok(text) = std::fs::read_to_string(&file) else { continue };
+        let Ok(report) = serde_json::from_str::<serde_json::Value>(&text) else { continue };
+        for image in report["images"].as_array().into_iter().flatten() {
+            let built = image["build"]["tags"].as_array().into_iter().flatten();
+            tags.extend(built.filter_map(|t| t.as_str()).map(str::to_string));
+        }
     }
+    tags
+}
+
+/// A tag `REPOSITORY:rehearsal-keep-PID-N` for each image that `tags` (the
+/// local tags before the rehearsal) name: reference → image ID.
+fn keep_tags(tags: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    let mut keep = BTreeMap::new();
+    let mut seen = BTreeSet::new();
+    for (reference, id) in tags {
+        let Some((repository, _)) = reference.rsplit_once(':') else { continue };
+        if seen.insert(id) {
+            keep.insert(format!("{repository}:rehearsal-keep-{}-{}", std::process::id(), seen.len()), id.clone());
+        }
+    }
+    keep
+}
+
+/// One step that puts a local tag back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Restore {
+    /// It named another image before: it does again.
+    Retag { reference: String, id: String },
+    /// It did not exist before.
+    Remove { reference: String },
+}
+
+/// The steps that give each `REPOSITORY:TAG` of `written` (on every
+/// repository) the image it had `before`, given what it has `after`.
+pub fn restore_plan(
+    before: &BTreeMap<String, String>,
+    after: &BTreeMap<String, String>,
+    repositories: &[String],
+    written: &BTreeSet<String>,
+) -> Vec<Restore> {
+    let mut plan = Vec::new();
+    for repository in repositories {
+        for tag in written {
+            let reference = format!("{repository}:{tag}");
+            match (before.get(&reference), after.get(&reference)) {
+                (Some(old), now) if now != Some(old) => {
+                    plan.push(Restore::Retag { reference, id: old.clone() });
+                }
+                (None, Some(_)) => plan.push(Restore::Remove { reference }),
+                _ => {}
+            }
+        }
+    }
+    plan
 }
 
 /// The schedule's fixture: a Dockerfile pinned to a stale digest of an
@@ -210,6 +346,11 @@ impl Report for RehearseReport {
                 ));
             }
         }
+        let retagged = self.tags_put_back.iter().filter(|r| matches!(r, Restore::Retag { .. })).count();
+        out.push_str(&format!(
+            "local tags the jobs wrote, put back: {retagged} pointed at what they named before, {} removed\n",
+            self.tags_put_back.len() - retagged
+        ));
         for p in &self.problems {
             out.push_str(&format!("problem: {p}\n"));
         }
@@ -232,6 +373,40 @@ mod tests {
 
     fn tags(list: &[(&str, &str)]) -> Vec<(String, String)> {
         list.iter().map(|(t, d)| (t.to_string(), d.to_string())).collect()
+    }
+
+    #[test]
+    fn the_tags_the_jobs_wrote_go_back_as_they_were() {
+        let map = |l: &[(&str, &str)]| -> BTreeMap<String, String> {
+            l.iter().map(|(r, i)| (r.to_string(), i.to_string())).collect()
+        };
+        let before = map(&[("w:latest", "old"), ("w:keep", "k"), ("b:latest", "b0")]);
+        let after = map(&[("w:latest", "new"), ("w:keep", "k"), ("w:main-1234567", "new"), ("b:latest", "b0")]);
+        let written: BTreeSet<String> = ["latest", "main-1234567", "1.2.3"].iter().map(|t| t.to_string()).collect();
+        let plan = restore_plan(&before, &after, &["w".into(), "b".into()], &written);
+        assert_eq!(
+            plan,
+            [
+                Restore::Retag { reference: "w:latest".into(), id: "old".into() },
+                Restore::Remove { reference: "w:main-1234567".into() },
+            ]
+        );
+        // A tag the jobs removed comes back; nothing the jobs did not write is touched.
+        let plan = restore_plan(&before, &map(&[]), &["w".into()], &written);
+        assert_eq!(plan, [Restore::Retag { reference: "w:latest".into(), id: "old".into() }]);
+    }
+
+    #[test]
+    fn one_keep_tag_per_image() {
+        let tags: BTreeMap<String, String> =
+            [("w:latest", "a"), ("w:main-1234567", "a"), ("b:latest", "c")].map(|(r, i)| (r.into(), i.into())).into();
+        let keep = keep_tags(&tags);
+        assert_eq!(keep.len(), 2, "{keep:?}");
+        assert_eq!(
+            keep.values().collect::<BTreeSet<_>>(),
+            ["a", "c"].iter().map(|s| s.to_string()).collect::<Vec<_>>().iter().collect()
+        );
+        assert!(keep.keys().all(|k| k.contains(":rehearsal-keep-")), "{keep:?}");
     }
 
     #[test]
