@@ -129,18 +129,13 @@ impl Command for Rehearse {
                 commit: &commit,
             },
         );
-        let plan = restore_plan(&before, &docker::local_tags(&repositories)?, &repositories, &written);
-        for step in &plan {
-            match step {
-                Restore::Retag { reference, id } => docker::tag(id, reference)?,
-                Restore::Remove { reference } => docker::untag(reference)?,
-            }
-        }
-        report.tags_put_back = plan;
+        let put_back = put_back(&before, &repositories, &written);
         for reference in keep.keys() {
-            docker::untag(reference)?;
+            let _ = docker::untag(reference);
         }
+        // A job's failure is the first thing to know; then one putting back.
         events_run?;
+        report.tags_put_back = put_back?;
         Ok(report)
     }
 
@@ -230,6 +225,24 @@ fn tags_built(artifacts: &Path) -> Vec<String> {
         }
     }
     tags
+}
+
+/// Puts back the tags of `written` on `repositories` as they were `before`
+/// (`restore_plan`), and returns what it did.
+fn put_back(
+    before: &BTreeMap<String, String>,
+    repositories: &[String],
+    written: &BTreeSet<String>,
+) -> Result<Vec<Restore>> {
+    let plan = restore_plan(before, &docker::local_tags(repositories)?, repositories, written);
+    for step in &plan {
+        match step {
+            Restore::Retag { reference, id } => docker::tag(id, reference),
+            Restore::Remove { reference } => docker::untag(reference),
+        }
+        .context("putting back the local tags the rehearsal's jobs wrote")?;
+    }
+    Ok(plan)
 }
 
 /// A tag `REPOSITORY:rehearsal-keep-PID-N` for each image that `tags` (the
