@@ -581,7 +581,15 @@ worker_on_signal() {
 }
 
 # On any exit: nothing of ours keeps running, the scratch directory goes.
+# In the worker's own shell only: bash runs the EXIT trap in a subshell the
+# worker has just forked (the agent's watchdog, a step of worker_run, the
+# agent before its exec) when a signal ends it before it has reset the
+# worker's traps, as stopping an agent that ended at once does. There it
+# would remove the state directory, and stop the agent and the renewer,
+# under the worker still running; it exits instead, with the signal's
+# status (exit in a trap keeps the status it came with).
 worker_cleanup() {
+  [[ $BASHPID == "$$" ]] || exit
   [[ -z $AGENT_PID ]] || kill -KILL -- "-$AGENT_PID" 2>/dev/null || true
   [[ -z $AGENT_WATCH_PID ]] || kill -- "-$AGENT_WATCH_PID" 2>/dev/null || true
   [[ -z $RENEW_PID ]] || kill -- "-$RENEW_PID" 2>/dev/null || true

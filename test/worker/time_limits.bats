@@ -149,6 +149,53 @@ earlier() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a < b) }'; }
   [ "$(git -C "$REMOTE" show ralph/next/1:next.txt)" = next ]
 }
 
+# The worker's own functions in a shell of their own, as ralph.sh sources
+# them, its exit cleanup armed on a state directory: 200 times the
+# watchdog of an agent that ended at once, started and stopped; 200 times
+# a step forked as worker_run forks one, stopped at once as a lost lease
+# or a SIGTERM stops it (group_stop). bash runs the EXIT trap in a
+# subshell that a signal ends before it has reset its parent's traps: the
+# worker's, there, removed the state directory under the worker still
+# running (CI: "a task done that hangs" lost its agent.log, its commit and
+# its push).
+@test "a subshell of the worker stopped as soon as it starts leaves the worker's state directory alone" {
+  mkdir "$STATE/state"
+  # shellcheck disable=SC2016 # expanded by that shell
+  run bash -c '
+    set -euo pipefail
+    RALPH_HOME=$1 RALPH_PROG=ralph
+    for lib in common privsep agent worker; do source "$RALPH_HOME/lib/$lib.sh"; done
+    export RALPH_STATE_DIR=$2
+    trap worker_cleanup EXIT
+    check() { [[ -d $RALPH_STATE_DIR ]] || { echo "the state directory was removed: $1"; exit 1; }; }
+    for ((i = 0; i < 200; i++)); do
+      set -m
+      true &
+      group=$!
+      set +m
+      wait "$group"
+      agent_watch "$$" "$group" 3600
+      agent_unwatch
+      check "watchdog, round $i"
+    done
+    for ((i = 0; i < 200; i++)); do
+      set -m
+      sleep 5 &
+      step=$!
+      set +m
+      group_stop "$step" 1
+      wait "$step" 2>/dev/null || true
+      check "step, round $i"
+    done
+    trap - EXIT
+    echo "400 rounds"' _ "$REPO_ROOT" "$STATE/state"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [ -d "$STATE/state" ]
+  # Nor anything else said on the worker's stderr.
+  [ "$output" = "400 rounds" ]
+}
+
 @test "RALPH_AGENT_TIMEOUT_SECONDS is checked when the worker starts" {
   local bad
   for bad in 0 604801 1h ' 5'; do
