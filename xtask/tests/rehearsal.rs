@@ -38,18 +38,11 @@ fn skopeo_tags(repository: &str) -> Vec<String> {
 /// The local tags of the stand-ins' repositories (`REPOSITORY:TAG` → image
 /// ID), other than the tests' own unique ones (`xtask-test-…`).
 fn checkout_tags() -> Value {
-    let out = run_cmd(Command::new("docker").args([
-        "image",
-        "ls",
-        "--no-trunc",
-        "--format",
-        "{{.Repository}}:{{.Tag}} {{.ID}}",
-    ]));
     let mut tags = serde_json::Map::new();
-    for (reference, id) in out.stdout.lines().filter_map(|l| l.split_once(' ')) {
+    for (reference, id) in support::local_tags() {
         let (repository, tag) = reference.rsplit_once(':').unwrap();
-        if repository.starts_with("ralph-") && !tag.starts_with("xtask-test-") && tag != "<none>" {
-            tags.insert(reference.to_string(), Value::String(id.to_string()));
+        if repository.starts_with("ralph-") && !tag.starts_with("xtask-test-") {
+            tags.insert(reference, Value::String(id));
         }
     }
     Value::Object(tags)

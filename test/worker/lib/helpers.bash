@@ -67,29 +67,33 @@ task_result() { sql "SELECT result->>'$2' FROM tasks WHERE id = '$1'"; }
 # task_is ID STATUS: the task has that status now.
 task_is() { [[ $(task_status "$1") == "$2" ]]; }
 
-# proc_id PID: "PID:START", START the process's start time (clock ticks
-# since boot, /proc/PID/stat's 22nd field): which process it is. A PID
-# alone names another process once the first has ended and been reaped,
-# and pid_max may be 32768: a busy machine wraps it in minutes.
-proc_id() {
+# proc_state PID: "STATE START" of a process, from /proc/PID/stat (its
+# state letter and its start time, in clock ticks since boot); fails when
+# there is no such process.
+proc_state() {
   local stat
   local -a field
-  stat=$(cat "/proc/$1/stat" 2>/dev/null) || { echo "$1:gone"; return 0; }
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
   read -r -a field <<<"${stat##*) }"
-  echo "$1:${field[19]}"
+  echo "${field[0]} ${field[19]}"
+}
+
+# proc_id PID: "PID:START": which process it is. A PID alone names another
+# process once the first has ended and been reaped, and pid_max may be
+# 32768: a busy machine wraps it in minutes.
+proc_id() {
+  local state start
+  read -r state start < <(proc_state "$1") || { echo "$1:gone"; return 0; }
+  echo "$1:$start"
 }
 
 # alive PID or alive PID:START (proc_id): the process exists (and is not
 # a zombie); with START, it is that very process.
 alive() {
-  local stat
-  local -a field
-  stat=$(cat "/proc/${1%%:*}/stat" 2>/dev/null) || return 1
-  stat=${stat##*) }
-  [[ ${stat:0:1} != Z ]] || return 1
-  [[ $1 == *:* ]] || return 0
-  read -r -a field <<<"$stat"
-  [[ ${field[19]} == "${1#*:}" ]]
+  local state start
+  read -r state start < <(proc_state "${1%%:*}") || return 1
+  [[ $state != Z ]] || return 1
+  [[ $1 != *:* || $start == "${1#*:}" ]]
 }
 
 # gone PID or gone PID:START: the process has ended (a zombie nobody reaped

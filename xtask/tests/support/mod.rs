@@ -298,17 +298,27 @@ pub fn shared_build(images: &[&str], extra_args: &[&str]) -> &'static CatalogBui
 /// Removes the tags `xtask-test-PID-…` of test processes that have exited
 /// (a shared build's, or a run cut short); returns how many.
 pub fn sweep_exited_tags() -> usize {
-    let out = run_cmd(Command::new("docker").args(["image", "ls", "--format", "{{.Repository}}:{{.Tag}}"]));
-    let stale: Vec<String> = out
-        .stdout
-        .lines()
+    let stale: Vec<String> = local_tags()
+        .into_iter()
+        .map(|(reference, _)| reference)
         .filter(|r| tag_owner(r).is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists()))
-        .map(str::to_string)
         .collect();
     if !stale.is_empty() {
         let _ = Command::new("docker").args(["image", "rm"]).args(&stale).output();
     }
     stale.len()
+}
+
+/// Every tagged image in the engine: (`REPOSITORY:TAG`, image ID).
+pub fn local_tags() -> Vec<(String, String)> {
+    let format = "{{.Repository}}:{{.Tag}} {{.ID}}";
+    let out = run_cmd(Command::new("docker").args(["image", "ls", "--no-trunc", "--format", format]));
+    out.stdout
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .filter(|(reference, _)| !reference.ends_with(":<none>"))
+        .map(|(reference, id)| (reference.to_string(), id.to_string()))
+        .collect()
 }
 
 /// The pid in a reference's tag `xtask-test-PID-N-NANOS[-SHA]`.

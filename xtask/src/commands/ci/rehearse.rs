@@ -115,20 +115,54 @@ impl Command for Rehearse {
             docker::tag(id, reference)?;
         }
         let mut written = BTreeSet::new();
-        let events_run = self.run_events(
-            &mut report,
-            &mut written,
-            RunContext {
-                events,
-                images: &images,
-                registry: &registry,
-                overrides: &overrides,
-                repo: &repo,
-                work_root: &work_root,
-                checkout: &checkout,
-                commit: &commit,
-            },
-        );
+        // Every event in turn, and the tags its jobs built with; failed or
+        // not, those tags are then put back.
+        let events_run = (|| -> Result<()> {
+            for event in events {
+                let fixture = if event == EventKind::Schedule {
+                    Some(pin_fixture(&format!("{registry}/{}", images.first().context("no image")?.repository))?)
+                } else {
+                    None
+                };
+                let mut overrides = overrides.clone();
+                if let Some((path, _)) = &fixture {
+                    overrides.push(("RALPH_PIN_DOCKERFILES".into(), path.clone()));
+                }
+                let opts = Options {
+                    repo: repo.clone(),
+                    workflow: self.workflow.clone().unwrap_or_else(|| repo.join(".github/workflows/images.yml")),
+                    event,
+                    overrides,
+                    secrets: vec![("COSIGN_PASSWORD".into(), PASSWORD.into())],
+                    work: work_root.join(format!("{event:?}").to_ascii_lowercase()),
+                    checkout: checkout.clone(),
+                    commit: commit.clone(),
+                    fixture,
+                    cargo_target: work_root.join("cargo"),
+                };
+                let artifacts = opts.work.join("artifacts");
+                let run = rehearsal::rehearse(opts);
+                written.extend(tags_built(&artifacts));
+                let run = run?;
+                for job in run.jobs.iter().filter(|j| j.result == "failure") {
+                    report.problems.push(format!("{event:?}: job {} failed", job.job));
+                }
+                for image in &images {
+                    let repository = format!("{registry}/{}", image.repository);
+                    let tags = skopeo::list_tags(&repository)?;
+                    let mut named = Vec::new();
+                    for t in tags.iter().filter(|t| !t.starts_with("sha256-")) {
+                        let (_, digest) = imagetools::manifest(&format!("{repository}:{t}"))?;
+                        named.push((t.clone(), digest));
+                    }
+                    named.sort();
+                    report.problems.extend(expect(event, &image.name, &named));
+                    report.registry_after.push((event, image.name.clone(), named));
+                }
+                report.events.push(run);
+            }
+            Ok(())
+        })();
         let put_back = put_back(&before, &repositories, &written);
         for reference in keep.keys() {
             let _ = docker::untag(reference);
@@ -141,74 +175,6 @@ impl Command for Rehearse {
 
     fn sinks(&self) -> Sinks<'_> {
         self.out.sinks()
-    }
-}
-
-/// What the events share.
-struct RunContext<'a> {
-    events: Vec<EventKind>,
-    images: &'a [&'a crate::model::catalog::Image],
-    registry: &'a str,
-    overrides: &'a [(String, String)],
-    repo: &'a Path,
-    work_root: &'a Path,
-    checkout: &'a Path,
-    commit: &'a str,
-}
-
-impl Rehearse {
-    /// Each event in turn; the tags its jobs built with go into `written`.
-    fn run_events(
-        &self,
-        report: &mut RehearseReport,
-        written: &mut BTreeSet<String>,
-        cx: RunContext<'_>,
-    ) -> Result<()> {
-        let RunContext { events, images, registry, overrides, repo, work_root, checkout, commit } = cx;
-        for event in events {
-            let fixture = if event == EventKind::Schedule {
-                Some(pin_fixture(&format!("{registry}/{}", images.first().context("no image")?.repository))?)
-            } else {
-                None
-            };
-            let mut overrides = overrides.to_vec();
-            if let Some((path, _)) = &fixture {
-                overrides.push(("RALPH_PIN_DOCKERFILES".into(), path.clone()));
-            }
-            let opts = Options {
-                repo: repo.to_path_buf(),
-                workflow: self.workflow.clone().unwrap_or_else(|| repo.join(".github/workflows/images.yml")),
-                event,
-                overrides,
-                secrets: vec![("COSIGN_PASSWORD".into(), PASSWORD.into())],
-                work: work_root.join(format!("{event:?}").to_ascii_lowercase()),
-                checkout: checkout.to_path_buf(),
-                commit: commit.to_string(),
-                fixture,
-                cargo_target: work_root.join("cargo"),
-            };
-            let artifacts = opts.work.join("artifacts");
-            let run = rehearsal::rehearse(opts);
-            written.extend(tags_built(&artifacts));
-            let run = run?;
-            for job in run.jobs.iter().filter(|j| j.result == "failure") {
-                report.problems.push(format!("{event:?}: job {} failed", job.job));
-            }
-            for image in images {
-                let repository = format!("{registry}/{}", image.repository);
-                let tags = skopeo::list_tags(&repository)?;
-                let mut named = Vec::new();
-                for t in tags.iter().filter(|t| !t.starts_with("sha256-")) {
-                    let (_, digest) = imagetools::manifest(&format!("{repository}:{t}"))?;
-                    named.push((t.clone(), digest));
-                }
-                named.sort();
-                report.problems.extend(expect(event, &image.name, &named));
-                report.registry_after.push((event, image.name.clone(), named));
-            }
-            report.events.push(run);
-        }
-        Ok(())
     }
 }
 
