@@ -163,3 +163,18 @@ settled() {
   [ "$after" -gt 0 ]
   echo "chaos: $done_count done, $((400 - done_count)) failed, $((next - 9)) workers killed, $((SECONDS - t0)) s" >&3
 }
+
+@test "a process known by proc_id is not taken for another one with its pid" {
+  sleep 30 &
+  local pid=$! id
+  id=$(proc_id "$pid")
+  [[ $id == "$pid":[0-9]* ]]
+  alive "$id"
+  # The same pid with another start time: a later process that got the pid.
+  run alive "$pid:$((${id#*:} + 1))"
+  [ "$status" -ne 0 ]
+  kill "$pid"
+  wait "$pid" || true
+  gone "$id"
+  [ "$(proc_id "$pid")" = "$pid:gone" ]
+}
