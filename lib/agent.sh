@@ -132,7 +132,7 @@ agent_env_names() {
 # agent spending behind it), and tells the worker when it runs past
 # LIMIT_SECONDS (agent_watch).
 agent_start() {
-  local prompt_file=$1 model=$2 log_file=$3 limit=$4 dir name fd vars=()
+  local prompt_file=$1 model=$2 log_file=$3 limit=$4 dir name vars=()
   dir=$(workspace_dir)
   agent_home_make || return 1
   while IFS= read -r name; do vars+=("$name=${!name}"); done < <(agent_env_names)
@@ -151,8 +151,8 @@ agent_start() {
   fi
   set -m
   (
+    workspace_lock_close
     cd "$dir" || exit 1
-    for fd in "${WORKSPACE_LOCK_FDS[@]}"; do exec {fd}<&-; done
     if [[ -n ${RALPH_AGENT_CMD:-} ]]; then
       exec_agent env -i "${vars[@]}" bash -c "$RALPH_AGENT_CMD"
     else
@@ -180,6 +180,7 @@ agent_watch() {
   grace_ms=$(((ENV_UINT + 5) * 1000))
   set -m
   (
+    workspace_lock_close
     now_ms
     deadline=$((NOW_MS + limit_ms)) told=0
     while process_alive "$worker"; do

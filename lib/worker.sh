@@ -57,7 +57,10 @@ worker_run() {
   local out=$1 err=$2 rc=0
   shift 2
   set -m
-  "$@" >"$out" 2>"$err" &
+  {
+    workspace_lock_close
+    "$@"
+  } >"$out" 2>"$err" &
   WORKER_CHILD=$!
   set +m
   wait "$WORKER_CHILD" || rc=$?
@@ -477,6 +480,7 @@ worker_renew_start() {
 # worker_renew_loop ID SINCE_MS WORKER_PID: the renewer (in the background,
 # its own process group). Times in ms on now_ms's clock.
 worker_renew_loop() {
+  workspace_lock_close
   local id=$1 worker=$3 state=$RALPH_STATE_DIR lease=$((WORKER_LEASE * 1000))
   local every=$((lease / 3)) lead=$(((WORKER_AGENT_STOP + 2) * 1000)) retry
   ((every >= 200)) || every=200

@@ -130,8 +130,8 @@ task_branch() {
 
 # workspace_lock: this worker alone uses its tree (two workers on one tree
 # would commit each other's work): a lock on it, held open until the worker
-# exits (in WORKSPACE_LOCK_FDS, the locks the agent doesn't inherit). Exits
-# 2 when another worker holds it.
+# exits (in WORKSPACE_LOCK_FDS: the locks no child of the worker keeps,
+# workspace_lock_close). Exits 2 when another worker holds it.
 workspace_lock() {
   local dir fd
   command -v flock >/dev/null || { log "flock is not installed: nothing keeps two workers off one workspace"; return 0; }
@@ -142,6 +142,17 @@ workspace_lock() {
   WORKSPACE_LOCK_FDS+=("$fd")
 }
 WORKSPACE_LOCK_FDS=()
+
+# workspace_lock_close: first thing in each process the worker starts in
+# the background (the agent, its watchdog, the renewer, every step of
+# worker_run): the worker's locks close there. A lock goes when the last
+# descriptor of it closes; one inherited by a process that outlives the
+# worker (after a SIGKILL: the renewer until its next check, a step until
+# its bound) would refuse the worker restarted on that workspace.
+workspace_lock_close() {
+  local fd
+  for fd in "${WORKSPACE_LOCK_FDS[@]}"; do exec {fd}<&-; done
+}
 
 # workspace_tree_access: with privilege separation, the tree belongs to the
 # worker and is open to the agent's group (setgid: what either makes in it

@@ -164,7 +164,7 @@ earlier() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a < b) }'; }
   run bash -c '
     set -euo pipefail
     RALPH_HOME=$1 RALPH_PROG=ralph
-    for lib in common privsep agent worker; do source "$RALPH_HOME/lib/$lib.sh"; done
+    for lib in common version db models privsep workspace agent worker; do source "$RALPH_HOME/lib/$lib.sh"; done
     export RALPH_STATE_DIR=$2
     trap worker_cleanup EXIT
     check() { [[ -d $RALPH_STATE_DIR ]] || { echo "the state directory was removed: $1"; exit 1; }; }

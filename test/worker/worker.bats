@@ -270,6 +270,44 @@ start_worker() {
   [ "$(git -C "$REMOTE" show ralph/k/1:r.txt)" = rescued ]
 }
 
+# What a SIGKILLed worker started lives on a while: the renewer until its
+# next check (a third of the lease: 10 s here), the agent's watchdog until
+# it has stopped the agent. None of it holds the workspace's lock: a worker
+# restarted on that workspace at once (a container's restart policy) is
+# not refused as "another worker".
+@test "SIGKILL mid-task: a worker restarted at once on the same workspace is not refused" {
+  export RALPH_LEASE_SECONDS=30
+  "$TASK" add k/1 "killed"
+  export RALPH_AGENT_CMD
+  RALPH_AGENT_CMD=$(slow_agent)
+  start_worker
+  wait_for 20 test -e "$BATS_TEST_TMPDIR/started"
+  # The worker's children other than the agent: its renewer and the
+  # agent's watchdog.
+  local worker=$WORKER_PID agent pid left=() id running=0
+  agent=$(<"$AGENT_PID_FILE")
+  for pid in $(pgrep -P "$worker"); do
+    [ "$pid" = "$agent" ] || left+=("$(proc_id "$pid")")
+  done
+  kill -KILL "$worker"
+  wait "$worker" || true
+  WORKER_PID=""
+  # Some still run when the new worker starts (the renewer sleeps until
+  # its next check): else this would prove nothing.
+  for id in "${left[@]}"; do
+    if alive "$id"; then running=$((running + 1)); fi
+  done
+  [ "$running" -gt 0 ]
+  RALPH_AGENT_CMD=true run "$RALPH" build --until-empty
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [[ $output != *"another worker uses"* ]]
+  [[ $output == *"stopped after 0 task(s)"* ]]
+  for id in "${left[@]}"; do
+    if alive "$id"; then kill -KILL "${id%%:*}"; fi
+  done
+}
+
 @test "an always-failing agent: failed after exactly 3 attempts, backing off, and the worker moves on" {
   export RALPH_RETRY_BASE_SECONDS=1 RALPH_RETRY_MAX_SECONDS=4 RALPH_IDLE_MIN_SECONDS=1 RALPH_IDLE_MAX_SECONDS=1
   "$TASK" add bad/1 "always fails" --priority 1
