@@ -91,16 +91,16 @@ fn run_container(
     database: Option<&str>,
     actual: &mut String,
 ) -> Result<()> {
-    // The database runs on this machine's own architecture: it is the
-    // image's neighbour, not the image under test.
-    let database_ready = Duration::from_secs(spec.ready_seconds);
+    // The database was built for the same platform as the image, and runs
+    // on it: emulated, it gets the emulated bound too (CI's arm64 check
+    // under load: a PostgreSQL that had printed nothing after 60 s).
     let ready = ready_within(spec, platform);
     let mut env: Vec<(String, String)> = spec.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     let mut network = None;
     let mut database_container = None;
     if let Some(reference) = database {
         let net = session.network()?;
-        let (name, url) = start_database(session, reference, &net, database_ready)?;
+        let (name, url) = start_database(session, reference, platform, &net, ready)?;
         env.push(("RALPH_DB_URL".into(), url));
         network = Some(net);
         database_container = Some(name);
@@ -244,15 +244,22 @@ fn probe(name: &str, spec: &ReadOnlyCheck) -> Result<(), String> {
     }
 }
 
-/// A throwaway PostgreSQL on `network` as `db`; returns its container and
-/// the URL the image reaches it by. The password is per run.
-fn start_database(session: &Session, reference: &str, network: &str, ready: Duration) -> Result<(String, String)> {
+/// A throwaway PostgreSQL on `platform` on `network` as `db`; returns its
+/// container and the URL the image reaches it by. The password is per run.
+fn start_database(
+    session: &Session,
+    reference: &str,
+    platform: &Platform,
+    network: &str,
+    ready: Duration,
+) -> Result<(String, String)> {
     let password = format!(
         "ro{:x}",
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos())
     );
     let spec = container::Spec {
         image: reference.to_string(),
+        platform: Some(platform.clone()),
         env: vec![
             ("POSTGRES_USER".into(), "ralph".into()),
             ("POSTGRES_PASSWORD".into(), password.clone()),
