@@ -6,17 +6,8 @@
 # neither passed nor failed); exits non-zero on any failure.
 # Needs (Debian 12): postgresql, postgresql-client, shellcheck, bats, jq, git.
 #
-#   bash test/worker/run.sh [--no-shellcheck] [BATS_FILE…]
-#
-# --no-shellcheck: the bats files only (scripts/test.sh runs the suite in
-# two shards, and shellcheck in one of them).
+#   bash test/worker/run.sh [BATS_FILE…]
 set -euo pipefail
-
-shellcheck=true
-if [[ ${1:-} == --no-shellcheck ]]; then
-  shellcheck=false
-  shift
-fi
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -101,14 +92,13 @@ if ((${#missing[@]})); then
   exit 1
 fi
 
+echo "--- shellcheck"
 # Every shell script of the repository, the tests included (ShellCheck reads
 # the .bats files as bats).
 scripts=(ralph.sh task install.sh lib/*.sh hooks/*.sh docker/*.sh .ci/run scripts/*.sh scripts/lib/*.sh
   test/images/*/*.sh
   test/worker/run.sh test/worker/bench-claim.sh test/worker/lib/pg.sh test/worker/lib/helpers.bash
   test/worker/*.bats)
-$shellcheck || scripts=()
-((${#scripts[@]} == 0)) || echo "--- shellcheck"
 for script in "${scripts[@]}"; do
   if shellcheck -x "$script"; then
     passed=$((passed + 1))
