@@ -179,8 +179,18 @@ db_schema_missing() {
 db_apply_schema() {
   db_require_url
   [[ -n $DB_PSQL ]] || db_psql_path
-  local out line rc=0
-  out=$(db_exec_psql "$DB_SCHEMA_MS" -X -q -v ON_ERROR_STOP=1 -f "$RALPH_HOME/db/schema.sql" 2>&1) || rc=$?
+  local out line rc attempt
+  for attempt in 1 2 3; do
+    rc=0
+    out=$(db_exec_psql "$DB_SCHEMA_MS" -X -q -v ON_ERROR_STOP=1 -f "$RALPH_HOME/db/schema.sql" 2>&1) || rc=$?
+    # PostgreSQL broke a deadlock with another session (another worker's
+    # traffic on the tables the schema changes) by aborting this one
+    # transaction: all of it was rolled back, and it is applied again.
+    if ((rc == 0 || attempt == 3)) || [[ $out != *"deadlock detected"* ]]; then
+      break
+    fi
+    log "applying the schema: deadlock detected (attempt $attempt of 3); applying it again"
+  done
   if ((rc != 0)); then
     db_explain_error "$rc" "$out" "$DB_SCHEMA_MS"
     return "$EXIT_ERROR"

@@ -41,6 +41,41 @@ setup() {
   [ "$(sql "SELECT count(*) FROM tasks")" -eq 6 ]
 }
 
+# An upgrade of a store in use: `task init` applies the schema while
+# another session holds public.tasks (as workers' traffic does) and then
+# asks for the advisory lock the application holds. PostgreSQL breaks that
+# deadlock by aborting the application's transaction (it waited first; the
+# other session's own check comes after 30 s). The application is rolled
+# back whole and applied again (CI: a worker's entry point died on
+# "deadlock detected" beside its health checks).
+@test "a schema application that loses a deadlock is applied again" {
+  "$TASK" init >/dev/null
+  sql "CREATE OR REPLACE FUNCTION public.ralph_schema_version() RETURNS integer LANGUAGE sql IMMUTABLE AS 'SELECT 2'"
+  psql "$RALPH_DB_URL" -X -q -v ON_ERROR_STOP=1 >"$BATS_TEST_TMPDIR/other.log" 2>&1 <<'SQL' &
+SET deadlock_timeout = '30s';
+BEGIN;
+LOCK TABLE public.tasks IN ACCESS EXCLUSIVE MODE;
+DO $$ BEGIN
+  FOR i IN 1..600 LOOP
+    EXIT WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_locks WHERE relation = 'public.tasks'::regclass AND NOT granted);
+    PERFORM pg_catalog.pg_sleep(0.05);
+  END LOOP;
+END $$;
+SELECT pg_catalog.pg_advisory_xact_lock(7426001);
+COMMIT;
+SQL
+  local other=$!
+  tasks_held() { [ "$(sql "SELECT count(*) FROM pg_locks WHERE relation = 'public.tasks'::regclass AND mode = 'AccessExclusiveLock' AND granted")" -eq 1 ]; }
+  wait_for 20 tasks_held
+  run "$TASK" init
+  echo "$output"
+  wait "$other" || { cat "$BATS_TEST_TMPDIR/other.log"; false; }
+  [ "$status" -eq 0 ]
+  [[ $output == *"applying the schema: deadlock detected (attempt 1 of 3); applying it again"* ]]
+  [ "${lines[-1]}" = "schema applied" ]
+  [ "$(sql "SELECT public.ralph_schema_version()")" -eq 3 ]
+}
+
 @test "claim takes the most urgent, then the oldest task" {
   "$TASK" add c/low "low" --priority 3
   "$TASK" add c/old "old p1" --priority 1
