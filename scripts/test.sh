@@ -133,16 +133,18 @@ worker_suites() {
   return "$rc"
 }
 
-echo "==> xtask: cargo fmt --check, cargo clippy"
-if cargo fmt --all --check && cargo clippy --workspace --all-targets --color never -- -D warnings; then
-  passed=$((passed + 1))
-else
-  status=1
-  failed=$((failed + 1))
-fi
-
-echo "==> xtask: cargo test --no-run (at $(clock))"
-cargo_test --no-run || status=1
+# fmt and clippy: one check, counted on its own result line (it runs at the
+# end of the engine lane, off the run's longest path).
+# shellcheck disable=SC2317 # it runs through `lane`
+lints() {
+  echo "==> xtask: cargo fmt --check, cargo clippy (at $(clock))"
+  if cargo fmt --all --check && cargo clippy --workspace --all-targets --color never -- -D warnings; then
+    echo "xtask lints: 1 passed, 0 failed, 0 skipped"
+  else
+    echo "xtask lints: 0 passed, 1 failed, 0 skipped"
+    return 1
+  fi
+}
 
 # Every test binary runs, also after one failed, in two lanes side by side
 # (much of a test's time is spent waiting on containers and emulation):
@@ -155,7 +157,8 @@ cargo_test --no-run || status=1
 #   (beside the other lanes, two of its tests failed on time: the note of
 #   stop 26).
 # - "engine": the unit tests and every other integration binary, image_smoke
-#   last (after the stand-ins' tests have built what it checks).
+#   last (after the stand-ins' tests have built what it checks), then fmt
+#   and clippy (a lane that ends sooner than the other).
 # Tests that run beside each other name their own tags, registry
 # namespaces and containers; image_smoke's checks for leftovers count only
 # containers whose xtask has exited and volumes no container uses.
@@ -171,6 +174,10 @@ for file in xtask/tests/*.rs; do
     *) binaries+=(--test "$name") ;;
   esac
 done
+# The rehearsal lane's binaries are built first, and that lane starts at
+# once; the engine lane builds the others as it starts.
+echo "==> xtask: cargo test --no-run ${first[*]} (at $(clock))"
+cargo_test --no-run "${first[@]}" || status=1
 # shellcheck disable=SC2317 # they run through `lane`
 rehearsal_lane() {
   local rc=0
@@ -187,6 +194,7 @@ engine_lane() {
   if ((${#last[@]})); then
     cargo_test "${last[@]}" || rc=1
   fi
+  lints || rc=1
   return "$rc"
 }
 echo "==> lanes (at $(clock))"
@@ -200,6 +208,7 @@ lane_done engine
 for name in engine rehearsal; do
   count_results "$lanes/$name.log" 's/^test result: [a-zA-Z]+\. ([0-9]+) passed; ([0-9]+) failed; ([0-9]+) ignored.*/\1 \2 \3/p'
 done
+count_results "$lanes/engine.log" 's/^xtask lints: ([0-9]+) passed, ([0-9]+) failed, ([0-9]+) skipped$/\1 \2 \3/p'
 # Every test binary ran and printed its result: one that crashed or was
 # cut short, or never ran, is a failure named here.
 expected_binaries=()

@@ -25,6 +25,10 @@ setup() {
   touch "$REPO/xtask/tests/"{rehearsal,image_smoke,other}.rs "$REPO/xtask/src/main.rs"
   cat >"$BATS_TEST_TMPDIR/bin/cargo" <<'EOF'
 #!/usr/bin/env bash
+if [[ -n ${CLIPPY_FAILS:-} && $1 == clippy ]]; then
+  echo "error: this function has too many arguments"
+  exit 101
+fi
 if [[ -n ${BUILD_FAILS:-} && $1 == test ]]; then
   echo "error: could not compile \`xtask\` (test \"other\") due to 1 previous error"
   exit 101
@@ -44,9 +48,9 @@ result() { # NAME PASSED IGNORED
     *) partner="" ;;
   esac
   if [[ -n $partner ]]; then
-    for _ in $(seq 100); do [[ -e $MARK_DIR/started-$partner ]] && break; sleep 0.1; done
+    for _ in $(seq 600); do [[ -e $MARK_DIR/started-$partner ]] && break; sleep 0.1; done
     if [[ ! -e $MARK_DIR/started-$partner ]]; then
-      echo "test result: FAILED. 0 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out; finished in 10s"
+      echo "test result: FAILED. 0 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out; finished in 60s"
       rc=101
       return
     fi
@@ -108,7 +112,7 @@ teardown() {
 @test "scripts/test.sh counts skipped tests apart and gives the Python tests a PostgreSQL" {
   run bash "$REPO/scripts/test.sh"
   [ "$status" -eq 0 ] || { echo "$output"; return 1; }
-  # cargo: 1 (fmt, clippy) + 5 passed, 1 ignored; Python: 3 passed, 1
+  # cargo: 1 (fmt, clippy: the engine lane's last step) + 5 passed, 1 ignored; Python: 3 passed, 1
   # skipped; worker: 3 passed, 2 skipped.
   [ "${lines[-1]}" = "all: 12 passed, 0 failed, 4 skipped" ]
   # Each lane said how it ended, and its output came prefixed with its name.
@@ -168,6 +172,14 @@ teardown() {
   [ "${lines[-1]}" = "all: 7 passed, 4 failed, 3 skipped" ]
 }
 
+@test "scripts/test.sh: a clippy finding fails the run and is counted, at the end of the engine lane" {
+  run env CLIPPY_FAILS=1 bash "$REPO/scripts/test.sh"
+  [ "$status" -eq 1 ]
+  [[ $output == *"[engine] error: this function has too many arguments"* ]]
+  [[ $output == *"[engine] xtask lints: 0 passed, 1 failed, 0 skipped"* && $output == *"==> lane engine: exit 1"* ]]
+  [ "${lines[-1]}" = "all: 11 passed, 1 failed, 4 skipped" ]
+}
+
 @test "scripts/test.sh: a missing worker suite is a failure, not a suite left out" {
   rm "$REPO/test/worker/run.sh"
   run bash "$REPO/scripts/test.sh"
@@ -176,34 +188,93 @@ teardown() {
   [ "${lines[-1]}" = "all: 9 passed, 1 failed, 2 skipped" ]
 }
 
-# run_sh_with_bats SCRIPT: test/worker/run.sh in the stand-in repository,
-# with a bats that runs SCRIPT and a shellcheck that passes everything
-# (the "ok shellcheck" lines count as passed: $SHELLCHECKED of them). Its
-# TMPDIR is short: PostgreSQL's socket path has a limit.
+# run_sh_with_bats SCRIPT [VAR=VALUE…]: test/worker/run.sh in the stand-in
+# repository, with the environment given, on three bats files (chaos,
+# alpha, beta), with a bats that runs SCRIPT ("$2" is the file) and a
+# stand-in shellcheck that passes everything (its "ok shellcheck" lines
+# count as passed: $SHELLCHECKED of them). Its TMPDIR is short: PostgreSQL's socket
+# path has a limit.
 run_sh_with_bats() {
   cp "$REPO_ROOT/test/worker/run.sh" "$REPO/test/worker/run.sh"
+  touch "$REPO/test/worker/"{alpha,beta,chaos}.bats
   printf '#!/usr/bin/env bash\n%s\n' "$1" >"$BATS_TEST_TMPDIR/bin/bats"
   printf '#!/bin/sh\nexit 0\n' >"$BATS_TEST_TMPDIR/bin/shellcheck"
   chmod +x "$BATS_TEST_TMPDIR/bin/bats" "$BATS_TEST_TMPDIR/bin/shellcheck"
-  run env TMPDIR=/tmp bash "$REPO/test/worker/run.sh"
+  run env TMPDIR=/tmp "${@:2}" bash "$REPO/test/worker/run.sh"
   SHELLCHECKED=$(grep -c '^ok shellcheck ' <<<"$output" || true)
   # It stopped its own PostgreSQL, not the one of the suite this runs in.
   [ "$(psql "$PG_TEST_URL/postgres" -XAtc "SELECT 1")" = 1 ]
 }
 
 @test "test/worker/run.sh: a bats run cut short fails every test that never ran" {
-  run_sh_with_bats 'echo 1..3; echo "ok 1 one"; exit 1'
+  run_sh_with_bats '[[ $2 == *alpha* ]] || { echo 1..1; echo "ok 1 one"; exit; }; echo 1..3; echo "ok 1 one"; exit 1'
   [ "$status" -eq 1 ]
-  [[ $output == *"not ok bats ran 1 of the 3 tests it planned: the run was cut short"* ]]
-  [ "${lines[-1]}" = "worker: $((SHELLCHECKED + 1)) passed, 2 failed, 0 skipped" ]
+  [[ $output == *"not ok alpha.bats: bats ran 1 of the 3 tests it planned: the run was cut short"* ]]
+  [ "${lines[-1]}" = "worker: $((SHELLCHECKED + 3)) passed, 2 failed, 0 skipped" ]
 }
 
 @test "test/worker/run.sh: the whole plan run passes; no plan at all fails" {
   run_sh_with_bats 'echo 1..2; echo "ok 1 one"; echo "ok 2 two # skip on purpose"'
   [ "$status" -eq 0 ] || { echo "$output"; return 1; }
-  [ "${lines[-1]}" = "worker: $((SHELLCHECKED + 1)) passed, 0 failed, 1 skipped" ]
-  run_sh_with_bats 'echo "bats: cannot read the suite" >&2; exit 1'
+  [ "${lines[-1]}" = "worker: $((SHELLCHECKED + 3)) passed, 0 failed, 3 skipped" ]
+  # Each file's lines come with its name.
+  [[ $output == *"[alpha] ok 1 one"* && $output == *"[chaos] ok 2 two # skip on purpose"* ]]
+  run_sh_with_bats '[[ $2 == *beta* ]] || { echo 1..1; echo "ok 1 one"; exit; }; echo "bats: cannot read the suite" >&2; exit 1'
   [ "$status" -eq 1 ]
-  [[ $output == *"not ok bats printed no plan (1..N): the run did not start"* ]]
+  [[ $output == *"not ok beta.bats: bats printed no plan (1..N): the run did not start"* ]]
+  [ "${lines[-1]}" = "worker: $((SHELLCHECKED + 2)) passed, 1 failed, 0 skipped" ]
+}
+
+@test "test/worker/run.sh: files run two at a time, each job with a PostgreSQL of its own; one job takes them in order" {
+  local marks=$BATS_TEST_TMPDIR/marks
+  mkdir "$marks"
+  # Each file notes its server, and alpha waits for beta to have started
+  # (they can only meet if two run at once).
+  # shellcheck disable=SC2016 # the stand-in bats expands them
+  local script='name=$(basename "$2" .bats); echo "$PG_TEST_URL" >"$MARKS/$name"; echo "$name" >>"$MARKS/order"
+    psql "$PG_TEST_URL/postgres" -XAtc "SELECT 1" >/dev/null || exit 1
+    if [[ $name == alpha ]]; then for _ in $(seq 100); do [[ -e $MARKS/beta ]] && break; sleep 0.1; done; fi
+    echo 1..1; if [[ $name != alpha || -e $MARKS/beta ]]; then echo "ok 1 $name"; else echo "not ok 1 alone"; fi'
+  run_sh_with_bats "$script" MARKS="$marks"
+  [ "$status" -eq 0 ] || { echo "$output"; return 1; }
+  [[ $output == *"--- bats (2 at a time)"* ]]
+  [ "${lines[-1]}" = "worker: $((SHELLCHECKED + 3)) passed, 0 failed, 0 skipped" ]
+  # Two servers, neither the one of the suite this runs in, both gone.
+  local servers
+  servers=$(cat "$marks"/{alpha,beta,chaos} | sort -u)
+  [ "$(grep -c . <<<"$servers")" -eq 2 ]
+  [[ $'\n'$servers$'\n' != *$'\n'$PG_TEST_URL$'\n'* ]]
+  local url
+  for url in $servers; do
+    run psql "$url/postgres" -XAtc "SELECT 1"
+    [ "$status" -ne 0 ]
+  done
+  # One at a time: the slowest first (chaos), then the others in order.
+  rm -r "$marks" && mkdir "$marks"
+  run_sh_with_bats "$script" MARKS="$marks" RALPH_TEST_JOBS=1
+  [ "$status" -eq 1 ]
+  [[ $output == *"[alpha] not ok 1 alone"* ]]
+  [ "$(tr '\n' ' ' <"$marks/order")" = "chaos alpha beta " ]
+}
+
+@test "test/worker/run.sh: the run's time bounds every file: one cut short fails, one never started fails" {
+  run_sh_with_bats 'echo 1..1; sleep 30; echo "ok 1 late"' RALPH_TEST_TIMEOUT=3 RALPH_TEST_JOBS=1
+  [ "$status" -eq 1 ]
+  [[ $output == *"not ok chaos.bats: bats ran 0 of the 1 tests it planned: the run was cut short"* ]]
+  [[ $output == *"not ok alpha.bats: it did not run (the run's time ran out"* ]]
+  [[ $output == *"not ok beta.bats: it did not run"* ]]
+  [ "${lines[-1]}" = "worker: $SHELLCHECKED passed, 3 failed, 0 skipped" ]
+}
+
+@test "test/worker/run.sh: a wrong RALPH_TEST_JOBS or a missing file is named, and nothing runs" {
+  run_sh_with_bats 'echo 1..1; echo "ok 1 one"' RALPH_TEST_JOBS=0
+  [ "$status" -eq 1 ]
+  [[ $output == *"not ok RALPH_TEST_JOBS=0: give how many bats files run at a time, 1 to 99"* ]]
+  [[ $output != *"[alpha]"* ]]
   [ "${lines[-1]}" = "worker: $SHELLCHECKED passed, 1 failed, 0 skipped" ]
+  cp "$REPO_ROOT/test/worker/run.sh" "$REPO/test/worker/run.sh"
+  run env TMPDIR=/tmp bash "$REPO/test/worker/run.sh" test/worker/alpha.bats test/worker/gone.bats
+  [ "$status" -eq 1 ]
+  [[ $output == *"not ok test/worker/gone.bats: no such bats file"* ]]
+  [[ $output != *"[alpha]"* ]]
 }
