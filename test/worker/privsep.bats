@@ -85,7 +85,12 @@ tsql() { psql "$TRUSTED_URL" -X -q -A -t -v ON_ERROR_STOP=1 -c "$1"; }
   tsql "UPDATE tasks SET status = 'done', result = '{\"secret\": \"OTHER-RESULT\"}', last_error = 'OTHER-ERROR' WHERE id = 'other/1'" >/dev/null
   RALPH_DB_URL=$TRUSTED_URL "$TASK" add adv/1 "attack" --priority 1 >/dev/null
   export ADVERSARY_TMP=$TMPDIR ADVERSARY_WORKER_URL=$WORKER_URL ADVERSARY_OTHER=other/1
-  export RALPH_AGENT_ENV="ADVERSARY_TMP ADVERSARY_WORKER_URL ADVERSARY_OTHER" RALPH_LEASE_SECONDS=3
+  # A renewal every 5 s (a third of the lease), each psql bounded at 3.75 s:
+  # on a busy machine a shorter lease was lost before a renewal got through.
+  # The agent scans other processes' environments for 6 s: a renewal's
+  # psql runs meanwhile.
+  export ADVERSARY_SCAN_SECONDS=6
+  export RALPH_AGENT_ENV="ADVERSARY_TMP ADVERSARY_WORKER_URL ADVERSARY_OTHER ADVERSARY_SCAN_SECONDS" RALPH_LEASE_SECONDS=15
   export RALPH_AGENT_CMD="bash $W/adversary.sh"
   run timeout 120 "$RALPH_HOME/docker/entrypoint.sh" build --max-iterations 1
   echo "$output"
