@@ -216,6 +216,19 @@ pub fn snapshot(repo: &Path) -> Result<String> {
     Ok(stash)
 }
 
+/// What the jobs share besides the engine and its build cache: the image
+/// layouts under `target/oci`, with the clamp's records of what each layer
+/// became (`engine::clamp`). They are the build's cache in the same way:
+/// each job still builds and clamps, and a layer that an earlier job
+/// rewrote is linked, not rewritten (on GitHub a fresh runner rewrites it:
+/// the first job of each platform here does).
+const SHARED_BY_JOBS: &str = "/target/oci";
+
+/// The clone as a fresh runner's, but for what the jobs share.
+fn clean(checkout: &Path) -> Result<()> {
+    git(checkout, &["clean", "--quiet", "-ffdx", "-e", SHARED_BY_JOBS]).map(drop)
+}
+
 fn git(dir: &Path, args: &[&str]) -> Result<String> {
     Cmd::new("git").args(args).current_dir(dir).read()
 }
@@ -247,7 +260,7 @@ impl Run {
         // The same commit for every event of a rehearsal: the files cargo
         // built from stay as they are, only the ref changes.
         git(&checkout, &["checkout", "--quiet", "--force", "--detach", &opts.commit])?;
-        git(&checkout, &["clean", "--quiet", "-ffdx"])?;
+        clean(&checkout)?;
         let _ = git(&checkout, &["branch", "--quiet", "-D", "main"]);
         let _ = git(&checkout, &["tag", "-d", &format!("v{VERSION}")]);
         if let Some((path, text)) = &opts.fixture {
@@ -385,7 +398,7 @@ impl Run {
         // A fresh workspace per job, as a fresh runner has: what an earlier
         // job left in the clone (its reports) is gone.
         git(&self.checkout, &["reset", "--quiet", "--hard"])?;
-        git(&self.checkout, &["clean", "--quiet", "-ffdx"])?;
+        clean(&self.checkout)?;
         let label = if matrix.is_empty() {
             job.id.clone()
         } else {
@@ -824,6 +837,33 @@ impl Host for Status {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_jobs_clone_is_clean_but_for_the_image_layouts() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path();
+        git(repo, &["init", "--quiet", "-b", "main"]).unwrap();
+        std::fs::write(repo.join(".gitignore"), "target/\n").unwrap();
+        git(repo, &["add", ".gitignore"]).unwrap();
+        git(repo, &["-c", "user.name=t", "-c", "user.email=t@localhost", "commit", "--quiet", "-m", "one"]).unwrap();
+        for f in
+            ["target/oci/.clamp/abc@1", "target/oci/img@linux-amd64/index.json", "target/debug/x", "reports/check.json"]
+        {
+            let path = repo.join(f);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, "x").unwrap();
+        }
+        clean(repo).unwrap();
+        let left: Vec<String> = walkdir::WalkDir::new(repo)
+            .into_iter()
+            .map(|e| e.unwrap())
+            .filter(|e| e.file_type().is_file() && !e.path().starts_with(repo.join(".git")))
+            .map(|e| e.path().strip_prefix(repo).unwrap().display().to_string())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        assert_eq!(left, [".gitignore", "target/oci/.clamp/abc@1", "target/oci/img@linux-amd64/index.json"]);
+    }
 
     #[test]
     fn a_snapshot_of_a_changed_tree_keeps_heads_commit_time() {
