@@ -458,7 +458,11 @@ fn the_same_spec_runs_under_container_structure_test() {
             })
             .collect();
         results.sort();
-        (out.status.success(), results)
+        // Our failed checks in full (what ran, what it printed, the errors):
+        // what a disagreement with CST is read from.
+        let failed: Vec<&serde_json::Value> =
+            checks(&report, variant, "linux/amd64").into_iter().filter(|c| c["passed"] != true).collect();
+        (out.status.success(), results, format!("{failed:#?}"))
     };
     // The spec's checks: 3 commands, 2 files, 1 content, the metadata.
     for (variant, passes, failing) in [("good", true, vec![]), ("wrong-output", false, vec!["Command Test: hello"])] {
@@ -469,9 +473,12 @@ fn the_same_spec_runs_under_container_structure_test() {
         assert_eq!(report["Pass"], 7 - failing.len(), "{report}");
         let cst_failed: Vec<&str> = cst_results.iter().filter(|(_, p)| !p).map(|(n, _)| n.as_str()).collect();
         assert_eq!(cst_failed, failing, "{report}");
-        let (ours_ok, our_results) = ours(variant);
-        assert_eq!(ours_ok, passes, "our exit status on {variant}");
-        assert_eq!(our_results, cst_results, "ours and container-structure-test's, check by check, on {variant}");
+        let (ours_ok, our_results, our_failures) = ours(variant);
+        assert_eq!(
+            our_results, cst_results,
+            "ours and container-structure-test's, check by check, on {variant}; ours failed: {our_failures}"
+        );
+        assert_eq!(ours_ok, passes, "our exit status on {variant}; ours failed: {our_failures}");
     }
 }
 
