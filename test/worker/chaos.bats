@@ -118,7 +118,7 @@ settled() {
   # Every task ended done or failed; none was finished twice: no task is
   # named by two workers' done lines (a worker killed between `task done`
   # and its log line leaves a done task without one).
-  [ "$(sql "SELECT count(*) FROM tasks WHERE status IN ('done', 'failed')")" -eq "$CHAOS_TASKS" ]
+  settled
   local finished lines unique done_count
   finished=$(cat "$CHAOS"/logs/*.log | grep -oE 'task c/[0-9]+: done:' | sort)
   lines=$(grep -c . <<<"$finished" || true)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The worker's tests, one entry point: shellcheck on every shell script of
-# the worker, then the bats suites against a throwaway PostgreSQL (started
-# here, in a temp dir on a loopback port, and stopped even on failure).
+# the worker, then the bats suites, each job against a throwaway PostgreSQL
+# of its own (in a temp dir on a loopback port, stopped even on failure).
 # Prints "worker: N passed, M failed, S skipped" last (a skipped test is
 # neither passed nor failed); exits non-zero on any failure.
 # Needs (Debian 12): postgresql, postgresql-client, shellcheck, bats, jq, git.
@@ -32,7 +32,7 @@ chmod 0755 "$run_tmp"
 export TMPDIR=$run_tmp
 # shellcheck source=test/worker/lib/pg.sh
 source "$here/lib/pg.sh"
-# This run's server is its own: one inherited from a caller (this script's
+# The servers here are the jobs' own: one inherited from a caller (this script's
 # own tests run inside the worker suite) is never stopped by it.
 PG_TEST_DIR=""
 
@@ -92,7 +92,6 @@ finish() {
     cat "$run_tmp/problems"
     failed=$((failed + $(grep -c . "$run_tmp/problems")))
   fi
-  pg_stop
   stray_processes
   rm -rf "$run_tmp"
   echo "worker: $passed passed, $failed failed, $skipped skipped"
