@@ -117,6 +117,20 @@ fn the_workflow_runs_for_a_pull_request_a_push_and_a_release_tag() {
     for job in ["push", "publish", "release"] {
         assert!(jobs(0, job).iter().all(|j| j["result"] == "skipped"), "{job} ran for a pull request");
     }
+    // The arm64 check's read-only check ran the worker emulated, beside a
+    // database on this machine's platform (built for it alone: no
+    // PostgreSQL under QEMU).
+    let arm64 = repo_root().join("target/rehearsal/pullrequest/artifacts/reports-worker-standin-arm64/check.json");
+    let arm64: Value = serde_json::from_str(&std::fs::read_to_string(&arm64).unwrap()).unwrap();
+    let checks = arm64["images"][0]["smoke"]["platforms"][0]["checks"].as_array().unwrap();
+    let readonly = checks.iter().find(|c| c["kind"] == "read-only").expect("a read-only check");
+    let expected = readonly["expected"].as_str().unwrap();
+    assert!(
+        expected.contains("(emulated)")
+            && expected.contains("; beside ralph-postgres-standin:")
+            && expected.ends_with(" on linux/amd64"),
+        "{expected}"
+    );
     // Every `run:` executed was a real step (no step failed, none unknown).
     for (i, e) in events.iter().enumerate() {
         for j in e["jobs"].as_array().unwrap() {

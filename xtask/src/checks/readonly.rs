@@ -33,15 +33,23 @@ pub fn ready_within(spec: &ReadOnlyCheck, platform: &Platform) -> Duration {
     Duration::from_secs(spec.ready_seconds * factor)
 }
 
-/// The read-only check of `built` on one platform, beside `database` (an
-/// image reference) when the check declares one. Whatever goes wrong is the
-/// check's failure, with what it saw.
+/// The database a read-only check runs beside: an image reference, and the
+/// platform it runs on (`None`: the checked image's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Database {
+    pub reference: String,
+    pub platform: Option<Platform>,
+}
+
+/// The read-only check of `built` on one platform, beside `database` when
+/// the check declares one. Whatever goes wrong is the check's failure, with
+/// what it saw.
 pub fn run(
     session: &Session,
     built: &BuiltImage<'_>,
     platform: &Platform,
     spec: &ReadOnlyCheck,
-    database: Option<&str>,
+    database: Option<&Database>,
 ) -> CheckResult {
     let started = Instant::now();
     let mut actual = String::new();
@@ -53,7 +61,7 @@ pub fn run(
         kind: CheckKind::ReadOnly,
         name: "read-only root filesystem".into(),
         passed: errors.is_empty(),
-        expected: describe(spec, platform),
+        expected: describe(spec, platform, database),
         actual,
         errors,
         seconds: started.elapsed().as_secs_f64(),
@@ -64,7 +72,7 @@ pub fn run(
     result
 }
 
-fn describe(spec: &ReadOnlyCheck, platform: &Platform) -> String {
+fn describe(spec: &ReadOnlyCheck, platform: &Platform, database: Option<&Database>) -> String {
     let health = match (&spec.health.exec, spec.health.port, &spec.health.path) {
         (Some(cmd), _, _) => format!("`{}` exits 0", cmd.join(" ")),
         (None, Some(port), Some(path)) => format!("GET :{port}{path} answers {}", spec.health.status),
@@ -74,8 +82,12 @@ fn describe(spec: &ReadOnlyCheck, platform: &Platform) -> String {
         Some(p) => format!("starts as root with --cap-add {} and drops to uid {}", p.cap_add.join(","), p.drops_to),
         None => "runs as non-root".into(),
     };
+    let beside = match database {
+        Some(db) => format!("; beside {} on {}", db.reference, db.platform.as_ref().unwrap_or(platform)),
+        None => String::new(),
+    };
     format!(
-        "{user} with --read-only --tmpfs {} --cap-drop ALL no-new-privileges; {health} within {}s{}; still up {}s later; no \"{READ_ONLY_ERROR}\" logged",
+        "{user} with --read-only --tmpfs {} --cap-drop ALL no-new-privileges; {health} within {}s{}; still up {}s later; no \"{READ_ONLY_ERROR}\" logged{beside}",
         spec.tmpfs.join(","),
         ready_within(spec, platform).as_secs(),
         if platform.is_emulated() { " (emulated)" } else { "" },
@@ -88,19 +100,21 @@ fn run_container(
     reference: &str,
     platform: &Platform,
     spec: &ReadOnlyCheck,
-    database: Option<&str>,
+    database: Option<&Database>,
     actual: &mut String,
 ) -> Result<()> {
-    // The database was built for the same platform as the image, and runs
-    // on it: emulated, it gets the emulated bound too (CI's arm64 check
-    // under load: a PostgreSQL that had printed nothing after 60 s).
     let ready = ready_within(spec, platform);
     let mut env: Vec<(String, String)> = spec.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     let mut network = None;
     let mut database_container = None;
-    if let Some(reference) = database {
+    if let Some(db) = database {
         let net = session.network()?;
-        let (name, url) = start_database(session, reference, platform, &net, ready)?;
+        // Where it runs, its own bound: emulated, the emulated one (CI's
+        // arm64 check under load: a PostgreSQL that had printed nothing
+        // after 60 s).
+        let db_platform = db.platform.as_ref().unwrap_or(platform);
+        let db_ready = ready_within(spec, db_platform);
+        let (name, url) = start_database(session, &db.reference, db_platform, &net, db_ready)?;
         env.push(("RALPH_DB_URL".into(), url));
         network = Some(net);
         database_container = Some(name);
@@ -316,11 +330,17 @@ mod tests {
         assert_eq!(ready_within(&spec, &native), Duration::from_secs(60));
         assert_eq!(ready_within(&spec, &other), Duration::from_secs(300));
         assert!(
-            describe(&spec, &native).contains("answers 200 within 60s; still up 3s later"),
+            describe(&spec, &native, None).contains("answers 200 within 60s; still up 3s later"),
             "{}",
-            describe(&spec, &native)
+            describe(&spec, &native, None)
         );
-        assert!(describe(&spec, &other).contains("answers 200 within 300s (emulated); still up"));
+        assert!(describe(&spec, &other, None).contains("answers 200 within 300s (emulated); still up"));
+        // The database says where it runs: its own platform, else the image's.
+        let db = |platform: Option<Platform>| Database { reference: "pg:1".into(), platform };
+        assert!(
+            describe(&spec, &other, Some(&db(Some(native.clone())))).ends_with(&format!("; beside pg:1 on {native}"))
+        );
+        assert!(describe(&spec, &other, Some(&db(None))).ends_with(&format!("; beside pg:1 on {other}")));
     }
 
     #[test]

@@ -534,6 +534,11 @@ impl Platform {
         }
     }
 
+    /// This machine's platform (`linux/<native_arch>`).
+    pub fn native() -> Platform {
+        Platform { os: "linux".into(), arch: Platform::native_arch().into(), variant: None }
+    }
+
     /// Whether this platform runs here under emulation (QEMU): another
     /// architecture than this machine's.
     pub fn is_emulated(&self) -> bool {

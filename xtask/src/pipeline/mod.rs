@@ -224,12 +224,13 @@ impl<'c> Pipeline<'c> {
         }
 
         let session = Session::new(self.purpose);
+        let checked: Vec<&str> = targets.iter().map(|t| t.image.name.as_str()).collect();
         for ((t, run), smoke) in targets.iter().zip(&mut runs).zip(smokes) {
             if let Some(Err(e)) = &run.build {
                 run.resolved = Err(e.clone());
                 continue;
             }
-            let resolved = image::resolve(t).and_then(|built| Ok((self.database(t)?, built)));
+            let resolved = image::resolve(t).and_then(|built| Ok((self.database(t, &checked)?, built)));
             let (database, built) = match resolved {
                 Ok(found) => found,
                 Err(e) if self.keep_going => {
@@ -239,43 +240,57 @@ impl<'c> Pipeline<'c> {
                 }
                 Err(e) => return Err(e),
             };
-            self.check_image(&session, &built, smoke, database.as_deref(), &ignores, run)?;
+            self.check_image(&session, &built, smoke, database.as_ref(), &ignores, run)?;
         }
         Ok(runs)
     }
 
     /// Builds the targets' images (and the read-only checks' databases
     /// from the catalog): planned once, then image by image, so that one
-    /// failed build fails only the images that need it.
+    /// failed build fails only the images that need it. A database that is
+    /// not itself checked is built for this machine's platform, where it
+    /// runs ([`Pipeline::database`]).
     fn build(&self, targets: &[Target<'c>], requested: &[Platform], options: &BuildOptions) -> Result<Built> {
-        let mut images: Vec<&Image> = targets.iter().map(|t| t.image).collect();
+        let images: Vec<&Image> = targets.iter().map(|t| t.image).collect();
+        let mut databases: Vec<&Image> = Vec::new();
         for t in targets {
             if let Some(db) = t.image.readonly.as_ref().and_then(|r| r.database.as_deref()) {
                 if let Ok(image) = self.catalog.get(db) {
-                    if !images.iter().any(|i| i.name == image.name) {
-                        images.push(image);
+                    if !images.iter().chain(&databases).any(|i| i.name == image.name) {
+                        databases.push(image);
                     }
                 }
             }
         }
         // The checks then look at what was built in the current engine.
         let options = BuildOptions { looked_at_here: true, ..options.clone() };
-        let mut plan = build::plan(self.catalog, &images, requested, &options)?;
-        plan.check_machine()?;
+        let mut plans = vec![build::plan(self.catalog, &images, requested, &options)?];
+        for db in databases {
+            let platforms = if runs_natively(db) { vec![Platform::native()] } else { requested.to_vec() };
+            plans.push(build::plan(self.catalog, &[db], &platforms, &options)?);
+        }
+        for plan in &mut plans {
+            plan.check_machine()?;
+        }
         let mut done: Vec<(String, Step<ImageReport>)> = Vec::new();
-        for p in &plan.images {
-            let failed_need = p.image.needs.iter().find(|n| done.iter().any(|(name, r)| name == *n && r.is_err()));
-            let result = match failed_need {
-                Some(need) => Err(format!("it builds on `{need}`, which failed to build")),
-                None => plan.execute(p).map_err(|e| self.reason(&e)),
-            };
-            if let Err(e) = &result {
-                if !self.keep_going {
-                    anyhow::bail!("{e}");
+        for plan in &plans {
+            // A base both plans build (for two platforms) counts in its own plan.
+            let mine = done.len();
+            for p in &plan.images {
+                let failed_need =
+                    p.image.needs.iter().find(|n| done[mine..].iter().any(|(name, r)| name == *n && r.is_err()));
+                let result = match failed_need {
+                    Some(need) => Err(format!("it builds on `{need}`, which failed to build")),
+                    None => plan.execute(p).map_err(|e| self.reason(&e)),
+                };
+                if let Err(e) = &result {
+                    if !self.keep_going {
+                        anyhow::bail!("{e}");
+                    }
+                    eprintln!("==> {}: build failed: {e}", p.image.name);
                 }
-                eprintln!("==> {}: build failed: {e}", p.image.name);
+                done.push((p.image.name.clone(), result));
             }
-            done.push((p.image.name.clone(), result));
         }
         let result_of = |name: &str| -> Step<ImageReport> {
             done.iter().find(|(n, _)| n == name).map(|(_, r)| r.clone()).unwrap_or_else(|| Err("not planned".into()))
@@ -284,29 +299,34 @@ impl<'c> Pipeline<'c> {
         // A target whose read-only database failed to build can't be checked either.
         for (t, result) in targets.iter().zip(&mut results) {
             if let Some(db) = t.image.readonly.as_ref().and_then(|r| r.database.as_deref()) {
-                if let (Ok(_), Some((_, Err(_)))) = (&result, done.iter().find(|(n, _)| n == db)) {
+                if let (Ok(_), Err(_)) = (&result, result_of(db)) {
                     *result = Err(format!("its read-only check's database `{db}` failed to build"));
                 }
             }
         }
-        Ok(Built { build_id: plan.build_id, results })
+        Ok(Built { build_id: plans[0].build_id.clone(), results })
     }
 
-    /// The read-only check's database as an image reference: a catalog
-    /// image is the one built with the target's tag (in the local engine,
-    /// which must have it, or in the target's registry).
-    fn database(&self, t: &Target<'c>) -> Result<Option<String>> {
+    /// The read-only check's database: a catalog image is the one built
+    /// with the target's tag (in the local engine, which must have it, or
+    /// in the target's registry), run on this machine's platform when it is
+    /// not checked itself ([`runs_natively`]; checked, on the image's); any
+    /// other reference is pulled for this machine's platform.
+    fn database(&self, t: &Target<'c>, checked: &[&str]) -> Result<Option<readonly::Database>> {
         let Some(db) = t.image.readonly.as_ref().and_then(|r| r.database.as_deref()) else { return Ok(None) };
         if !self.checks.readonly {
             return Ok(None);
         }
-        let Ok(image) = self.catalog.get(db) else { return Ok(Some(db.to_string())) };
+        let Ok(image) = self.catalog.get(db) else {
+            return Ok(Some(readonly::Database { reference: db.to_string(), platform: Some(Platform::native()) }));
+        };
         let db_target =
             Target { image, tag: t.tag.clone(), registry: t.registry.clone(), platforms: vec![], layouts: vec![] };
         if db_target.registry.is_none() {
             image::local(&db_target)?;
         }
-        Ok(Some(db_target.reference()))
+        let native = !checked.contains(&db) && runs_natively(image);
+        Ok(Some(readonly::Database { reference: db_target.reference(), platform: native.then(Platform::native) }))
     }
 
     /// The lint of every target's Dockerfile, the tools run once for all.
@@ -337,7 +357,7 @@ impl<'c> Pipeline<'c> {
         session: &Session,
         built: &BuiltImage<'_>,
         smoke: Step<Option<Smoke>>,
-        database: Option<&str>,
+        database: Option<&readonly::Database>,
         ignores: &Step<Ignores>,
         run: &mut ImageRun,
     ) -> Result<()> {
@@ -373,7 +393,7 @@ impl<'c> Pipeline<'c> {
         session: &Session,
         built: &BuiltImage<'_>,
         smoke: Option<&Smoke>,
-        database: Option<&str>,
+        database: Option<&readonly::Database>,
     ) -> Step<ImageResult> {
         let image = built.image;
         let mut platforms = Vec::new();
@@ -436,6 +456,15 @@ impl ImageRun {
 }
 
 /// An error's first line, for a table cell.
+/// Whether a read-only check's database that is not checked itself runs
+/// on this machine's platform (built for it alone): when the catalog has
+/// it for that platform. Beside an emulated image it is not what is
+/// checked, and emulated it only slows the check down (a PostgreSQL under
+/// QEMU took minutes to build cold, and over 60 s to start in CI).
+fn runs_natively(db: &Image) -> bool {
+    db.platforms.contains(&Platform::native())
+}
+
 pub fn one_line(e: &anyhow::Error) -> String {
     format!("{e:#}").lines().next().unwrap_or("").to_string()
 }

@@ -224,6 +224,61 @@ pub fn snapshot(repo: &Path) -> Result<String> {
 /// the first job of each platform here does).
 const SHARED_BY_JOBS: &str = "/target/oci";
 
+/// Seeds `to`, the rehearsal's cargo target, from `from`, the
+/// repository's own (`target`), as a restored Actions cache would: the
+/// compiled dependencies (`debug/deps/lib*`), the build scripts' outputs
+/// and the fingerprints, their times kept (cargo's freshness compares
+/// them). The jobs' cargo then builds only the xtask (20 s here, against
+/// 100 s from nothing). Nothing is done when `to` has a dev build already
+/// or `from` has none. Returns the bytes copied.
+///
+/// The fingerprints are copied first: any of them then names an output
+/// that was complete before the copy of the outputs began (a cargo writing
+/// `from` meanwhile makes at worst a unit that builds again). The copy goes
+/// to `debug.seeding`, renamed when whole.
+pub fn seed_cargo_target(from: &Path, to: &Path) -> Result<u64> {
+    let (source, dest) = (from.join("debug"), to.join("debug"));
+    if dest.exists() || !source.join(".fingerprint").is_dir() {
+        return Ok(0);
+    }
+    let partial = to.join("debug.seeding");
+    if partial.exists() {
+        std::fs::remove_dir_all(&partial).with_context(|| format!("removing {}", partial.display()))?;
+    }
+    let mut bytes = 0;
+    for dir in [".fingerprint", "build", "deps"] {
+        let top = source.join(dir);
+        if !top.is_dir() {
+            continue;
+        }
+        for entry in walkdir::WalkDir::new(&top).sort_by_file_name() {
+            let entry = entry.with_context(|| format!("reading {}", top.display()))?;
+            let relative = entry.path().strip_prefix(&source).context("a path outside the walk")?;
+            // Of deps, the libraries: not the test binaries nor the xtask's own.
+            if dir == "deps" && entry.depth() == 1 && !entry.file_name().to_string_lossy().starts_with("lib") {
+                continue;
+            }
+            let target = partial.join(relative);
+            if entry.file_type().is_dir() {
+                std::fs::create_dir_all(&target).with_context(|| format!("creating {}", target.display()))?;
+            } else if entry.file_type().is_file() {
+                bytes += copy_with_time(entry.path(), &target)?;
+            }
+        }
+    }
+    std::fs::rename(&partial, &dest)
+        .with_context(|| format!("renaming {} to {}", partial.display(), dest.display()))?;
+    Ok(bytes)
+}
+
+/// Copies a file, its permissions and its modification time.
+fn copy_with_time(from: &Path, to: &Path) -> Result<u64> {
+    let bytes = std::fs::copy(from, to).with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
+    let modified = std::fs::metadata(from)?.modified()?;
+    std::fs::File::open(to)?.set_modified(modified)?;
+    Ok(bytes)
+}
+
 /// The clone as a fresh runner's, but for what the jobs share.
 fn clean(checkout: &Path) -> Result<()> {
     git(checkout, &["clean", "--quiet", "-ffdx", "-e", SHARED_BY_JOBS]).map(drop)
@@ -837,6 +892,45 @@ impl Host for Status {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_seeded_cargo_target_holds_the_dependencies_with_their_times() {
+        let dir = tempfile::tempdir().unwrap();
+        let (from, to) = (dir.path().join("target"), dir.path().join("rehearsal/cargo"));
+        let old = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        for (file, text) in [
+            (".fingerprint/serde-1/lib-serde", "fp"),
+            ("build/serde-2/out/private.rs", "out"),
+            ("deps/libserde-1.rlib", "rlib"),
+            ("deps/serde-1.d", "dep-info"),
+            ("deps/standins-3", "a test binary"),
+            ("xtask", "the xtask"),
+        ] {
+            let path = from.join("debug").join(file);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, text).unwrap();
+            std::fs::File::open(&path).unwrap().set_modified(old).unwrap();
+        }
+        assert_eq!(seed_cargo_target(&from, &to).unwrap(), 2 + 3 + 4);
+        let mut copied: Vec<String> = walkdir::WalkDir::new(to.join("debug"))
+            .into_iter()
+            .map(|e| e.unwrap())
+            .filter(|e| e.file_type().is_file())
+            .map(|e| e.path().strip_prefix(to.join("debug")).unwrap().display().to_string())
+            .collect();
+        copied.sort();
+        assert_eq!(copied, [".fingerprint/serde-1/lib-serde", "build/serde-2/out/private.rs", "deps/libserde-1.rlib"]);
+        let time = std::fs::metadata(to.join("debug/deps/libserde-1.rlib")).unwrap().modified().unwrap();
+        assert_eq!(time, old, "cargo compares the times: they are kept");
+        assert!(!to.join("debug.seeding").exists());
+        // Seeded once: a target with a build of its own is left alone.
+        std::fs::write(from.join("debug/deps/libnew-4.rlib"), "new").unwrap();
+        assert_eq!(seed_cargo_target(&from, &to).unwrap(), 0);
+        assert!(!to.join("debug/deps/libnew-4.rlib").exists());
+        // Nothing to seed from: nothing done.
+        assert_eq!(seed_cargo_target(&dir.path().join("none"), &dir.path().join("other")).unwrap(), 0);
+        assert!(!dir.path().join("other").exists());
+    }
 
     #[test]
     fn a_jobs_clone_is_clean_but_for_the_image_layouts() {

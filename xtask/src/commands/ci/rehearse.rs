@@ -82,6 +82,17 @@ impl Command for Rehearse {
         std::fs::create_dir_all(&keys)?;
         let (key, _) = cosign::generate_key_pair(&keys, PASSWORD)?;
         let commit = rehearsal::snapshot(&repo)?;
+        let cargo_target = work_root.join("cargo");
+        let own_target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| repo.join("target"), PathBuf::from);
+        let seeded = rehearsal::seed_cargo_target(&own_target, &cargo_target)?;
+        if seeded > 0 {
+            eprintln!(
+                "==> the jobs' cargo target {} seeded from {} ({:.0} MB: the dependencies, as a restored cache)",
+                cargo_target.display(),
+                own_target.display(),
+                seeded as f64 / 1e6
+            );
+        }
         let checkout = work_root.join("checkout");
         if checkout.exists() {
             std::fs::remove_dir_all(&checkout)?;
@@ -138,7 +149,7 @@ impl Command for Rehearse {
                     checkout: checkout.clone(),
                     commit: commit.clone(),
                     fixture,
-                    cargo_target: work_root.join("cargo"),
+                    cargo_target: cargo_target.clone(),
                 };
                 let artifacts = opts.work.join("artifacts");
                 let run = rehearsal::rehearse(opts);
