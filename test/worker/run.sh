@@ -195,7 +195,7 @@ next_file() {
 # bounded by what is left of the run's time (a hung test must not hang CI).
 # shellcheck disable=SC2317 # it runs in the background
 job() {
-  local file name left
+  local file name left began
   set +e
   trap pg_stop EXIT
   if ! pg_start >"$run_tmp/pg-$1.log" 2>&1; then
@@ -206,8 +206,11 @@ job() {
     name=$(basename "$file")
     left=$((deadline - $(date +%s)))
     ((left > 0)) || break
+    began=$(date +%s)
     timeout --kill-after=10 "$left" bats --tap "$file" | tee "$taps/$name" | sed -u "s/^/[${name%.bats}] /"
     echo "${PIPESTATUS[0]}" >"$taps/$name.rc"
+    # Where the suite's time goes (a comment: not counted).
+    echo "[${name%.bats}] # took $(($(date +%s) - began)) s (job $1)"
   done
 }
 for ((n = 1; n <= jobs; n++)); do

@@ -561,7 +561,11 @@ fn the_worker_standins_keep_the_workers_contract() {
     };
     // Tagged with a branch of the test's own, never the checkout's
     // `main-<sha>` or `latest` (see `support::CatalogBuild`).
-    let built = support::CatalogBuild::new(&["worker-standin", "python-standin", "postgres-standin"], &[]);
+    let built = support::CatalogBuild::new(&["worker-standin", "python-standin"], &[]);
+    // Their read-only checks' database, for this machine's platform alone:
+    // where it runs beside either platform (an arm64 PostgreSQL is not built).
+    let native = format!("linux/{}", if cfg!(target_arch = "aarch64") { "arm64" } else { "amd64" });
+    let _database = support::CatalogBuild::on_branch(&built.branch, &["postgres-standin"], &["--platform", &native]);
     let reference = built.reference("worker-standin");
     let tag = reference.rsplit_once(':').unwrap().1;
     let dir = support::temp_dir("xtask-standin-smoke");

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A database that stops answering, for the worker's tests (time_limits.bats).
 
-    silent_db.py PORT_FILE [UPSTREAM_PORT]
+    silent_db.py PORT_FILE [UPSTREAM_PORT [AFTER]]
 
 Listens on a free port of 127.0.0.1 and writes it to PORT_FILE (once it
 listens). Without UPSTREAM_PORT it is a black hole: it accepts every
@@ -11,8 +11,11 @@ connection to 127.0.0.1:UPSTREAM_PORT until it gets SIGUSR1; from then on it
 is a black hole too: new connections are accepted and never answered, and
 the established ones stay open but carry nothing more, either way (a
 network partition, as the client sees it). Nothing is ever closed on a
-client while silent. Each connection accepted is a line on stdout
-("accepted N"). SIGTERM ends it.
+client while silent. With AFTER (a string), it also goes silent by itself
+right after it forwards a client's bytes that hold AFTER (a statement the
+server then runs, whose answer never comes back), and says so on stdout
+("silent after forwarding AFTER"): no race with a test's signal. Each
+connection accepted is a line on stdout ("accepted N"). SIGTERM ends it.
 """
 
 import asyncio
@@ -24,13 +27,14 @@ import sys
 async def main() -> None:
     port_file = sys.argv[1]
     upstream = int(sys.argv[2]) if len(sys.argv) > 2 else None
+    after = sys.argv[3].encode() if len(sys.argv) > 3 else None
     silent = asyncio.Event()
     if upstream is None:
         silent.set()
     forever = asyncio.Event()  # never set: what a silent connection waits for
     accepted = 0
 
-    async def pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, watch: bytes | None = None) -> None:
         try:
             while True:
                 data = await reader.read(65536)
@@ -40,6 +44,9 @@ async def main() -> None:
                     break
                 writer.write(data)
                 await writer.drain()
+                if watch is not None and watch in data:
+                    print(f"silent after forwarding {watch.decode()}", flush=True)
+                    silent.set()
         except OSError:
             pass
         if silent.is_set():
@@ -57,7 +64,7 @@ async def main() -> None:
         except OSError:
             client_writer.close()
             return
-        await asyncio.gather(pump(client_reader, server_writer), pump(server_reader, client_writer))
+        await asyncio.gather(pump(client_reader, server_writer, after), pump(server_reader, client_writer))
 
     server = await asyncio.start_server(handle, "127.0.0.1", 0)
     loop = asyncio.get_running_loop()

@@ -206,6 +206,21 @@ struct Layer {
     how: How,
 }
 
+/// Where the blob `digest` is at hand: in `own` (the layout, the layouts it
+/// may take from), else in any layout beside the records (`target/oci/*`:
+/// the image's layout for another platform set, or those a rehearsal's
+/// clone was seeded with).
+fn find_blob(own: &[&Path], records: &Path, digest: &str) -> Option<PathBuf> {
+    let hex = digest.trim_start_matches("sha256:");
+    let beside = records.parent().and_then(|root| std::fs::read_dir(root).ok()).into_iter().flatten();
+    let beside = beside.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.as_path() != records);
+    own.iter()
+        .map(|d| d.to_path_buf())
+        .chain(beside)
+        .map(|dir| dir.join("blobs/sha256").join(hex))
+        .find(|p| p.is_file())
+}
+
 /// The record of what the blob `digest` becomes at `epoch`: `DIGEST SIZE DIFF_ID`.
 fn record_path(records: &Path, digest: &str, epoch: u64) -> PathBuf {
     records.join(format!("{}@{epoch}", digest.trim_start_matches("sha256:")))
@@ -258,10 +273,8 @@ fn layer(layout: &Layout, desc: &Value, epoch: u64, records: &Path, also: &[&Pat
     let record = record_path(records, digest, epoch);
     if let Some(new) = read_record(&record) {
         let dest = layout.blob_path(&new.digest)?;
-        let found = std::iter::once(layout.dir.as_path())
-            .chain(also.iter().copied())
-            .map(|dir| dir.join("blobs/sha256").join(new.digest.trim_start_matches("sha256:")))
-            .find(|p| p.is_file());
+        let own: Vec<&Path> = std::iter::once(layout.dir.as_path()).chain(also.iter().copied()).collect();
+        let found = find_blob(&own, records, &new.digest);
         // Linked (else copied) from where it is; when that fails (another
         // build just collected it), it is rewritten again below.
         let at_hand = found.is_some_and(|found| {
@@ -629,6 +642,22 @@ mod tests {
         }
         assert!(clamp_pax(b"99 k=v\n", 1).is_err());
         assert!(clamp_pax(b"x k=v\n", 1).is_err());
+    }
+
+    #[test]
+    fn a_rewritten_blob_is_found_in_the_layout_then_beside_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("oci");
+        let records = root.join(".clamp");
+        let (own, other) = (root.join("img@linux-amd64"), root.join("img"));
+        for dir in [&records, &own.join("blobs/sha256"), &other.join("blobs/sha256")] {
+            std::fs::create_dir_all(dir).unwrap();
+        }
+        assert_eq!(find_blob(&[own.as_path()], &records, "sha256:ab"), None);
+        std::fs::write(other.join("blobs/sha256/ab"), "x").unwrap();
+        assert_eq!(find_blob(&[own.as_path()], &records, "sha256:ab"), Some(other.join("blobs/sha256/ab")));
+        std::fs::write(own.join("blobs/sha256/ab"), "x").unwrap();
+        assert_eq!(find_blob(&[own.as_path()], &records, "sha256:ab"), Some(own.join("blobs/sha256/ab")));
     }
 
     #[test]

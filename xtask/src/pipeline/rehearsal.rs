@@ -85,6 +85,9 @@ pub struct Options {
     pub commit: String,
     /// Shared by every rehearsal's cargo, so dependencies build once.
     pub cargo_target: PathBuf,
+    /// The repository's `target`, whose image layouts seed the clone's
+    /// (`seed_layouts`) when it has none.
+    pub seed_target: Option<PathBuf>,
     /// For the schedule: a Dockerfile (relative to the clone) and its text,
     /// committed in the clone for the pin job to re-pin.
     pub fixture: Option<(String, String)>,
@@ -219,9 +222,9 @@ pub fn snapshot(repo: &Path) -> Result<String> {
 /// What the jobs share besides the engine and its build cache: the image
 /// layouts under `target/oci`, with the clamp's records of what each layer
 /// became (`engine::clamp`). They are the build's cache in the same way:
-/// each job still builds and clamps, and a layer that an earlier job
-/// rewrote is linked, not rewritten (on GitHub a fresh runner rewrites it:
-/// the first job of each platform here does).
+/// each job still builds and clamps, and a layer that an earlier job (or
+/// the repository's own builds: `seed_layouts`) rewrote is linked, not
+/// rewritten.
 const SHARED_BY_JOBS: &str = "/target/oci";
 
 /// Seeds `to`, the rehearsal's cargo target, from `from`, the
@@ -271,6 +274,57 @@ pub fn seed_cargo_target(from: &Path, to: &Path) -> Result<u64> {
     Ok(bytes)
 }
 
+/// Seeds `to`, the clone's `target/oci`, from `from`, the repository's, as
+/// the check jobs' Actions cache (of `target`) restores it on a runner: the
+/// clamp's records of what each layer became (copied: small files) and the
+/// layouts' blobs (linked: content-addressed, never written in place;
+/// copied across file systems), not their `index.json` nor memos, so every
+/// job still builds, exports and clamps, and finds a layer the repository's
+/// builds already rewrote instead of rewriting it (about 30 s a platform
+/// for the worker stand-in). Nothing is done when `to` exists. Returns the
+/// blobs seeded.
+pub fn seed_layouts(from: &Path, to: &Path) -> Result<usize> {
+    if to.exists() || !from.is_dir() {
+        return Ok(0);
+    }
+    let partial = to.with_file_name("oci.seeding");
+    if partial.exists() {
+        std::fs::remove_dir_all(&partial).with_context(|| format!("removing {}", partial.display()))?;
+    }
+    let mut blobs = 0;
+    // A name starting with a dot under a layout or the records is a file being written.
+    let finished = |e: &std::fs::DirEntry| !e.file_name().to_string_lossy().starts_with('.');
+    for entry in std::fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let dir = entry.path();
+        if name == ".clamp" {
+            let records = partial.join(".clamp");
+            std::fs::create_dir_all(&records).with_context(|| format!("creating {}", records.display()))?;
+            for record in std::fs::read_dir(&dir)?.filter_map(|e| e.ok()).filter(finished) {
+                std::fs::copy(record.path(), records.join(record.file_name()))
+                    .with_context(|| format!("copying {}", record.path().display()))?;
+            }
+            continue;
+        }
+        let source = dir.join("blobs/sha256");
+        if name.to_string_lossy().starts_with('.') || !source.is_dir() {
+            continue;
+        }
+        let dest = partial.join(&name).join("blobs/sha256");
+        std::fs::create_dir_all(&dest).with_context(|| format!("creating {}", dest.display()))?;
+        for blob in std::fs::read_dir(&source)?.filter_map(|e| e.ok()).filter(finished) {
+            let target = dest.join(blob.file_name());
+            std::fs::hard_link(blob.path(), &target)
+                .or_else(|_| std::fs::copy(blob.path(), &target).map(drop))
+                .with_context(|| format!("seeding {}", blob.path().display()))?;
+            blobs += 1;
+        }
+    }
+    std::fs::rename(&partial, to).with_context(|| format!("renaming {} to {}", partial.display(), to.display()))?;
+    Ok(blobs)
+}
+
 /// Copies a file, its permissions and its modification time.
 fn copy_with_time(from: &Path, to: &Path) -> Result<u64> {
     let bytes = std::fs::copy(from, to).with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
@@ -316,6 +370,12 @@ impl Run {
         // built from stay as they are, only the ref changes.
         git(&checkout, &["checkout", "--quiet", "--force", "--detach", &opts.commit])?;
         clean(&checkout)?;
+        if let Some(from) = &opts.seed_target {
+            let seeded = seed_layouts(&from.join("oci"), &checkout.join("target/oci"))?;
+            if seeded > 0 {
+                eprintln!("==> the clone's target/oci seeded from {}/oci ({seeded} blobs linked)", from.display());
+            }
+        }
         let _ = git(&checkout, &["branch", "--quiet", "-D", "main"]);
         let _ = git(&checkout, &["tag", "-d", &format!("v{VERSION}")]);
         if let Some((path, text)) = &opts.fixture {
@@ -892,6 +952,44 @@ impl Host for Status {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_seeded_clone_has_the_records_and_linked_blobs_but_no_layout_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let (from, to) = (dir.path().join("target/oci"), dir.path().join("clone/target/oci"));
+        for (file, text) in [
+            (".clamp/aa@7", "sha256:bb 3 sha256:cc"),
+            (".clamp/aa.latest", "9"),
+            (".clamp/.tmpXYZ", "being written"),
+            ("img/index.json", "{}"),
+            ("img/oci-layout", "{}"),
+            ("img/blobs/sha256/bb", "new"),
+            ("img/blobs/sha256/.tmp1", "being written"),
+            ("img.memo", "{}"),
+        ] {
+            let path = from.join(file);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, text).unwrap();
+        }
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        assert_eq!(seed_layouts(&from, &to).unwrap(), 1);
+        let mut seeded: Vec<String> = walkdir::WalkDir::new(&to)
+            .into_iter()
+            .map(|e| e.unwrap())
+            .filter(|e| e.file_type().is_file())
+            .map(|e| e.path().strip_prefix(&to).unwrap().display().to_string())
+            .collect();
+        seeded.sort();
+        assert_eq!(seeded, [".clamp/aa.latest", ".clamp/aa@7", "img/blobs/sha256/bb"]);
+        use std::os::unix::fs::MetadataExt;
+        let ino = |p: &Path| std::fs::metadata(p).unwrap().ino();
+        assert_eq!(ino(&to.join("img/blobs/sha256/bb")), ino(&from.join("img/blobs/sha256/bb")), "linked");
+        assert_ne!(ino(&to.join(".clamp/aa@7")), ino(&from.join(".clamp/aa@7")), "records are copied");
+        // A clone with layouts of its own is left alone.
+        std::fs::write(from.join("img/blobs/sha256/dd"), "later").unwrap();
+        assert_eq!(seed_layouts(&from, &to).unwrap(), 0);
+        assert!(!to.join("img/blobs/sha256/dd").exists());
+    }
 
     #[test]
     fn a_seeded_cargo_target_holds_the_dependencies_with_their_times() {

@@ -234,10 +234,16 @@ pub struct CatalogBuild {
 
 impl CatalogBuild {
     pub fn new(images: &[&str], extra_args: &[&str]) -> CatalogBuild {
+        CatalogBuild::on_branch(&unique_name("xtask-test"), images, extra_args)
+    }
+
+    /// Like `new`, on `branch` (another build's: images built for other
+    /// platforms under the same tags).
+    pub fn on_branch(branch: &str, images: &[&str], extra_args: &[&str]) -> CatalogBuild {
         sweep_exited_tags();
         let dir = temp_dir("xtask-report");
         let report_path = dir.path().join("report.json");
-        let branch = unique_name("xtask-test");
+        let branch = branch.to_string();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
         cmd.current_dir(repo_root())
             .args(["image", "build"])

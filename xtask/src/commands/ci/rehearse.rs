@@ -150,6 +150,7 @@ impl Command for Rehearse {
                     commit: commit.clone(),
                     fixture,
                     cargo_target: cargo_target.clone(),
+                    seed_target: Some(own_target.clone()),
                 };
                 let artifacts = opts.work.join("artifacts");
                 let run = rehearsal::rehearse(opts);
