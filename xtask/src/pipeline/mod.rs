@@ -455,7 +455,6 @@ impl ImageRun {
     }
 }
 
-/// An error's first line, for a table cell.
 /// Whether a read-only check's database that is not checked itself runs
 /// on this machine's platform (built for it alone): when the catalog has
 /// it for that platform. Beside an emulated image it is not what is
@@ -465,6 +464,7 @@ fn runs_natively(db: &Image) -> bool {
     db.platforms.contains(&Platform::native())
 }
 
+/// An error's first line, for a table cell.
 pub fn one_line(e: &anyhow::Error) -> String {
     format!("{e:#}").lines().next().unwrap_or("").to_string()
 }

@@ -254,18 +254,24 @@ pub fn seed_cargo_target(from: &Path, to: &Path) -> Result<u64> {
         if !top.is_dir() {
             continue;
         }
-        for entry in walkdir::WalkDir::new(&top).sort_by_file_name() {
-            let entry = entry.with_context(|| format!("reading {}", top.display()))?;
+        // Of deps, the libraries: not the test binaries, the xtask's own
+        // nor rustc's scratch directories.
+        let wanted = |e: &walkdir::DirEntry| {
+            dir != "deps" || e.depth() != 1 || e.file_name().to_string_lossy().starts_with("lib")
+        };
+        for entry in walkdir::WalkDir::new(&top).sort_by_file_name().into_iter().filter_entry(wanted) {
+            let entry = match entry {
+                Ok(entry) => entry,
+                // Gone meanwhile (a cargo at work there): not needed.
+                Err(e) if e.io_error().is_some_and(|e| e.kind() == std::io::ErrorKind::NotFound) => continue,
+                Err(e) => return Err(e).with_context(|| format!("reading {}", top.display())),
+            };
             let relative = entry.path().strip_prefix(&source).context("a path outside the walk")?;
-            // Of deps, the libraries: not the test binaries nor the xtask's own.
-            if dir == "deps" && entry.depth() == 1 && !entry.file_name().to_string_lossy().starts_with("lib") {
-                continue;
-            }
             let target = partial.join(relative);
             if entry.file_type().is_dir() {
                 std::fs::create_dir_all(&target).with_context(|| format!("creating {}", target.display()))?;
             } else if entry.file_type().is_file() {
-                bytes += copy_with_time(entry.path(), &target)?;
+                bytes += copy_with_time(entry.path(), &target)?.unwrap_or(0);
             }
         }
     }
@@ -291,6 +297,7 @@ pub fn seed_layouts(from: &Path, to: &Path) -> Result<usize> {
     if partial.exists() {
         std::fs::remove_dir_all(&partial).with_context(|| format!("removing {}", partial.display()))?;
     }
+    std::fs::create_dir_all(&partial).with_context(|| format!("creating {}", partial.display()))?;
     let mut blobs = 0;
     // A name starting with a dot under a layout or the records is a file being written.
     let finished = |e: &std::fs::DirEntry| !e.file_name().to_string_lossy().starts_with('.');
@@ -302,8 +309,7 @@ pub fn seed_layouts(from: &Path, to: &Path) -> Result<usize> {
             let records = partial.join(".clamp");
             std::fs::create_dir_all(&records).with_context(|| format!("creating {}", records.display()))?;
             for record in std::fs::read_dir(&dir)?.filter_map(|e| e.ok()).filter(finished) {
-                std::fs::copy(record.path(), records.join(record.file_name()))
-                    .with_context(|| format!("copying {}", record.path().display()))?;
+                copy_with_time(&record.path(), &records.join(record.file_name()))?;
             }
             continue;
         }
@@ -315,22 +321,28 @@ pub fn seed_layouts(from: &Path, to: &Path) -> Result<usize> {
         std::fs::create_dir_all(&dest).with_context(|| format!("creating {}", dest.display()))?;
         for blob in std::fs::read_dir(&source)?.filter_map(|e| e.ok()).filter(finished) {
             let target = dest.join(blob.file_name());
-            std::fs::hard_link(blob.path(), &target)
-                .or_else(|_| std::fs::copy(blob.path(), &target).map(drop))
-                .with_context(|| format!("seeding {}", blob.path().display()))?;
-            blobs += 1;
+            // Linked, else copied; one collected meanwhile is left out.
+            let seeded = match std::fs::hard_link(blob.path(), &target) {
+                Ok(()) => true,
+                Err(_) => copy_with_time(&blob.path(), &target)?.is_some(),
+            };
+            blobs += usize::from(seeded);
         }
     }
     std::fs::rename(&partial, to).with_context(|| format!("renaming {} to {}", partial.display(), to.display()))?;
     Ok(blobs)
 }
 
-/// Copies a file, its permissions and its modification time.
-fn copy_with_time(from: &Path, to: &Path) -> Result<u64> {
-    let bytes = std::fs::copy(from, to).with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
+/// Copies a file, its permissions and its modification time; `None` when
+/// it is gone (removed meanwhile by whoever writes there).
+fn copy_with_time(from: &Path, to: &Path) -> Result<Option<u64>> {
+    let bytes = match std::fs::copy(from, to) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !from.exists() => return Ok(None),
+        copied => copied.with_context(|| format!("copying {} to {}", from.display(), to.display()))?,
+    };
     let modified = std::fs::metadata(from)?.modified()?;
     std::fs::File::open(to)?.set_modified(modified)?;
-    Ok(bytes)
+    Ok(Some(bytes))
 }
 
 /// The clone as a fresh runner's, but for what the jobs share.
@@ -1002,6 +1014,7 @@ mod tests {
             ("deps/libserde-1.rlib", "rlib"),
             ("deps/serde-1.d", "dep-info"),
             ("deps/standins-3", "a test binary"),
+            ("deps/rmetaXYZ/lib.rmeta", "rustc's scratch"),
             ("xtask", "the xtask"),
         ] {
             let path = from.join("debug").join(file);
