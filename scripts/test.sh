@@ -152,10 +152,10 @@ lints() {
 #   use the engine (Python, the worker's). image_repro goes first so that
 #   its catalog build is the run's first build of the worker stand-in, with
 #   no step cached: that build is its build 1, and the heavy image is built
-#   cold once more, not twice. The worker's suite comes last, when the
-#   engine lane has ended: it needs the CPU for its leases and time limits
-#   (beside the other lanes, two of its tests failed on time: the note of
-#   stop 26).
+#   cold once more, not twice. The worker's suite comes last: it keeps
+#   both cores busy where the other lane ends, and its time limits hold on
+#   a loaded machine (two that did not, a statement caught by polling and
+#   an 8 s lease, were made independent of load).
 # - "engine": the unit tests and every other integration binary, image_smoke
 #   last (after the stand-ins' tests have built what it checks), then fmt
 #   and clippy (a lane that ends sooner than the other).
