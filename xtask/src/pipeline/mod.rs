@@ -265,8 +265,9 @@ impl<'c> Pipeline<'c> {
         // The checks then look at what was built in the current engine.
         let options = BuildOptions { looked_at_here: true, ..options.clone() };
         let mut plans = vec![build::plan(self.catalog, &images, requested, &options)?];
+        let checked: Vec<&str> = images.iter().map(|i| i.name.as_str()).collect();
         for db in databases {
-            let platforms = if runs_natively(db) { vec![Platform::native()] } else { requested.to_vec() };
+            let platforms = database_platform(db, &checked).map_or_else(|| requested.to_vec(), |p| vec![p]);
             plans.push(build::plan(self.catalog, &[db], &platforms, &options)?);
         }
         for plan in &mut plans {
@@ -309,8 +310,7 @@ impl<'c> Pipeline<'c> {
 
     /// The read-only check's database: a catalog image is the one built
     /// with the target's tag (in the local engine, which must have it, or
-    /// in the target's registry), run on this machine's platform when it is
-    /// not checked itself ([`runs_natively`]; checked, on the image's); any
+    /// in the target's registry), run where [`database_platform`] says; any
     /// other reference is pulled for this machine's platform.
     fn database(&self, t: &Target<'c>, checked: &[&str]) -> Result<Option<readonly::Database>> {
         let Some(db) = t.image.readonly.as_ref().and_then(|r| r.database.as_deref()) else { return Ok(None) };
@@ -325,8 +325,7 @@ impl<'c> Pipeline<'c> {
         if db_target.registry.is_none() {
             image::local(&db_target)?;
         }
-        let native = !checked.contains(&db) && runs_natively(image);
-        Ok(Some(readonly::Database { reference: db_target.reference(), platform: native.then(Platform::native) }))
+        Ok(Some(readonly::Database { reference: db_target.reference(), platform: database_platform(image, checked) }))
     }
 
     /// The lint of every target's Dockerfile, the tools run once for all.
@@ -455,13 +454,15 @@ impl ImageRun {
     }
 }
 
-/// Whether a read-only check's database that is not checked itself runs
-/// on this machine's platform (built for it alone): when the catalog has
-/// it for that platform. Beside an emulated image it is not what is
-/// checked, and emulated it only slows the check down (a PostgreSQL under
-/// QEMU took minutes to build cold, and over 60 s to start in CI).
-fn runs_natively(db: &Image) -> bool {
-    db.platforms.contains(&Platform::native())
+/// Where a read-only check's catalog database is built and runs: this
+/// machine's platform alone, when the catalog has it for that platform and
+/// it is not among the images `checked` (beside an emulated image it is
+/// not what is checked, and emulated it only slows the check down: a
+/// PostgreSQL under QEMU took minutes to build cold, and over 60 s to start
+/// in CI); `None`: the checked image's platform, as requested.
+fn database_platform(db: &Image, checked: &[&str]) -> Option<Platform> {
+    let native = Platform::native();
+    (!checked.contains(&db.name.as_str()) && db.platforms.contains(&native)).then_some(native)
 }
 
 /// An error's first line, for a table cell.

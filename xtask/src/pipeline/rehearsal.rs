@@ -85,9 +85,9 @@ pub struct Options {
     pub commit: String,
     /// Shared by every rehearsal's cargo, so dependencies build once.
     pub cargo_target: PathBuf,
-    /// The repository's `target`, whose image layouts seed the clone's
+    /// The repository's `target/oci`, which seeds the clone's
     /// (`seed_layouts`) when it has none.
-    pub seed_target: Option<PathBuf>,
+    pub seed_layouts: Option<PathBuf>,
     /// For the schedule: a Dockerfile (relative to the clone) and its text,
     /// committed in the clone for the pin job to re-pin.
     pub fixture: Option<(String, String)>,
@@ -382,10 +382,10 @@ impl Run {
         // built from stay as they are, only the ref changes.
         git(&checkout, &["checkout", "--quiet", "--force", "--detach", &opts.commit])?;
         clean(&checkout)?;
-        if let Some(from) = &opts.seed_target {
-            let seeded = seed_layouts(&from.join("oci"), &checkout.join("target/oci"))?;
+        if let Some(from) = &opts.seed_layouts {
+            let seeded = seed_layouts(from, &checkout.join("target/oci"))?;
             if seeded > 0 {
-                eprintln!("==> the clone's target/oci seeded from {}/oci ({seeded} blobs linked)", from.display());
+                eprintln!("==> the clone's target/oci seeded from {} ({seeded} blobs linked)", from.display());
             }
         }
         let _ = git(&checkout, &["branch", "--quiet", "-D", "main"]);

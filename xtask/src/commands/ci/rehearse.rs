@@ -83,7 +83,8 @@ impl Command for Rehearse {
         let (key, _) = cosign::generate_key_pair(&keys, PASSWORD)?;
         let commit = rehearsal::snapshot(&repo)?;
         let cargo_target = work_root.join("cargo");
-        let own_target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| repo.join("target"), PathBuf::from);
+        // Cargo's output is where CARGO_TARGET_DIR says; the layouts are always under the catalog's `target`.
+        let own_target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| catalog.target_dir(), PathBuf::from);
         let seeded = rehearsal::seed_cargo_target(&own_target, &cargo_target)?;
         if seeded > 0 {
             eprintln!(
@@ -150,7 +151,7 @@ impl Command for Rehearse {
                     commit: commit.clone(),
                     fixture,
                     cargo_target: cargo_target.clone(),
-                    seed_target: Some(own_target.clone()),
+                    seed_layouts: Some(catalog.target_dir().join("oci")),
                 };
                 let artifacts = opts.work.join("artifacts");
                 let run = rehearsal::rehearse(opts);
