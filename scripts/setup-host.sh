@@ -50,17 +50,22 @@ main() {
   require_root_on_debian_12
   mkdir -p "$STATE_DIR" "$LOG_DIR" "$HOST_DIR"
   install_bookworm_packages
+  enable_arm64_emulation
+  # The root filesystems (minutes, the arm64 one on one core under QEMU)
+  # are made while the downloads and the engine's start go on.
+  local rootfs
+  bootstrap_debian_rootfs &
+  rootfs=$!
   install_trixie_packages
   install_python_tools
-  enable_arm64_emulation
   configure_docker
   start_dockerd
   start_registry
   extract_host_material
-  bootstrap_debian_rootfs
   fetch_claude_code
   fetch_uv_wheels
   create_test_users
+  wait "$rootfs" || die "the Debian 12 root filesystems were not made: see $LOG_DIR/debootstrap-*.log, then run this script again"
   log "host ready: run \`cargo xtask doctor\` for the full picture"
 }
 
@@ -228,27 +233,50 @@ extract_host_material() {
   cp -L "$dir/root/lib/aarch64-linux-musl/libc.so" "$HOST_DIR/musl/arm64/ld-musl-aarch64.so.1"
 }
 
-# Debian 12 minbase root filesystems for both architectures: the base of the
-# stand-in images (nothing can be pulled here). arm64 runs under emulation.
+# Debian 12 minbase root filesystems for both architectures, with
+# ca-certificates: the base of the stand-in images (nothing can be pulled
+# here). The products' bases (Alpine, Amazon Linux) carry CA certificates
+# too; here their postinst (update-ca-certificates: hundreds of short
+# processes, each a QEMU start on arm64) runs once per machine instead of in
+# every cold build of a stand-in (about 80 CPU-seconds for each arm64 one, a
+# tenth of the test run's emulation). arm64 runs under emulation; the two
+# architectures are bootstrapped side by side. A root filesystem made by
+# another recipe (ROOTFS_RECIPE, written in $STATE_DIR beside it) is made again.
+readonly ROOTFS_INCLUDE=ca-certificates
+readonly ROOTFS_RECIPE="bookworm minbase include=$ROOTFS_INCLUDE"
 bootstrap_debian_rootfs() {
-  local arch dir tar
+  local arch pids=() failed=()
   mkdir -p "$HOST_DIR/rootfs"
   for arch in amd64 arm64; do
-    tar="$HOST_DIR/rootfs/$arch.tar"
-    if [[ -f $tar ]]; then
+    if [[ -f $HOST_DIR/rootfs/$arch.tar && $(cat "$STATE_DIR/rootfs-$arch.recipe" 2>/dev/null) == "$ROOTFS_RECIPE" ]]; then
       log "Debian 12 rootfs ($arch): present"
       continue
     fi
-    log "Debian 12 rootfs ($arch): debootstrap --variant=minbase (log: $LOG_DIR/debootstrap-$arch.log)"
-    dir="$STATE_DIR/rootfs-$arch"
-    rm -rf "$dir"
-    debootstrap --variant=minbase --arch="$arch" bookworm "$dir" http://deb.debian.org/debian \
-      >"$LOG_DIR/debootstrap-$arch.log" 2>&1 || die "debootstrap for $arch failed: see $LOG_DIR/debootstrap-$arch.log"
-    rm -rf "$dir"/var/cache/apt/archives/*.deb "$dir"/var/lib/apt/lists/*
-    tar --numeric-owner -C "$dir" -cf "$tar.part" .
-    mv "$tar.part" "$tar"
-    rm -rf "$dir"
+    log "Debian 12 rootfs ($arch): debootstrap --variant=minbase --include=$ROOTFS_INCLUDE (log: $LOG_DIR/debootstrap-$arch.log)"
+    bootstrap_one_rootfs "$arch" &
+    pids+=("$!:$arch")
   done
+  local entry
+  for entry in "${pids[@]}"; do
+    wait "${entry%%:*}" || failed+=("${entry#*:}")
+  done
+  ((${#failed[@]} == 0)) || die "debootstrap for ${failed[*]} failed: see $LOG_DIR/debootstrap-${failed[0]}.log"
+}
+
+# bootstrap_one_rootfs ARCH: $HOST_DIR/rootfs/ARCH.tar by ROOTFS_RECIPE (the
+# tar appears whole, or not at all).
+bootstrap_one_rootfs() {
+  local arch=$1 dir tar
+  tar="$HOST_DIR/rootfs/$arch.tar"
+  dir="$STATE_DIR/rootfs-$arch"
+  rm -rf "$dir" "$STATE_DIR/rootfs-$arch.recipe"
+  debootstrap --variant=minbase --include="$ROOTFS_INCLUDE" --arch="$arch" bookworm "$dir" http://deb.debian.org/debian \
+    >"$LOG_DIR/debootstrap-$arch.log" 2>&1 || return 1
+  rm -rf "$dir"/var/cache/apt/archives/*.deb "$dir"/var/lib/apt/lists/*
+  tar --numeric-owner -C "$dir" -cf "$tar.part" . || return 1
+  mv "$tar.part" "$tar"
+  rm -rf "$dir"
+  printf '%s\n' "$ROOTFS_RECIPE" >"$STATE_DIR/rootfs-$arch.recipe"
 }
 
 # The pinned Claude Code tarballs (docker/claude-code.pins), verified by
