@@ -106,10 +106,7 @@ worker_on_silent_db() {
 earlier() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a < b) }'; }
 
 @test "an agent past RALPH_AGENT_TIMEOUT_SECONDS is stopped with all it started, the attempt fails with that reason, the worker goes on" {
-  # A 5 s grace between the SIGTERM and the SIGKILL: the agent's trap must
-  # run within it, and 1 s was outlasted on a loaded machine (CI run 31).
-  # The child that ignores SIGTERM keeps the group alive for all of it.
-  export RALPH_AGENT_TIMEOUT_SECONDS=2 RALPH_AGENT_STOP_SECONDS=5
+  export RALPH_AGENT_TIMEOUT_SECONDS=2 RALPH_AGENT_STOP_SECONDS=1
   "$TASK" add slow/1 "never ends" --priority 1
   "$TASK" add next/1 "quick" --priority 2
   # slow/1: the agent notes the SIGTERM it gets, starts a child that

@@ -143,6 +143,14 @@ fn standins_build_for_both_architectures() {
         let out =
             run_ok("docker", &["run", "--rm", "--platform", platform, "--entrypoint", "claude", &python, "--version"]);
         assert_eq!(out.trim(), format!("{version} (Claude Code)"), "python-standin on {platform}");
+        // The base carries CA certificates, as the products' bases do: the
+        // stand-ins' builds don't configure them (under QEMU, 80 CPU-seconds
+        // each; scripts/setup-host.sh does it once per machine).
+        let base = built.reference("debian-base");
+        let query = ["dpkg-query", "-W", "-f", "${Status}", "ca-certificates"];
+        let run = ["run", "--rm", "--platform", platform, "--entrypoint", query[0], base.as_str()];
+        let out = run_ok("docker", &[&run[..], &query[1..]].concat());
+        assert_eq!(out, "install ok installed", "ca-certificates in debian-base on {platform}");
     }
 }
 
