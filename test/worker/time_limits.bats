@@ -410,8 +410,11 @@ EOF
 }
 
 @test "a task done that hangs doesn't wedge the worker" {
-  # A lease of 8 s: a call may take 2 s.
-  export RALPH_LEASE_SECONDS=8 RALPH_AGENT_STOP_SECONDS=1 PGCONNECT_TIMEOUT=0
+  # A lease of 20 s (calls bounded at 5 s): `task done` is tried, and
+  # retried, before the lease can be lost, also on a loaded machine (with
+  # 8 s, the agent, its commit and the push outlasted the lease in run 33,
+  # and the worker found it lost before its first try: another path).
+  export RALPH_LEASE_SECONDS=20 RALPH_AGENT_STOP_SECONDS=1 PGCONNECT_TIMEOUT=0
   "$TASK" add stuck/1 "done hangs"
   start_silent_db "$PG_TEST_PORT"
   # The database goes silent once the push has reached the remote (its
@@ -425,7 +428,7 @@ EOF
   # was retried until the lease was lost, and the worker went on (here: to
   # its end).
   git -C "$REMOTE" rev-parse --verify --quiet refs/heads/ralph/stuck/1
-  grep -q "task: cannot reach the database (RALPH_DB_URL): no answer within 2s, psql was stopped" "$STATE/worker.log"
+  grep -q "task: cannot reach the database (RALPH_DB_URL): no answer within 5s, psql was stopped" "$STATE/worker.log"
   grep -q "task stuck/1: could not record the result (exit 1); retrying in " "$STATE/worker.log"
   grep -q "task stuck/1: could not record the result (the lease was lost: " "$STATE/worker.log"
   [ "$(sql "SELECT status || ' ' || (result IS NULL) FROM tasks WHERE id = 'stuck/1'")" = "active true" ]

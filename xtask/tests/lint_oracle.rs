@@ -256,7 +256,8 @@ fn buildkit_builds_what_the_model_says_for_every_corpus_file() {
     let _engine = support::engine();
     let mut cleanup = Cleanup::new();
     // The stand-in for every external image, and how much history and how many layers it brings.
-    let base = format!("ralph-lint-oracle:{}", unique_name("base"));
+    // A test's own tag (`xtask-test-…`): the rehearsal, beside it, leaves those out of the checkout's tags.
+    let base = format!("ralph-lint-oracle:{}", unique_name("xtask-test"));
     let out = docker(&[
         "buildx",
         "build",
