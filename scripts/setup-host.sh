@@ -238,8 +238,8 @@ extract_host_material() {
 # here). The products' bases (Alpine, Amazon Linux) carry CA certificates
 # too; here their postinst (update-ca-certificates: hundreds of short
 # processes, each a QEMU start on arm64) runs once per machine instead of in
-# every cold build of a stand-in (about 80 CPU-seconds for each arm64 one, a
-# tenth of the test run's emulation). arm64 runs under emulation; the two
+# every cold build of a stand-in (about 80 CPU-seconds for each arm64 one:
+# in all, half of the test run's emulation). arm64 runs under emulation; the two
 # architectures are bootstrapped side by side. A root filesystem made by
 # another recipe (ROOTFS_RECIPE, written in $STATE_DIR beside it) is made again.
 readonly ROOTFS_INCLUDE=ca-certificates
